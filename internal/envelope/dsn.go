@@ -1,0 +1,93 @@
+package envelope
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// DSN is a parsed Sentry DSN: {scheme}://{public_key}[:{secret_key}]@{host}[:{port}]/{path}{project_id}.
+type DSN struct {
+	Scheme    string // "http" or "https"
+	PublicKey string
+	SecretKey string // "" when absent (modern DSNs have none)
+	Host      string // host[:port] as written
+	Path      string // path prefix before the project id, "/" or e.g. "/sentry/"
+	ProjectID uint64
+}
+
+// ParseDSN parses a DSN as sentry-types' Dsn::from_str does: scheme http or https, a public key
+// (URL user), a host, and a numeric project id as the last path segment (u64).
+func ParseDSN(s string) (DSN, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return DSN{}, fmt.Errorf("invalid dsn: %w", errors.Unwrap(err))
+	}
+	var d DSN
+	switch u.Scheme {
+	case "http", "https":
+		d.Scheme = u.Scheme
+	default:
+		return DSN{}, fmt.Errorf("invalid dsn: unsupported scheme %q", u.Scheme)
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return DSN{}, errors.New("invalid dsn: no public key (username)")
+	}
+	d.PublicKey = u.User.Username()
+	d.SecretKey, _ = u.User.Password()
+	if u.Hostname() == "" {
+		return DSN{}, errors.New("invalid dsn: no host")
+	}
+	if p := u.Port(); p != "" {
+		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+			return DSN{}, fmt.Errorf("invalid dsn: bad port %q", p)
+		}
+	}
+	d.Host = u.Host
+	path := u.Path
+	cut := strings.LastIndexByte(path, '/')
+	if cut < 0 {
+		return DSN{}, errors.New("invalid dsn: no project id")
+	}
+	d.Path, path = path[:cut+1], path[cut+1:]
+	if path == "" {
+		return DSN{}, errors.New("invalid dsn: no project id")
+	}
+	if d.ProjectID, err = strconv.ParseUint(path, 10, 64); err != nil {
+		return DSN{}, fmt.Errorf("invalid dsn: invalid project id %q", path)
+	}
+	return d, nil
+}
+
+// String formats the DSN back into its canonical form.
+func (d DSN) String() string {
+	var b strings.Builder
+	b.WriteString(d.Scheme)
+	b.WriteString("://")
+	b.WriteString(d.PublicKey)
+	if d.SecretKey != "" {
+		b.WriteByte(':')
+		b.WriteString(d.SecretKey)
+	}
+	b.WriteByte('@')
+	b.WriteString(d.Host)
+	if d.Path == "" {
+		b.WriteByte('/')
+	} else {
+		b.WriteString(d.Path)
+	}
+	b.WriteString(strconv.FormatUint(d.ProjectID, 10))
+	return b.String()
+}
+
+// EnvelopeURL is where an SDK using this DSN posts envelopes:
+// {scheme}://{host}{path}api/{project_id}/envelope/.
+func (d DSN) EnvelopeURL() string {
+	path := d.Path
+	if path == "" {
+		path = "/"
+	}
+	return d.Scheme + "://" + d.Host + path + "api/" + strconv.FormatUint(d.ProjectID, 10) + "/envelope/"
+}
