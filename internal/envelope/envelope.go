@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"time"
 )
 
 // Relay's envelope error texts (relay-server/src/envelope: EnvelopeError). A *ParseError wraps
@@ -320,35 +319,110 @@ func (e *Envelope) headerField(bit int, v []byte) string {
 		if null {
 			return ""
 		}
-		s, ok := jsonStringValue(v)
+		raw, escaped, ok := rawString(v)
 		if !ok {
 			return fmt.Sprintf("invalid type: %s, expected an RFC 3339 timestamp (sent_at)", jsonKind(v[0]))
 		}
-		if !validTimestamp(s) {
-			return fmt.Sprintf("input contains invalid characters (sent_at %q)", s)
+		if escaped { // never sent by SDKs; decode rather than reject
+			s, _ := jsonStringValue(v)
+			raw = []byte(s)
+		}
+		if !validTimestamp(raw) {
+			return fmt.Sprintf("input contains invalid characters (sent_at %s)", v)
 		}
 	}
 	return ""
 }
 
-// validTimestamp accepts what chrono's DateTime<Utc> deserialiser accepts in practice: RFC 3339
-// with `T`/`t`/space between date and time, `Z`/`z` or a numeric offset, any fraction.
-func validTimestamp(s string) bool {
-	if len(s) < 20 {
+// validTimestamp accepts the timestamps chrono's DateTime<Utc> deserialiser (Relay's sent_at)
+// accepts: RFC 3339 in chrono's relaxed form — `T`, `t` or spaces between date and time, an
+// optional fraction, optional spaces before the zone, `Z`/`z` or ±HH:MM (colon optional) — with
+// the fields in range (a leap second 60 is allowed). It works on the raw JSON string bytes, so
+// checking the sent_at of every envelope allocates nothing.
+func validTimestamp(b []byte) bool {
+	num := func(i, n int) (int, bool) {
+		if i+n > len(b) {
+			return 0, false
+		}
+		v := 0
+		for _, c := range b[i : i+n] {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	if !ok1 || !ok2 || !ok3 || b[4] != '-' || b[7] != '-' || month < 1 || month > 12 || day < 1 ||
+		day > daysIn(month, year) || len(b) < 11 {
 		return false
 	}
-	if s[10] != 'T' || s[len(s)-1] == 'z' { // rare spellings: normalise a copy
-		b := []byte(s)
-		if b[10] == 't' || b[10] == ' ' {
-			b[10] = 'T'
+	i := 10
+	switch b[i] {
+	case 'T', 't':
+		i++
+	case ' ':
+		for i < len(b) && b[i] == ' ' {
+			i++
 		}
-		if last := len(b) - 1; b[last] == 'z' {
-			b[last] = 'Z'
-		}
-		s = string(b)
+	default:
+		return false
 	}
-	_, err := time.Parse(time.RFC3339Nano, s)
-	return err == nil
+	hour, ok1 := num(i, 2)
+	minute, ok2 := num(i+3, 2)
+	sec, ok3 := num(i+6, 2)
+	if !ok1 || !ok2 || !ok3 || b[i+2] != ':' || b[i+5] != ':' || hour > 23 || minute > 59 || sec > 60 {
+		return false
+	}
+	i += 8
+	if i < len(b) && b[i] == '.' {
+		i++
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return false
+		}
+	}
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	if i >= len(b) {
+		return false
+	}
+	switch b[i] {
+	case 'Z', 'z':
+		return i+1 == len(b)
+	case '+', '-':
+		oh, ok := num(i+1, 2)
+		if !ok || oh > 23 {
+			return false
+		}
+		i += 3
+		if i < len(b) && b[i] == ':' {
+			i++
+		}
+		om, ok := num(i, 2)
+		return ok && om <= 59 && i+2 == len(b)
+	}
+	return false
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // headerError builds a ParseError for a problem in the JSON header starting at body[start]; the
