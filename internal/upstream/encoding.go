@@ -1,0 +1,125 @@
+package upstream
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Content-Encoding values accepted in Config.Encoding (Relay's
+// http.encoding). "deflate" is the zlib format (RFC 1950), which is what
+// HTTP means by it and what Relay and Sentry decode.
+const (
+	EncodingIdentity = "identity"
+	EncodingGzip     = "gzip"
+	EncodingDeflate  = "deflate"
+	EncodingBrotli   = "br"
+	EncodingZstd     = "zstd"
+)
+
+// Encodings lists the accepted Config.Encoding values.
+func Encodings() []string {
+	return []string{EncodingIdentity, EncodingGzip, EncodingDeflate, EncodingBrotli, EncodingZstd}
+}
+
+// compressor turns an envelope into the request body. Implementations are
+// safe for concurrent use: writers are pooled (a gzip or brotli writer holds
+// hundreds of KB of state, too much to allocate per request), and the zstd
+// encoder's EncodeAll is concurrent by design.
+type compressor interface {
+	// compress returns the encoded form of src, in a new slice that the
+	// request may keep (the transport can still read the body after Send
+	// returns, so the result is never recycled).
+	compress(src []byte) ([]byte, error)
+	close()
+}
+
+func newCompressor(encoding string) (compressor, error) {
+	switch encoding {
+	case "", EncodingIdentity:
+		return nil, nil
+	case EncodingGzip:
+		return newPooled(func() (pooledWriter, error) { return gzip.NewWriterLevel(nil, gzip.DefaultCompression) })
+	case EncodingDeflate:
+		return newPooled(func() (pooledWriter, error) { return zlib.NewWriterLevel(nil, zlib.DefaultCompression) })
+	case EncodingBrotli:
+		return newPooled(func() (pooledWriter, error) {
+			return brotli.NewWriterLevel(nil, brotli.DefaultCompression), nil
+		})
+	case EncodingZstd:
+		// SpeedDefault is zstd level 3, Relay's level. Zero frames keep an
+		// empty body a valid zstd stream. Concurrency 0 = GOMAXPROCS
+		// encoders; EncodeAll blocks when all are busy, which only happens
+		// when every CPU is already compressing.
+		enc, err := zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstd.SpeedDefault),
+			zstd.WithEncoderConcurrency(0),
+			zstd.WithZeroFrames(true))
+		if err != nil {
+			return nil, fmt.Errorf("upstream: zstd encoder: %w", err)
+		}
+		return zstdCompressor{enc: enc}, nil
+	default:
+		return nil, fmt.Errorf("upstream: unknown encoding %q (want one of identity, gzip, deflate, br, zstd)", encoding)
+	}
+}
+
+type zstdCompressor struct{ enc *zstd.Encoder }
+
+func (z zstdCompressor) compress(src []byte) ([]byte, error) {
+	// zstd output of envelope JSON is typically a fifth of the input.
+	return z.enc.EncodeAll(src, make([]byte, 0, len(src)/4+64)), nil
+}
+
+func (z zstdCompressor) close() { _ = z.enc.Close() }
+
+// pooledWriter is the common shape of gzip.Writer, zlib.Writer and
+// brotli.Writer.
+type pooledWriter interface {
+	io.WriteCloser
+	Reset(w io.Writer)
+}
+
+type pooled struct {
+	pool sync.Pool
+}
+
+func newPooled(mk func() (pooledWriter, error)) (*pooled, error) {
+	// Build one writer now so that a bad level fails New, not a Send.
+	w, err := mk()
+	if err != nil {
+		return nil, fmt.Errorf("upstream: compressor: %w", err)
+	}
+	p := &pooled{}
+	p.pool.New = func() any {
+		w, _ := mk() // the same arguments succeeded above
+		return w
+	}
+	p.pool.Put(w)
+	return p, nil
+}
+
+func (p *pooled) compress(src []byte) ([]byte, error) {
+	w := p.pool.Get().(pooledWriter)
+	var buf bytes.Buffer
+	buf.Grow(len(src)/3 + 64)
+	w.Reset(&buf)
+	_, err := w.Write(src)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	w.Reset(io.Discard) // drop the reference to buf before pooling
+	p.pool.Put(w)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: compress: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func (p *pooled) close() {}
