@@ -177,6 +177,9 @@ func Load(dir string) (*Credentials, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials: read %s: %w", path, unwrapPathError(err))
 	}
+	if !json.Valid(data) {
+		return nil, fmt.Errorf("credentials: %s: not valid JSON", path)
+	}
 	c := new(Credentials)
 	if err := json.Unmarshal(data, c); err != nil {
 		return nil, fmt.Errorf("credentials: %s: %w", path, err)
