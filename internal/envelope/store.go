@@ -151,19 +151,45 @@ func decodeStoreBody(body []byte, maxSize int64) (data []byte, owned bool, err e
 	if err != nil {
 		return nil, false, &StoreError{Cause: ErrInvalidBody, Detail: "zlib: " + err.Error()}
 	}
-	// Never inflate more than maxSize+1 bytes: one byte over is enough to know it is too big.
-	var out bytes.Buffer
-	out.Grow(int(min(maxSize+1, int64(4*len(dec))+512)))
-	if _, err := out.ReadFrom(io.LimitReader(zr, maxSize+1)); err != nil {
+	out, over, err := inflateLimited(zr, maxSize, 4*len(dec))
+	if err != nil {
 		return nil, false, &StoreError{Cause: ErrInvalidBody, Detail: "zlib: " + err.Error()}
 	}
-	if int64(out.Len()) > maxSize {
+	if over {
 		return nil, false, &SizeError{ItemType: "event", Limit: "item_size"}
 	}
 	if err := zr.Close(); err != nil {
 		return nil, false, &StoreError{Cause: ErrInvalidBody, Detail: "zlib: " + err.Error()}
 	}
-	return out.Bytes(), true, nil
+	return out, true, nil
+}
+
+// inflateLimited reads r to the end unless it yields more than limit bytes (over). It never holds
+// more than limit+1 bytes and allocates at most about twice that in total, whatever the
+// compression ratio: a zlib bomb costs the limit, not its expanded size. hint sizes the first
+// buffer.
+func inflateLimited(r io.Reader, limit int64, hint int) (out []byte, over bool, err error) {
+	buf := make([]byte, 0, min(max(int64(hint), 4096), limit+1))
+	for {
+		if len(buf) == cap(buf) {
+			// len(buf) <= limit here, else the read below returned over. Grow by hand: append's
+			// growth policy would overshoot limit+1.
+			grown := make([]byte, len(buf), min(int64(2*cap(buf)), limit+1))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, true, nil
+		}
+		if err == io.EOF {
+			return buf, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
 }
 
 // minimalEvent validates the event JSON (an object, as Relay's MinimalEvent requires) and
