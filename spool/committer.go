@@ -1,0 +1,360 @@
+package spool
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	bolt "go.etcd.io/bbolt"
+)
+
+type opKind uint8
+
+const (
+	opPut opKind = iota
+	opDelete
+)
+
+// op states for puts: the committer moves queued → taken when it puts the
+// records into a transaction; Put moves queued → canceled when its ctx ends
+// first. Whoever wins decides whether the record can still be stored.
+const (
+	opQueued int32 = iota
+	opTaken
+	opCanceled
+)
+
+// op is one request to the committer.
+type op struct {
+	kind  opKind
+	datas [][]byte // put
+	cost  int64    // put: accounted bytes (reserved as pending)
+	size  int64    // put: payload bytes
+	ids   []uint64 // delete
+	state atomic.Int32
+	done  chan error // buffered 1: the committer never blocks on a reply
+}
+
+var (
+	commitsTotal       = metrics.NewCounter(`relay_spool_commits_total`)
+	commitErrors       = metrics.NewCounter(`relay_spool_commit_errors_total`)
+	batchSize          = metrics.NewHistogram(`relay_spool_commit_batch_size`)
+	commitSeconds      = metrics.NewHistogram(`relay_spool_commit_duration_seconds`)
+	segmentsCreated    = metrics.NewCounter(`relay_spool_segments_created_total`)
+	segmentsRemoved    = metrics.NewCounter(`relay_spool_segments_removed_total`)
+	housekeepingErrors = metrics.NewCounter(`relay_spool_housekeeping_errors_total`)
+)
+
+// run is the committer: it takes whatever is queued (up to MaxBatch records or
+// maxBatchBytes) and commits it in one transaction. There is no deliberate
+// delay: while one commit waits for its fsync the next callers queue up, so
+// the batch size adapts to the load by itself. It exits once ops is closed
+// and drained; everything handed to it gets an answer.
+func (s *Spool) run() {
+	defer close(s.committed)
+	batch := make([]*op, 0, s.opts.MaxBatch)
+	for {
+		o, ok := <-s.ops
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], o)
+		recs, size := len(o.datas), o.size
+		open := true
+	fill:
+		for recs < s.opts.MaxBatch && size < maxBatchBytes {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					open = false
+					break fill
+				}
+				batch = append(batch, o)
+				recs += len(o.datas)
+				size += o.size
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+		clear(batch)
+		if !open {
+			return
+		}
+	}
+}
+
+// deleted is what a delete transaction removed from one segment.
+type deleted struct {
+	records int64
+	bytes   int64
+}
+
+// commit writes one batch: the puts and the deletes that fall in the active
+// segment in one transaction, deletes in older segments in one transaction
+// per segment. Then it answers every op and does the housekeeping (rotate,
+// remove drained segments).
+func (s *Spool) commit(batch []*op) {
+	if s.beforeCommit != nil {
+		s.beforeCommit()
+	}
+	active := s.segs[len(s.segs)-1]
+	var puts, dels []*op
+	nrec := 0
+	var cost, size int64
+	for _, o := range batch {
+		switch o.kind {
+		case opPut:
+			if o.state.CompareAndSwap(opQueued, opTaken) {
+				puts = append(puts, o)
+				nrec += len(o.datas)
+				cost += o.cost
+				size += o.size
+			}
+		case opDelete:
+			dels = append(dels, o)
+		}
+	}
+	bySeg := make(map[*segment][]uint64)
+	for _, o := range dels {
+		for _, id := range o.ids {
+			if seg := s.segmentFor(id); seg != nil {
+				bySeg[seg] = append(bySeg[seg], id)
+			}
+		}
+	}
+
+	start := time.Now()
+	firstID := s.nextID
+	// IDs are never reused, even when this commit fails: a failed fsync may
+	// still have left the records on disk.
+	s.nextID += uint64(nrec)
+	segErr := make(map[*segment]error)
+	wroteActive := false
+	if nrec > 0 || len(bySeg[active]) > 0 {
+		wroteActive = true
+		var d deleted
+		err := active.db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(recordsBucket)
+			if err != nil {
+				return err
+			}
+			// Keys only ever grow, so full pages waste nothing on later inserts.
+			b.FillPercent = 1.0
+			if nrec > 0 {
+				// bbolt keeps references to keys and values until the commit:
+				// one arena per batch instead of an allocation per record.
+				keys := make([]byte, 0, 8*nrec)
+				vals := make([]byte, 0, int(size)+recordHeaderLen*nrec)
+				id := firstID
+				for _, o := range puts {
+					for _, data := range o.datas {
+						k0, v0 := len(keys), len(vals)
+						keys = encodeKey(keys, id)
+						vals = appendRecord(vals, data)
+						if err := b.Put(keys[k0:], vals[v0:]); err != nil {
+							return fmt.Errorf("put record %d: %w", id, err)
+						}
+						id++
+					}
+				}
+				if err := putNext(tx, s.nextID); err != nil {
+					return err
+				}
+			}
+			d, err = deleteIDs(b, bySeg[active])
+			return err
+		})
+		if err != nil {
+			segErr[active] = err
+		} else {
+			s.applyDeleted(active, d)
+		}
+		delete(bySeg, active)
+	}
+	for seg, ids := range bySeg {
+		var d deleted
+		err := seg.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(recordsBucket)
+			if b == nil {
+				return nil
+			}
+			var err error
+			d, err = deleteIDs(b, ids)
+			return err
+		})
+		if err != nil {
+			segErr[seg] = err
+		} else {
+			s.applyDeleted(seg, d)
+		}
+	}
+	commitsTotal.Inc()
+	s.commits.Add(1)
+	batchSize.Update(float64(nrec))
+	commitSeconds.UpdateDuration(start)
+
+	// Answer the puts.
+	putErr := segErr[active]
+	s.acctMu.Lock()
+	s.pending -= cost
+	if putErr == nil {
+		s.used += cost
+	}
+	s.acctMu.Unlock()
+	if putErr == nil && nrec > 0 {
+		active.records.Add(int64(nrec))
+		active.bytes.Add(size)
+		s.records.Add(int64(nrec))
+		s.bytes.Add(size)
+		s.puts.Add(uint64(nrec))
+		putsTotal.Add(nrec)
+	}
+	if putErr != nil && nrec > 0 {
+		commitErrors.Inc()
+		putErr = fmt.Errorf("spool: put: commit to %s: %w", active.path, putErr)
+	}
+	// Work out the deletes' answers while segmentFor still knows every
+	// segment: an op fails if any segment it touched failed.
+	delErrs := make([]error, len(dels))
+	for i, o := range dels {
+		for _, id := range o.ids {
+			if seg := s.segmentFor(id); seg != nil && segErr[seg] != nil {
+				delErrs[i] = fmt.Errorf("spool: delete from %s: %w", seg.path, segErr[seg])
+				commitErrors.Inc()
+				break
+			}
+		}
+	}
+	// Housekeeping before the answers, so that a caller sees its effect in
+	// Stats; it costs a file creation or removal once per segment.
+	s.housekeep(wroteActive)
+	for _, o := range puts {
+		o.done <- putErr
+	}
+	for i, o := range dels {
+		o.done <- delErrs[i]
+	}
+	// Canceled puts got their answer from Put itself.
+}
+
+// deleteIDs removes ids from b, returning what was actually there.
+func deleteIDs(b *bolt.Bucket, ids []uint64) (deleted, error) {
+	var d deleted
+	if len(ids) == 0 {
+		return d, nil
+	}
+	var key [8]byte
+	for _, id := range ids {
+		k := encodeKey(key[:0], id)
+		v := b.Get(k)
+		if v == nil {
+			continue
+		}
+		n := int64(max(len(v)-recordHeaderLen, 0))
+		if err := b.Delete(k); err != nil {
+			return d, fmt.Errorf("delete record %d: %w", id, err)
+		}
+		d.records++
+		d.bytes += n
+	}
+	return d, nil
+}
+
+func (s *Spool) applyDeleted(seg *segment, d deleted) {
+	if d.records == 0 {
+		return
+	}
+	seg.records.Add(-d.records)
+	seg.bytes.Add(-d.bytes)
+	s.records.Add(-d.records)
+	s.bytes.Add(-d.bytes)
+	deletesTotal.Add(int(d.records))
+	s.acctMu.Lock()
+	s.used -= d.bytes + d.records*recordOverhead
+	s.fullSticky = false
+	s.acctMu.Unlock()
+}
+
+// housekeep rotates the active segment when it has grown past SegmentSize,
+// removes drained older segments, and replaces a drained, grown active
+// segment with a fresh one: the only ways a bbolt spool gives disk back.
+// Failures are logged and retried after the next commit; they cost disk,
+// never records.
+func (s *Spool) housekeep(wroteActive bool) {
+	active := s.segs[len(s.segs)-1]
+	if wroteActive {
+		if err := active.db.View(func(tx *bolt.Tx) error {
+			active.used = tx.Size()
+			return nil
+		}); err != nil {
+			s.housekeepingFailed("read the active segment's size", active.path, err)
+		}
+	}
+	if active.used >= s.opts.SegmentSize {
+		if _, err := s.addSegment(); err != nil {
+			s.housekeepingFailed("start a new segment", s.dir, err)
+		}
+	}
+	for _, seg := range slices.Clone(s.segs[:len(s.segs)-1]) {
+		if seg.records.Load() == 0 {
+			s.removeSegment(seg)
+		}
+	}
+	active = s.segs[len(s.segs)-1]
+	if s.records.Load() == 0 && active.records.Load() == 0 && active.used >= resetThreshold {
+		if _, err := s.addSegment(); err != nil {
+			s.housekeepingFailed("replace the drained active segment", s.dir, err)
+			return
+		}
+		s.removeSegment(active)
+	}
+}
+
+func (s *Spool) housekeepingFailed(what, path string, err error) {
+	housekeepingErrors.Inc()
+	s.log.Error("spool: housekeeping failed; disk is not reclaimed until it succeeds", "action", what, "path", path, "err", err)
+}
+
+// addSegment creates a new active segment whose floor is the next ID.
+// Committer (or load) only.
+func (s *Spool) addSegment() (*segment, error) {
+	floor := s.nextID
+	if n := len(s.segs); n > 0 && floor <= s.segs[n-1].floor {
+		// Nothing was written since the last segment started; skip an ID so
+		// that names stay unique.
+		floor = s.segs[n-1].floor + 1
+	}
+	s.nextID = floor
+	seg, err := s.createSegment(floor)
+	if err != nil {
+		return nil, err
+	}
+	s.segMu.Lock()
+	s.segs = append(s.segs, seg)
+	s.segMu.Unlock()
+	segmentsCreated.Inc()
+	return seg, nil
+}
+
+// removeSegment closes and deletes a segment with no records.
+func (s *Spool) removeSegment(seg *segment) {
+	s.segMu.Lock()
+	s.segs = slices.DeleteFunc(s.segs, func(x *segment) bool { return x == seg })
+	s.segMu.Unlock()
+	// Readers took segMu for reading, so none is inside seg now.
+	if err := seg.db.Close(); err != nil {
+		s.housekeepingFailed("close a drained segment", seg.path, err)
+	}
+	if err := os.Remove(seg.path); err != nil {
+		s.housekeepingFailed("remove a drained segment", seg.path, err)
+		return
+	}
+	if err := syncDir(s.dir); err != nil {
+		s.housekeepingFailed("sync the spool directory", s.dir, err)
+	}
+	segmentsRemoved.Inc()
+}

@@ -1,0 +1,80 @@
+// Package spool is the relay's on-disk holding area for envelopes while the
+// upstream is in outage: a store of opaque records (encoded stream.Message
+// values) kept in bbolt files. It is storage only — it never talks HTTP and
+// never interprets the bytes it keeps.
+//
+// # Guarantees
+//
+//   - Put returns nil only after the bbolt transaction holding the record has
+//     committed: fsynced, unless Options.NoSync is set (then it survives the
+//     death of the process but not a power loss; see shared/docs/durability.md).
+//   - Concurrent Put calls are coalesced by one committer goroutine into one
+//     transaction of up to Options.MaxBatch records (group commit): one fsync
+//     is shared by every caller waiting at that moment, so throughput grows
+//     with the number of callers instead of being capped at one fsync per put.
+//   - Record IDs are uint64, strictly increasing in commit order, stored as
+//     big-endian keys, and never reused — also across restarts — so Oldest
+//     returns records oldest first (FIFO) across restarts.
+//   - A Put whose ctx ends while it waits returns the ctx error. If the record
+//     had not yet been handed to a transaction it is certainly not stored;
+//     otherwise it may or may not have been committed. Callers must treat any
+//     error from Put as "not committed": at worst the record is stored twice
+//     (a duplicate upstream later), never lost.
+//   - Delete is idempotent: IDs not in the spool are ignored.
+//
+// # On-disk layout
+//
+// The configured path (default <config dir>/spool.db) is a directory:
+//
+//	spool.db/
+//	  LOCK                          flock'ed while a Spool is open
+//	  00000000000000000001.seg      segment: bbolt file, bucket "records"
+//	  00000000000000052113.seg      the newest segment is the active one
+//	  dead.db                       dead letters: bbolt file, bucket "dead"
+//	  00000000000000000001.seg.corrupt-20250102T150405Z   a damaged file set aside
+//
+// A segment's name is the first record ID it may hold (its floor), in 20
+// decimal digits so that name order is ID order. Every record lives in the
+// segment with the greatest floor not above its ID. Writes go to the newest
+// (active) segment; once its used size passes Options.SegmentSize a new
+// segment is started, whose floor is the next ID. Oldest reads segments in
+// order. A bbolt file never shrinks by itself, so disk is reclaimed by whole
+// files: a non-active segment whose last record was deleted is closed and
+// removed, and when the whole spool is drained an active segment that has
+// grown past 1 MiB is replaced by a fresh one. Disk use therefore falls back
+// to a few tens of KiB once an outage's backlog has been drained.
+//
+// Record values are a version byte (1), a CRC-32C of the data, and the data.
+// bbolt has no page checksums; the CRC lets Oldest notice payload bytes that
+// were damaged on disk. Such a record is moved to the dead letters (counted in
+// relay_spool_corrupt_records_total) instead of being forwarded as garbage.
+//
+// # Capacity
+//
+// Options.MaxDiskSize caps the live data: Put fails with ErrFull when the
+// stored bytes (payload plus a fixed per-record overhead) of committed and
+// pending records would exceed it. The files themselves can be larger by up
+// to about one segment plus bbolt's page slack, and by the dead letters,
+// which have their own caps (Options.MaxBuried, Options.MaxBuriedBytes; the
+// oldest are evicted and counted in relay_spool_dropped_total).
+//
+// # Damaged files
+//
+// Open never hangs: the directory lock and every bbolt file lock are taken
+// with a timeout (Options.LockTimeout), and a lock held elsewhere is reported
+// as "spool: <file> is locked by another process".
+//
+// Open checks every segment and the dead-letter file before use (file size
+// against the last commit's high-water mark, then a walk of every key, with
+// memory faults turned into errors). A damaged file — truncated, overwritten
+// with junk, or not a bbolt file at all — does not stop the relay and is
+// never silently emptied: the records that can still be read (with a valid
+// checksum, in key order, skipping unreadable pages) are copied into a fresh
+// file of the same name, and the damaged file is kept beside it as
+// <name>.corrupt-<UTC timestamp> for an operator to inspect (bbolt's CLI can
+// read what we could not). Each such event is logged at ERROR level, counted
+// in relay_spool_damaged_files_total, and listed in Spool.Report. Files in the
+// directory that are not the spool's own are left untouched and reported.
+// Open costs a read of every page holding keys, so it is proportional to the
+// spool's size.
+package spool
