@@ -1,0 +1,273 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Messages Fetch could not decode. They are not dropped: each is Nak'ed with
+// undecodableDelay and stays in the stream (visible in this counter and the
+// log) for a worker that can read it — a newer build for an unknown version.
+var (
+	undecodableVersion = metrics.NewCounter(`relay_stream_undecodable_total{reason="version"}`)
+	undecodableCorrupt = metrics.NewCounter(`relay_stream_undecodable_total{reason="corrupt"}`)
+)
+
+// undecodableDelay is how long an undecodable message waits before it is
+// offered again; long enough not to spin, short enough that a rolling
+// upgrade picks it up soon.
+const undecodableDelay = time.Minute
+
+// Consumer is a durable pull consumer on the stream. Many goroutines — and
+// processes, by using the same durable name — share one: the server hands
+// each message to one of them, and redelivers it after AckWait if that one
+// neither acks nor extends it.
+type Consumer struct {
+	c    *Conn
+	cons jetstream.Consumer
+	name string
+}
+
+// Consumer creates the durable pull consumer, or updates its settings, and
+// returns a handle. On a work-queue stream only one unfiltered consumer may
+// exist: every worker must use the same durable name.
+//
+// Settings: explicit acks; AckWait from Config; unlimited deliveries (a
+// message is never dropped for being redelivered too often); MaxAckPending
+// messages out at once across all workers.
+func (c *Conn) Consumer(ctx context.Context, durable string) (*Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       durable,
+		Description:   "relay workers: forward to the upstream or spool",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: MaxAckPending,
+		ReplayPolicy:  jetstream.ReplayInstantPolicy,
+	}
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, cfg)
+	if err != nil && c.srv != nil && isConsumerStoreErr(err) {
+		// nats-server cannot load the consumer's saved state (o.dat damaged)
+		// and so refuses to create it. On a work-queue stream that state is
+		// redundant — acked messages are already gone from the stream — so
+		// setting it aside and starting the consumer afresh loses nothing:
+		// every message still stored is delivered again (a possible
+		// duplicate for those that were in flight, never a loss).
+		if moved, merr := c.setAsideConsumerState(durable); merr != nil {
+			return nil, fmt.Errorf("stream: consumer %s on %s: %w (setting its state aside failed: %w)", durable, c.cfg.Stream, err, merr)
+		} else if moved != "" {
+			consumerStateReset.Inc()
+			c.log.Error("jetstream consumer state was damaged; set it aside and restarting the consumer from the stream's stored messages",
+				"consumer", durable, "moved_to", moved, "err", err)
+			cons, err = c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, cfg)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream: consumer %s on %s: %w", durable, c.cfg.Stream, err)
+	}
+	return &Consumer{c: c, cons: cons, name: durable}, nil
+}
+
+// consumerStateReset counts damaged consumer states set aside (not a drop:
+// the messages stay in the stream and are delivered again).
+var consumerStateReset = metrics.NewCounter(`relay_stream_consumer_state_reset_total`)
+
+// isConsumerStoreErr: the server failed to create the consumer's store,
+// which on an existing durable means its state file did not load.
+func isConsumerStoreErr(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeConsumerCreate &&
+		strings.Contains(apiErr.Description, "error creating store")
+}
+
+// setAsideConsumerState renames the durable's state file (nats-server's
+// layout: <stream dir>/obs/<durable>/o.dat) so the next create starts empty.
+// It returns the new name, or "" when there was no state file to move.
+func (c *Conn) setAsideConsumerState(durable string) (string, error) {
+	if strings.ContainsAny(durable, "/\\.") || durable == "" {
+		return "", fmt.Errorf("durable name %q is not a plain name", durable)
+	}
+	dir := filepath.Join(c.cfg.StoreDir, server.JetStreamStoreDir, server.DEFAULT_GLOBAL_ACCOUNT, "streams", c.cfg.Stream, "obs", durable)
+	from := filepath.Join(dir, "o.dat")
+	to := fmt.Sprintf("%s.damaged-%d", from, time.Now().Unix())
+	if err := os.Rename(from, to); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+		return "", err
+	}
+	return to, nil
+}
+
+// Fetch returns up to max messages. When some are waiting it returns at once
+// with what is there; otherwise it blocks until one arrives, Config.FetchWait
+// passes, or ctx ends. An expiry returns no deliveries and a nil error; ctx
+// ending returns ctx's error (wrapped). Undecodable messages are not returned
+// (see undecodableDelay), so a call may also return fewer than were fetched.
+//
+// Every returned Delivery must be acked, nak'ed, or left to expire (then it is
+// redelivered after AckWait).
+func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
+	n = min(max(n, 1), MaxAckPending)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("stream: fetch %s: %w", k.name, err)
+	}
+	// Fast path under load: whatever is ready now, without a server-side wait.
+	out, err := k.fetchNoWait(n, nil)
+	if err != nil || len(out) > 0 {
+		return out, err
+	}
+	// Nothing ready: a pull request for one message that waits on the
+	// server. One, not n: a request for n would wait until n arrived.
+	wctx, cancel := context.WithTimeout(ctx, k.c.cfg.FetchWait)
+	defer cancel()
+	batch, err := k.cons.Fetch(1, jetstream.FetchContext(wctx))
+	if err == nil {
+		out, err = k.collect(batch, nil)
+	}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("stream: fetch %s: %w", k.name, ctx.Err())
+	case wctx.Err() != nil:
+		return nil, nil // our wait expired before the server's: nothing arrived
+	default:
+		return nil, fmt.Errorf("stream: fetch %s: %w: %w", k.name, ErrUnavailable, err)
+	}
+	if len(out) == 0 || n == 1 {
+		return out, nil
+	}
+	// One arrived: top the batch up with whatever else is ready.
+	more, err := k.fetchNoWait(n-len(out), out)
+	if err != nil {
+		k.c.log.Warn("fetch: topping up batch", "consumer", k.name, "err", err)
+		return out, nil // the error shows again on the next Fetch
+	}
+	return more, nil
+}
+
+func (k *Consumer) fetchNoWait(n int, out []*Delivery) ([]*Delivery, error) {
+	batch, err := k.cons.FetchNoWait(n)
+	if err == nil {
+		out, err = k.collect(batch, out)
+	}
+	if err != nil {
+		return out, fmt.Errorf("stream: fetch %s: %w: %w", k.name, ErrUnavailable, err)
+	}
+	return out, nil
+}
+
+// collect drains a batch into out. If the batch ends in an error after some
+// messages arrived, those are returned and the error is logged: they are
+// ours now (un-acked), and dropping them would only delay them by AckWait.
+// The error is returned only when no message came.
+func (k *Consumer) collect(batch jetstream.MessageBatch, out []*Delivery) ([]*Delivery, error) {
+	got := 0
+	for msg := range batch.Messages() {
+		got++
+		d := &Delivery{msg: msg}
+		meta, err := msg.Metadata()
+		if err != nil {
+			// Not a JetStream delivery (cannot happen on a pull consumer's
+			// inbox); leave it to AckWait rather than guess.
+			k.c.log.Error("fetch: message without JetStream metadata", "consumer", k.name, "subject", msg.Subject(), "err", err)
+			continue
+		}
+		d.meta = *meta
+		if err := d.Msg.UnmarshalBinary(msg.Data()); err != nil {
+			k.undecodable(d, err)
+			continue
+		}
+		out = append(out, d)
+	}
+	if err := batch.Error(); err != nil {
+		if got > 0 {
+			k.c.log.Warn("fetch: batch ended with an error", "consumer", k.name, "received", got, "err", err)
+			return out, nil
+		}
+		return out, err
+	}
+	return out, nil
+}
+
+func (k *Consumer) undecodable(d *Delivery, err error) {
+	if errors.Is(err, ErrMessageVersion) {
+		undecodableVersion.Inc()
+	} else {
+		undecodableCorrupt.Inc()
+	}
+	k.c.log.Error("fetch: undecodable message left in the stream", "consumer", k.name, "subject", d.msg.Subject(),
+		"stream_seq", d.meta.Sequence.Stream, "deliveries", d.meta.NumDelivered, "retry_in", undecodableDelay, "err", err)
+	if nerr := d.msg.NakWithDelay(undecodableDelay); nerr != nil {
+		k.c.log.Warn("fetch: nak undecodable message", "stream_seq", d.meta.Sequence.Stream, "err", nerr)
+	}
+}
+
+// Delivery is one fetched message. Msg.Envelope aliases the received buffer,
+// which nobody else uses.
+type Delivery struct {
+	Msg  Message
+	msg  jetstream.Msg
+	meta jetstream.MsgMetadata
+}
+
+// Ack tells JetStream the message is done with and waits for the server's
+// confirmation (a double ack): after a nil return the message will not be
+// redelivered. An error means it may be redelivered (a duplicate, never a
+// loss).
+func (d *Delivery) Ack(ctx context.Context) error {
+	if err := d.msg.DoubleAck(ctx); err != nil {
+		return fmt.Errorf("stream: ack seq %d: %w", d.meta.Sequence.Stream, err)
+	}
+	return nil
+}
+
+// Nak asks for redelivery after delay (at once when delay <= 0).
+func (d *Delivery) Nak(delay time.Duration) error {
+	var err error
+	if delay > 0 {
+		err = d.msg.NakWithDelay(delay)
+	} else {
+		err = d.msg.Nak()
+	}
+	if err != nil {
+		return fmt.Errorf("stream: nak seq %d: %w", d.meta.Sequence.Stream, err)
+	}
+	return nil
+}
+
+// InProgress resets the AckWait timer: a worker still retrying the upstream
+// calls it at least every AckWait/2 so the message is not redelivered to
+// another worker meanwhile.
+func (d *Delivery) InProgress() error {
+	if err := d.msg.InProgress(); err != nil {
+		return fmt.Errorf("stream: in-progress seq %d: %w", d.meta.Sequence.Stream, err)
+	}
+	return nil
+}
+
+// NumDelivered is how many times this message has been delivered, this one
+// included (1 on the first delivery).
+func (d *Delivery) NumDelivered() uint64 { return d.meta.NumDelivered }
+
+// Sequence is the message's stream sequence (for logs).
+func (d *Delivery) Sequence() uint64 { return d.meta.Sequence.Stream }
+
+// MsgID is the Nats-Msg-Id the message was published with.
+func (d *Delivery) MsgID() string { return d.msg.Headers().Get(jetstream.MsgIDHeader) }
+
+// Raw is the encoded Message as stored (what MarshalBinary produced), e.g. for
+// the spool, which keeps encoded messages and can skip re-encoding. It aliases
+// Msg.Envelope's buffer: do not modify it.
+func (d *Delivery) Raw() []byte { return d.msg.Data() }

@@ -1,0 +1,191 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Publish outcomes. Every failed Publish is counted once, by the error it
+// wraps; ingest turns each into a non-200 (nothing is dropped here).
+var (
+	publishRetries        = metrics.NewCounter(`relay_stream_publish_retries_total`)
+	publishFailedFull     = metrics.NewCounter(`relay_stream_publish_failed_total{reason="full"}`)
+	publishFailedTooLarge = metrics.NewCounter(`relay_stream_publish_failed_total{reason="too_large"}`)
+	publishFailedUnavail  = metrics.NewCounter(`relay_stream_publish_failed_total{reason="unavailable"}`)
+)
+
+// Server error codes (nats-server's errors.json) that Publish classifies.
+const (
+	jsErrStoreFailed          = 10077 // {err}: "maximum bytes exceeded", "message too large", I/O…
+	jsErrStorageExceeded      = 10047 // insufficient storage resources available
+	jsErrInsufficientResource = 10023 // insufficient resources
+	jsErrMessageTooBig        = 10054 // message size exceeds maximum allowed
+)
+
+const (
+	retryMinWait = 5 * time.Millisecond
+	retryMaxWait = 500 * time.Millisecond
+)
+
+// Publish stores m on the stream and returns only once JetStream has
+// acknowledged it (PubAck): after a nil return the message survives a crash
+// of this process (and a power loss with Sync "always").
+//
+// msgID becomes the Nats-Msg-Id header: JetStream stores a message with an ID
+// it has seen in the last DuplicateWindow only once, so a publish that timed
+// out or found no responder is retried here with the same ID until it is
+// acknowledged or ctx ends. A caller that retries on its own must pass the
+// same msgID too. An empty msgID gets a random one (internal retries are
+// still deduplicated).
+//
+// Errors wrap ErrFull, ErrTooLarge or ErrUnavailable (the last also wraps the
+// ctx error when ctx ended first), except an encoding error for an invalid
+// Message.
+//
+// Many goroutines may publish at once: each publish is sent asynchronously on
+// the shared connection and waits for its own PubAck, so concurrent callers
+// share round trips (and, with Sync "always", fsyncs) instead of queueing
+// behind each other. At most Config.MaxPending wait at once; the rest wait for
+// a slot within their ctx.
+func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
+	data, err := m.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("stream: publish: %w", err)
+	}
+	if msgID == "" {
+		msgID = nuid.Next()
+	}
+	subject := c.Subject(m.ProjectID)
+	if over := int64(len(data)+len(msgID)) + 64 - c.nc.MaxPayload(); over > 0 || int64(len(data)) > c.MaxPayload() {
+		publishFailedTooLarge.Inc()
+		return fmt.Errorf("stream: publish %s: %d bytes, limit %d: %w", subject, len(data), c.MaxPayload(), ErrTooLarge)
+	}
+	// One nats.Msg for every attempt: the library only reads it, and a
+	// retry must carry the same Nats-Msg-Id.
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
+	wait := retryMinWait
+	for attempt := 1; ; attempt++ {
+		err := c.publishOnce(ctx, msg)
+		if err == nil {
+			return nil
+		}
+		kind, retry := classifyPublishError(err)
+		if !retry || ctx.Err() != nil {
+			switch kind {
+			case ErrFull:
+				publishFailedFull.Inc()
+				c.noteFull()
+			case ErrTooLarge:
+				publishFailedTooLarge.Inc()
+			default:
+				publishFailedUnavail.Inc()
+			}
+			if errors.Is(err, kind) { // already wrapped (ctx path)
+				return fmt.Errorf("stream: publish %s (attempt %d): %w", subject, attempt, err)
+			}
+			return fmt.Errorf("stream: publish %s (attempt %d): %w: %w", subject, attempt, kind, err)
+		}
+		publishRetries.Inc()
+		c.log.Debug("publish retry", "subject", subject, "attempt", attempt, "err", err)
+		// Jittered, doubling wait: a restarting server is not hammered by
+		// every handler at once.
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			publishFailedUnavail.Inc()
+			return fmt.Errorf("stream: publish %s (attempt %d, last error %v): %w: %w", subject, attempt, err, ErrUnavailable, ctx.Err())
+		}
+		wait = min(2*wait, retryMaxWait)
+	}
+}
+
+// noteFull records the stream's size after an ErrFull, for Ready. It costs
+// a stream info round trip on the failure path; while one runs, concurrent
+// failures skip it (a full stream fails many publishes at once, and one size
+// is enough).
+func (c *Conn) noteFull() {
+	if !c.fullNoting.CompareAndSwap(false, true) {
+		return
+	}
+	defer c.fullNoting.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if info, err := c.stream.Info(ctx); err == nil && info.State.Bytes > 0 {
+		c.fullAtBytes.Store(int64(info.State.Bytes))
+	}
+}
+
+// publishOnce sends msg once and waits for its PubAck, a publish error, or
+// ctx. An attempt abandoned by ctx is settled by the library's ack timeout
+// (Config.PublishTimeout), so its bookkeeping does not leak.
+func (c *Conn) publishOnce(ctx context.Context, msg *nats.Msg) error {
+	select {
+	case c.pubSem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for a publish slot: %w: %w", ErrUnavailable, ctx.Err())
+	}
+	defer func() { <-c.pubSem }()
+	paf, err := c.js.PublishMsgAsync(msg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-paf.Ok():
+		return nil
+	case err := <-paf.Err():
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for PubAck: %w: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// classifyPublishError names the sentinel an error maps to and whether the
+// same publish (same Nats-Msg-Id) may be tried again.
+func classifyPublishError(err error) (kind error, retry bool) {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, ErrUnavailable): // ctx ended (wrapped by publishOnce)
+		return ErrUnavailable, false
+	case errors.As(err, &apiErr):
+		switch apiErr.ErrorCode {
+		case jsErrStoreFailed:
+			d := strings.ToLower(apiErr.Description)
+			switch {
+			case strings.Contains(d, "maximum bytes exceeded"), strings.Contains(d, "maximum messages exceeded"):
+				return ErrFull, false
+			case strings.Contains(d, "too large"):
+				return ErrTooLarge, false
+			}
+			return ErrUnavailable, false
+		case jsErrStorageExceeded, jsErrInsufficientResource:
+			return ErrFull, false
+		case jsErrMessageTooBig:
+			return ErrTooLarge, false
+		}
+		// 503s are transient server states (no leader yet, JetStream
+		// restarting); anything else will not get better by itself.
+		return ErrUnavailable, apiErr.Code == 503
+	case errors.Is(err, nats.ErrMaxPayload):
+		return ErrTooLarge, false
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining):
+		return ErrUnavailable, false // we are shutting down
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return ErrUnavailable, false
+	}
+	// Timeouts (ErrAsyncPublishTimeout), no responders (ErrNoStreamResponse,
+	// nats.ErrNoResponders), a disconnect while waiting, a full pending window
+	// (ErrTooManyStalledMsgs): the message may or may not be stored; sending
+	// it again with the same ID is safe.
+	return ErrUnavailable, true
+}

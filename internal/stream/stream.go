@@ -1,0 +1,634 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors wrapped by Publish (and Ready). Every Publish error wraps exactly one
+// of them, so ingest can map it to a status without looking at NATS errors:
+// ErrFull and ErrUnavailable → 503 with Retry-After, ErrTooLarge → 413.
+var (
+	// ErrUnavailable: JetStream did not take the message (server down,
+	// connection closed, no PubAck in time, ctx ended before the PubAck).
+	// Nothing was promised; a copy may still have been stored (at-least-once).
+	ErrUnavailable = errors.New("jetstream unavailable")
+	// ErrFull: the stream is at MaxBytes (DiscardNew) or the server is out of
+	// storage. It clears once workers ack messages.
+	ErrFull = errors.New("jetstream stream full")
+	// ErrTooLarge: the encoded message exceeds MaxPayload. Retrying cannot help.
+	ErrTooLarge = errors.New("message exceeds jetstream max payload")
+)
+
+// Defaults applied by Open to zero Config fields.
+const (
+	DefaultStream         = "RELAY_ENVELOPES"
+	DefaultAckWait        = 30 * time.Second
+	DefaultMaxPending     = 4096
+	DefaultPublishTimeout = 5 * time.Second
+	DefaultFetchWait      = 5 * time.Second
+	DefaultStartTimeout   = 60 * time.Second
+	DefaultCloseTimeout   = 10 * time.Second
+	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id: a
+	// publish retried within it is stored once.
+	DuplicateWindow = 2 * time.Minute
+	// MaxAckPending bounds messages delivered but not yet acked across all
+	// workers sharing the durable; generous so a spool-bound or slow upstream
+	// does not starve fetches, finite so a stuck worker cannot hold the stream.
+	MaxAckPending = 20000
+	// embeddedMaxPayload is the largest max_payload nats-server accepts (it
+	// must not exceed max_pending, whose default is 64 MiB).
+	embeddedMaxPayload = 64 << 20
+	// embeddedMaxPending is the per-client outbound buffer of the embedded
+	// server; above max_payload so one big message in flight does not mark a
+	// consumer slow.
+	embeddedMaxPending = 4 * embeddedMaxPayload
+	// headerReserve is what MaxPayload keeps back for the headers Publish adds
+	// (Nats-Msg-Id and the NATS/1.0 header framing): max_payload counts
+	// headers and body together.
+	headerReserve = 1024
+)
+
+// Config of the JetStream layer. Zero values take the defaults above.
+type Config struct {
+	URL      string // "" = embedded server in this process; else nats://host:port[,…]
+	StoreDir string // embedded JetStream store directory (required when URL == "")
+	Stream   string // stream name, default "RELAY_ENVELOPES"; subjects "<lower stream>.<project id>"
+	Replicas int    // default 1; >1 needs a cluster (URL)
+	MaxBytes int64  // stream size limit; a full stream fails Publish with ErrFull. 0 = no stream limit (the server's store limit still applies)
+	Sync     string // embedded only: "always" (fsync every write) or a Go duration (fsync interval); "" = nats default (2m)
+	AckWait  time.Duration
+
+	// Additions beyond the contract (all optional).
+
+	// Listen, embedded only: also accept NATS clients on this TCP address
+	// (e.g. "127.0.0.1:4222", port 0 = pick one) so worker processes can
+	// share the store. "" = in-process only (the fastest path; nothing listens).
+	Listen string
+	// MaxPending bounds publishes awaiting their PubAck at once; callers
+	// beyond it wait (bounded by their ctx). Default 4096.
+	MaxPending int
+	// PublishTimeout is how long one publish attempt waits for its PubAck
+	// before it is retried with the same Nats-Msg-Id. Default 5s.
+	PublishTimeout time.Duration
+	// FetchWait is the longest one Fetch blocks when the stream is empty.
+	// Default 5s.
+	FetchWait time.Duration
+	// StartTimeout bounds embedded start-up (including store recovery) and
+	// the first connection, when ctx has no earlier deadline. Default 60s.
+	StartTimeout time.Duration
+	// CloseTimeout bounds Close (drain + server shutdown). Default 10s.
+	CloseTimeout time.Duration
+}
+
+func (cfg *Config) setDefaults() {
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStream
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = DefaultAckWait
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.PublishTimeout == 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	if cfg.FetchWait == 0 {
+		cfg.FetchWait = DefaultFetchWait
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if cfg.CloseTimeout == 0 {
+		cfg.CloseTimeout = DefaultCloseTimeout
+	}
+}
+
+// syncSetting is Config.Sync parsed.
+type syncSetting struct {
+	always   bool
+	interval time.Duration // 0 = server default
+}
+
+func parseSync(s string) (syncSetting, error) {
+	switch s = strings.TrimSpace(s); s {
+	case "":
+		return syncSetting{}, nil
+	case "always":
+		return syncSetting{always: true}, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return syncSetting{}, fmt.Errorf(`sync %q: want "always" or a positive duration such as "1s"`, s)
+	}
+	return syncSetting{interval: d}, nil
+}
+
+// validate checks cfg after setDefaults.
+func (cfg *Config) validate() error {
+	if strings.ContainsAny(cfg.Stream, ". *>\t\r\n/\\") || cfg.Stream == "" {
+		return fmt.Errorf("stream name %q: must not be empty or contain '.', '*', '>', '/', '\\' or whitespace", cfg.Stream)
+	}
+	if cfg.Replicas < 1 || cfg.Replicas > 5 {
+		return fmt.Errorf("replicas %d: want 1 to 5", cfg.Replicas)
+	}
+	if cfg.MaxBytes < 0 {
+		return fmt.Errorf("max_bytes %d: must not be negative", cfg.MaxBytes)
+	}
+	if cfg.AckWait < time.Second {
+		return fmt.Errorf("ack_wait %s: want at least 1s", cfg.AckWait)
+	}
+	if cfg.MaxPending < 1 || cfg.PublishTimeout <= 0 || cfg.FetchWait < 10*time.Millisecond || cfg.StartTimeout <= 0 || cfg.CloseTimeout <= 0 {
+		return errors.New("max_pending, publish_timeout, fetch_wait (>=10ms), start_timeout and close_timeout must be positive")
+	}
+	if cfg.URL == "" {
+		if cfg.StoreDir == "" {
+			return errors.New("store_dir is required for the embedded server (url empty)")
+		}
+		if cfg.Replicas > 1 {
+			return fmt.Errorf("replicas %d needs a NATS cluster (set url); the embedded server is a single node", cfg.Replicas)
+		}
+		if _, err := parseSync(cfg.Sync); err != nil {
+			return err
+		}
+		if cfg.Listen != "" {
+			if _, _, err := splitListen(cfg.Listen); err != nil {
+				return err
+			}
+		}
+	} else if cfg.Listen != "" || cfg.Sync != "" {
+		// Both configure the embedded server; silently ignoring them would let
+		// an operator believe sync: always protects data on a remote server.
+		return errors.New("listen and sync apply to the embedded server only; configure them on the NATS server at url")
+	}
+	return nil
+}
+
+func splitListen(addr string) (string, int, error) {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("listen %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("listen %q: bad port", addr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if host == "" {
+		host = "127.0.0.1" // never all interfaces by accident
+	}
+	return host, port, nil
+}
+
+// Conn is one connection to JetStream (and, when embedded, the server it
+// started). Safe for concurrent use: Publish is called by many HTTP handlers at
+// once, Consumer/Fetch by many workers.
+type Conn struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *server.Server // nil when URL != ""
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	prefix string // subject prefix: "<lower stream>."
+
+	// pubSem bounds publishes awaiting a PubAck (Config.MaxPending). Acquired
+	// with the caller's ctx, so a saturated relay turns into ctx errors, not
+	// unbounded goroutines.
+	pubSem chan struct{}
+
+	ready readyCache
+	// fullAtBytes: the stream's size (from a fresh stream info) when a
+	// publish last failed with ErrFull; 0 when not known to be full.
+	fullAtBytes atomic.Int64
+	fullNoting  atomic.Bool // one noteFull at a time
+
+	// What the server reported lost when it recovered a damaged store at Open.
+	lostMsgs, lostBytes uint64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open connects to JetStream — starting the embedded server first when
+// cfg.URL is "" — and declares (creates or updates) the stream. It returns an
+// error rather than hang: start-up is bounded by ctx and cfg.StartTimeout.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("stream: config: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
+
+	c := &Conn{
+		cfg:    cfg,
+		log:    log.With("component", "stream"),
+		prefix: strings.ToLower(cfg.Stream) + ".",
+		pubSem: make(chan struct{}, cfg.MaxPending),
+	}
+	var (
+		before storeScan
+		err    error
+	)
+	if cfg.URL == "" {
+		before, err = scanStore(cfg.StoreDir, cfg.Stream)
+		if err != nil {
+			return nil, fmt.Errorf("stream: open: %w", err)
+		}
+		if c.srv, err = startEmbedded(ctx, cfg, log); err != nil {
+			return nil, fmt.Errorf("stream: open: %w", err)
+		}
+	}
+	if err := c.connect(ctx); err != nil {
+		c.shutdownServer(cfg.CloseTimeout)
+		return nil, fmt.Errorf("stream: open: %w", err)
+	}
+	if err := c.declareStream(ctx, before); err != nil {
+		c.closeWithin(cfg.CloseTimeout)
+		return nil, fmt.Errorf("stream: open: %w", err)
+	}
+	return c, nil
+}
+
+func (c *Conn) connect(ctx context.Context) error {
+	opts := []nats.Option{
+		nats.Name("relay"),
+		nats.DrainTimeout(c.cfg.CloseTimeout),
+		nats.MaxReconnects(-1), // a NATS restart must not leave the relay disconnected for good
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			c.log.Warn("nats async error", "subject", subj, "err", err)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				c.log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { c.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	url := c.cfg.URL
+	if c.srv != nil {
+		// In-process: a net.Pipe into the server, no TCP, no listener needed.
+		opts = append(opts, nats.InProcessServer(c.srv))
+		url = ""
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		opts = append(opts, nats.Timeout(time.Until(dl)))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to nats %q: %w: %w", redactURL(c.cfg.URL), ErrUnavailable, err)
+	}
+	js, err := jetstream.New(nc,
+		// The library's own cap is a backstop above pubSem: a publish abandoned
+		// by its ctx frees pubSem before its PubAck future is settled.
+		jetstream.WithPublishAsyncMaxPending(2*c.cfg.MaxPending),
+		// Settles a future whose PubAck never came, so an attempt can be retried.
+		jetstream.WithPublishAsyncTimeout(c.cfg.PublishTimeout),
+	)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("jetstream context: %w", err)
+	}
+	c.nc, c.js = nc, js
+	return nil
+}
+
+func redactURL(u string) string {
+	// Credentials in nats://user:pass@host must not reach logs or errors.
+	if at := strings.LastIndex(u, "@"); at >= 0 {
+		if i := strings.Index(u, "://"); i >= 0 && i < at {
+			return u[:i+3] + "***" + u[at:]
+		}
+		return "***" + u[at:]
+	}
+	return u
+}
+
+func (c *Conn) streamConfig() jetstream.StreamConfig {
+	maxBytes := c.cfg.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
+	}
+	return jetstream.StreamConfig{
+		Name:        c.cfg.Stream,
+		Description: "relay: accepted envelopes awaiting forwarding",
+		Subjects:    []string{c.prefix + ">"},
+		// A message leaves once a worker acks it (after the upstream's 2xx or
+		// the spool's commit).
+		Retention: jetstream.WorkQueuePolicy,
+		// Full means refuse new (→ 503 to the SDK), never drop old.
+		Discard:    jetstream.DiscardNew,
+		MaxBytes:   maxBytes,
+		MaxMsgs:    -1,
+		MaxAge:     0,
+		MaxMsgSize: -1,
+		Duplicates: DuplicateWindow,
+		Storage:    jetstream.FileStorage,
+		Replicas:   c.cfg.Replicas,
+	}
+}
+
+// declareStream creates the stream, or updates it when its settings differ.
+// before is what was on disk ahead of an embedded start: if it held messages
+// and the server did not load the stream, we refuse to create a fresh, empty
+// one over it (that would silently start empty).
+func (c *Conn) declareStream(ctx context.Context, before storeScan) error {
+	want := c.streamConfig()
+	st, err := c.js.Stream(ctx, want.Name)
+	switch {
+	case err == nil:
+		info, err := st.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("stream %s info: %w", want.Name, err)
+		}
+		if err := checkRecovered(before, info); err != nil {
+			return err
+		}
+		if !sameStreamConfig(info.Config, want) {
+			c.log.Info("updating stream settings", "stream", want.Name)
+			if st, err = c.js.UpdateStream(ctx, want); err != nil {
+				return fmt.Errorf("update stream %s: %w", want.Name, err)
+			}
+		}
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if before.blockBytes > 0 {
+			return fmt.Errorf("store %s holds %d bytes in %d message blocks for stream %s, but the server did not load the stream "+
+				"(see the nats-server warnings logged above); refusing to create an empty stream over it — move %s aside to start empty",
+				before.dir, before.blockBytes, before.blocks, want.Name, before.dir)
+		}
+		if st, err = c.js.CreateStream(ctx, want); err != nil {
+			return fmt.Errorf("create stream %s: %w", want.Name, err)
+		}
+	default:
+		return fmt.Errorf("look up stream %s: %w: %w", want.Name, ErrUnavailable, err)
+	}
+	c.stream = st
+	info := st.CachedInfo()
+	if lost := info.State.Lost; lost != nil && len(lost.Msgs) > 0 {
+		// The server recovered what it could of a damaged store and lost
+		// the rest. Never silent: an error line and a counter.
+		c.lostMsgs, c.lostBytes = uint64(len(lost.Msgs)), lost.Bytes
+		recoveryLost.Add(len(lost.Msgs))
+		c.log.Error("jetstream store was damaged: messages could not be recovered and are lost",
+			"stream", want.Name, "lost_messages", len(lost.Msgs), "lost_bytes", lost.Bytes,
+			"first_lost_seq", lost.Msgs[0], "recovered_messages", info.State.Msgs)
+	}
+	if c.srv != nil {
+		c.warnStrandedStreams(ctx)
+	}
+	c.log.Info("jetstream stream ready", "stream", want.Name, "embedded", c.srv != nil,
+		"messages", info.State.Msgs, "bytes", info.State.Bytes, "first_seq", info.State.FirstSeq, "last_seq", info.State.LastSeq,
+		"max_bytes", want.MaxBytes, "sync", c.cfg.Sync, "max_payload", c.MaxPayload())
+	return nil
+}
+
+// warnStrandedStreams logs other streams in the embedded store that still
+// hold messages: after a change of the stream name they would sit there
+// unforwarded, and nothing else would say so.
+func (c *Conn) warnStrandedStreams(ctx context.Context) {
+	l := c.js.ListStreams(ctx)
+	for info := range l.Info() {
+		if info.Config.Name != c.cfg.Stream && info.State.Msgs > 0 {
+			c.log.Warn("another stream in the embedded store holds messages the relay does not forward (was jetstream.stream changed?)",
+				"stream", info.Config.Name, "messages", info.State.Msgs, "subjects", info.Config.Subjects, "relay_stream", c.cfg.Stream)
+		}
+	}
+	if err := l.Err(); err != nil {
+		c.log.Warn("listing streams", "err", err)
+	}
+}
+
+// sameStreamConfig compares the settings we own; fields the server fills in
+// (and ones an operator may tune, like Description) are ignored.
+func sameStreamConfig(have, want jetstream.StreamConfig) bool {
+	return have.Retention == want.Retention && have.Discard == want.Discard &&
+		have.MaxBytes == want.MaxBytes && have.MaxMsgs == want.MaxMsgs && have.MaxAge == want.MaxAge &&
+		have.MaxMsgSize == want.MaxMsgSize && have.Duplicates == want.Duplicates &&
+		have.Storage == want.Storage && have.Replicas == want.Replicas &&
+		len(have.Subjects) == 1 && have.Subjects[0] == want.Subjects[0]
+}
+
+// recoveryLost counts messages the server could not recover from a damaged
+// store (a drop nobody chose, reported once per Open).
+var recoveryLost = metrics.NewCounter(`relay_stream_recovery_lost_total`)
+
+// LostOnOpen reports the messages (and their bytes) the server said it could
+// not recover when Open loaded a damaged store; zero for an intact one.
+func (c *Conn) LostOnOpen() (msgs, bytes uint64) { return c.lostMsgs, c.lostBytes }
+
+// Subject is the subject a message for projectID is published on.
+func (c *Conn) Subject(projectID uint64) string {
+	return c.prefix + strconv.FormatUint(projectID, 10)
+}
+
+// StreamName is the declared stream's name.
+func (c *Conn) StreamName() string { return c.cfg.Stream }
+
+// MaxPayload is the largest encoded Message (len of MarshalBinary) one
+// Publish may carry: the connection's max_payload less room for the headers
+// Publish adds. Ingest derives its envelope limit from it (minus the
+// metadata, a few hundred bytes). 64 MiB − 1 KiB for the embedded server;
+// whatever the remote server's max_payload allows otherwise (1 MiB by default).
+func (c *Conn) MaxPayload() int64 {
+	return c.nc.MaxPayload() - headerReserve
+}
+
+// ClientURL is the nats:// address other processes can connect to: the
+// embedded server's listener when Config.Listen is set, the configured URL
+// when external, "" for an in-process-only embedded server.
+func (c *Conn) ClientURL() string {
+	if c.srv == nil {
+		return c.cfg.URL
+	}
+	if c.cfg.Listen == "" {
+		return ""
+	}
+	return c.srv.ClientURL()
+}
+
+// Ready returns nil when JetStream takes writes: the connection is up and the
+// stream answers its info request, and it is not full (then it wraps
+// ErrFull). The answer is cached for a second so a storm of health checks
+// costs one request; concurrent callers share one in-flight check.
+func (c *Conn) Ready(ctx context.Context) error {
+	return c.ready.get(ctx, c.checkReady)
+}
+
+const readyCacheTTL = time.Second
+
+func (c *Conn) checkReady(ctx context.Context) error {
+	if st := c.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("stream: ready: connection %s: %w", st, ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	info, err := c.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream: ready: stream info: %w: %w", ErrUnavailable, err)
+	}
+	if limit := info.Config.MaxBytes; limit > 0 && int64(info.State.Bytes) >= limit {
+		return fmt.Errorf("stream: ready: %d of %d bytes used: %w", info.State.Bytes, limit, ErrFull)
+	}
+	// A stream a few bytes short of MaxBytes refuses every real message.
+	// Publish remembers its size when it was refused; until workers have
+	// consumed something since, it is still full.
+	if at := c.fullAtBytes.Load(); at > 0 {
+		if info.State.Bytes >= uint64(at) {
+			return fmt.Errorf("stream: ready: refused a publish at %d bytes, now %d: %w", at, info.State.Bytes, ErrFull)
+		}
+		c.fullAtBytes.CompareAndSwap(at, 0)
+	}
+	return nil
+}
+
+// readyCache remembers the last readiness answer for readyCacheTTL.
+type readyCache struct {
+	sem  chan struct{} // 1 slot: the one in-flight check
+	once sync.Once
+	mu   sync.Mutex
+	at   time.Time
+	err  error
+}
+
+func (r *readyCache) get(ctx context.Context, check func(context.Context) error) error {
+	r.once.Do(func() { r.sem = make(chan struct{}, 1) })
+	if err, ok := r.cached(); ok {
+		return err
+	}
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("stream: ready: %w: %w", ErrUnavailable, ctx.Err())
+	}
+	defer func() { <-r.sem }()
+	if err, ok := r.cached(); ok { // another caller refreshed it while we waited
+		return err
+	}
+	err := check(ctx)
+	r.mu.Lock()
+	r.at, r.err = time.Now(), err
+	r.mu.Unlock()
+	return err
+}
+
+func (r *readyCache) cached() (error, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.at.IsZero() && time.Since(r.at) < readyCacheTTL {
+		return r.err, true
+	}
+	return nil, false
+}
+
+// Close drains the connection (in-flight fetches and publishes finish or
+// fail) and then shuts the embedded server down, which flushes its store.
+// Bounded by Config.CloseTimeout. Safe to call more than once.
+func (c *Conn) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
+	defer cancel()
+	return c.CloseContext(ctx)
+}
+
+// CloseContext is Close bounded by ctx instead of Config.CloseTimeout.
+func (c *Conn) CloseContext(ctx context.Context) error {
+	c.closeOnce.Do(func() { c.closeErr = c.close(ctx) })
+	return c.closeErr
+}
+
+func (c *Conn) closeWithin(d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	_ = c.CloseContext(ctx) // only on a failed Open, whose error is what the caller needs
+}
+
+func (c *Conn) close(ctx context.Context) error {
+	var errs []error
+	if c.nc != nil {
+		closed := make(chan struct{})
+		c.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+		switch err := c.nc.Drain(); {
+		case errors.Is(err, nats.ErrConnectionClosed):
+			// already closed (e.g. the server went away for good)
+		case err != nil:
+			errs = append(errs, fmt.Errorf("drain: %w", err))
+			c.nc.Close()
+		default:
+			select {
+			case <-closed:
+			case <-ctx.Done():
+				c.nc.Close() // drain did not finish in time: cut it; un-acked messages are redelivered
+				errs = append(errs, fmt.Errorf("drain: %w", ctx.Err()))
+			}
+		}
+	}
+	if c.srv != nil {
+		d := time.Until(deadlineOr(ctx, time.Now().Add(DefaultCloseTimeout)))
+		if err := c.shutdownServer(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stream: close: %w", err)
+	}
+	return nil
+}
+
+func deadlineOr(ctx context.Context, def time.Time) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
+	}
+	return def
+}
+
+// shutdownServer stops the embedded server and waits for it (its store is
+// flushed and closed by then), at most d.
+func (c *Conn) shutdownServer(d time.Duration) error {
+	if c.srv == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		c.srv.Shutdown()
+		c.srv.WaitForShutdown()
+		close(done)
+	}()
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		// The goroutine keeps going; the process is exiting anyway, and
+		// JetStream's file store survives an unclean stop (it is recovered at
+		// the next start).
+		return fmt.Errorf("embedded nats-server did not shut down within %s", d)
+	}
+}
