@@ -27,6 +27,10 @@ const (
 	corruptMarker = ".corrupt-"
 )
 
+// damageIDGap is how far IDs jump past a damaged segment's floor: more
+// records than a segment file can hold.
+const damageIDGap = 1 << 40
+
 var segNameRE = regexp.MustCompile(`^[0-9]{20}\.seg$`)
 
 func segName(floor uint64) string { return fmt.Sprintf("%020d%s", floor, segSuffix) }
@@ -367,6 +371,12 @@ func (s *Spool) openSegment(floor uint64) (seg *segment, next uint64, err error)
 	res, err := s.recoverFile(path, recordsBucket, floor, salvageRecord, damage)
 	if err != nil {
 		return nil, 0, err
+	}
+	// The damage may have taken the highest IDs the segment used (and its
+	// record of the next one) with it. Skip far ahead so that new records
+	// never share an ID with one left in the set-aside file.
+	if floor <= math.MaxUint64-2*damageIDGap {
+		res.next = max(res.next, floor+damageIDGap)
 	}
 	if res.records == 0 {
 		return nil, res.next, nil
