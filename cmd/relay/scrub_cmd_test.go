@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const scrubConfigYAML = `scrub:
+  data_scrubbing:
+    scrub_data: true
+    scrub_defaults: true
+    sensitive_fields: [my_custom_field]
+  pii_config:
+    rules:
+      iban_mask:
+        type: iban
+        redaction: {method: mask}
+    applications:
+      "$string": [iban_mask]
+`
+
+const scrubEvent = `{"message":"iban DE89370400440532013000","extra":{"password":"hunter2","my_custom_field":"x","fine":"ok"}}`
+
+func TestScrubCommand(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "config.yml"), scrubConfigYAML)
+	event := filepath.Join(dir, "event.json")
+	writeFile(t, event, scrubEvent)
+
+	for name, r := range map[string]result{
+		"stdin":      run(t, runOpts{stdin: scrubEvent}, "-c", dir, "scrub"),
+		"stdin dash": run(t, runOpts{stdin: scrubEvent}, "-c", dir, "scrub", "-", "--compact"),
+		"file":       run(t, runOpts{}, "-c", dir, "scrub", event),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if r.code != 0 || r.stderr != "" {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			var out struct {
+				Message string            `json:"message"`
+				Extra   map[string]string `json:"extra"`
+				Meta    map[string]any    `json:"_meta"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+				t.Fatalf("output is not JSON: %v\n%s", err, r.stdout)
+			}
+			if out.Message != "iban **********************" {
+				t.Errorf("message %q", out.Message)
+			}
+			if out.Extra["password"] != "[Filtered]" || out.Extra["my_custom_field"] != "[Filtered]" || out.Extra["fine"] != "ok" {
+				t.Errorf("extra %v", out.Extra)
+			}
+			for _, rule := range []string{"iban_mask", "@password:filter", "strip-fields"} {
+				if !strings.Contains(r.stdout, `"`+rule+`"`) {
+					t.Errorf("_meta does not name rule %s:\n%s", rule, r.stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestScrubCommandNothingConfigured(t *testing.T) {
+	r := run(t, runOpts{stdin: scrubEvent}, "-c", t.TempDir(), "scrub", "--compact")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != scrubEvent {
+		t.Fatalf("%+v", r)
+	}
+	if !strings.Contains(r.stderr, "configures no scrubbing") {
+		t.Fatalf("no note: %q", r.stderr)
+	}
+}
+
+func TestScrubCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "config.yml"), scrubConfigYAML)
+	bad := t.TempDir()
+	writeFile(t, filepath.Join(bad, "config.yml"), "scrub:\n  pii_config:\n    applications:\n      \"$string &&\": [\"@ip\"]\n")
+	for _, tt := range []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		want  string
+	}{
+		{"not json", "{nope", []string{"-c", dir, "scrub"}, 1, "standard input is not valid JSON"},
+		{"not an object", "[1]", []string{"-c", dir, "scrub"}, 1, "standard input: scrub: payload is not a JSON object"},
+		{"missing file", "", []string{"-c", dir, "scrub", filepath.Join(dir, "nope.json")}, 1, "nope.json: no such file or directory"},
+		{"two files", "", []string{"-c", dir, "scrub", "a", "b"}, 2, "takes one FILE (or -), got 2 arguments"},
+		{"bad type", scrubEvent, []string{"-c", dir, "scrub", "--type", "session"}, 2, `--type: "session" is not one of`},
+		{"bad pii config", scrubEvent, []string{"-c", bad, "scrub"}, 1, filepath.Join(bad, "config.yml") + ": scrub:"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(t, runOpts{stdin: tt.stdin}, tt.args...)
+			oneErrorLine(t, r, tt.code, tt.want)
+		})
+	}
+}
