@@ -1,0 +1,91 @@
+package worker
+
+import (
+	"sync"
+	"time"
+)
+
+// outageDetector decides, for all consumers and the drainer together, whether
+// the upstream is in outage.
+//
+// Invariants:
+//   - failingSince is the time of the first retryable failure since the last
+//     answer from the upstream (zero when the last outcome was an answer).
+//   - active becomes true only on a failure observed more than grace after
+//     failingSince; it becomes false only on an answer (a 2xx, 429 or final
+//     4xx to a send, or a successful probe).
+//   - started is closed exactly when active turns true, ended exactly when it
+//     turns false; each is replaced by a fresh channel when the opposite
+//     transition happens, so a waiter selects on the channel it got and is
+//     woken by the next transition.
+type outageDetector struct {
+	grace time.Duration
+	now   func() time.Time
+
+	mu           sync.Mutex
+	failingSince time.Time
+	active       bool
+	started      chan struct{}
+	ended        chan struct{}
+}
+
+func newOutageDetector(grace time.Duration, now func() time.Time) *outageDetector {
+	o := &outageDetector{grace: grace, now: now, started: make(chan struct{}), ended: make(chan struct{})}
+	close(o.ended) // not in outage at start
+	return o
+}
+
+// Failure records a retryable failure (connection refused, timeout, 5xx) and
+// reports whether the upstream is now in outage.
+func (o *outageDetector) Failure() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := o.now()
+	if o.failingSince.IsZero() {
+		o.failingSince = now
+	}
+	if !o.active && now.Sub(o.failingSince) > o.grace {
+		o.active = true
+		o.ended = make(chan struct{})
+		close(o.started)
+		outageGauge.Set(1)
+		outagesTotal.Inc()
+	}
+	return o.active
+}
+
+// Answered records that the upstream answered; it ends an outage.
+func (o *outageDetector) Answered() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failingSince = time.Time{}
+	if o.active {
+		o.active = false
+		o.started = make(chan struct{})
+		close(o.ended)
+		outageGauge.Set(0)
+	}
+}
+
+// Active reports whether the upstream is in outage.
+func (o *outageDetector) Active() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.active
+}
+
+// Started returns a channel that is closed when an outage begins (already
+// closed while one is active).
+func (o *outageDetector) Started() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.started
+}
+
+// Ended returns a channel that is closed when the outage ends (already closed
+// while there is none).
+func (o *outageDetector) Ended() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.ended
+}

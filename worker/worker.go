@@ -1,0 +1,493 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/relayhq/relay/internal/stream"
+	"github.com/relayhq/relay/internal/upstream"
+	"github.com/relayhq/relay/spool"
+)
+
+// Source hands out messages from the stream (*stream.Consumer). Fetch blocks
+// until at least one message is there, ctx is done, or a short expiry passes
+// (then it may return no deliveries).
+type Source interface {
+	Fetch(ctx context.Context, max int) ([]*stream.Delivery, error)
+}
+
+// Sender talks to the upstream (*upstream.Client).
+type Sender interface {
+	Send(ctx context.Context, r upstream.Request) upstream.Result
+	Probe(ctx context.Context) error
+}
+
+// Store is the spool (*spool.Spool): records of encoded stream.Messages,
+// oldest first, and the dead letters for envelopes that can never be
+// delivered. Put returns only once the record is durable; it wraps
+// spool.ErrFull when the spool is at its size cap.
+type Store interface {
+	Put(ctx context.Context, data []byte) error
+	Oldest(n int) ([]spool.Record, error)
+	Delete(ids ...uint64) error
+	Bury(ctx context.Context, data []byte, reason string) error
+	Full() bool
+}
+
+// The real parts satisfy the interfaces; tests may substitute any of them.
+var (
+	_ Source = (*stream.Consumer)(nil)
+	_ Sender = (*upstream.Client)(nil)
+	_ Store  = (*spool.Spool)(nil)
+)
+
+// Worker consumes the stream and forwards to the upstream; see the package
+// documentation for its invariants.
+type Worker struct {
+	cfg   Config
+	src   Source
+	send  Sender
+	store Store
+	log   *slog.Logger
+	pipe  pipeline
+
+	outage  *outageDetector
+	limits  *rateLimiter
+	held    *heldSet
+	slots   chan struct{} // capacity Concurrency: a consumer's send holds one
+	spooled chan struct{} // capacity 1: a Put wakes the idle drainer
+	paused  atomic.Int32  // consumers paused by a full spool (logged on 0↔1)
+	running atomic.Bool
+}
+
+// New returns a Worker that runs stages, in the order given, on every
+// message before forwarding it. The relay's order is filter → scrub →
+// enrich; stage names must be unique (they label metrics and logs).
+func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, stages ...Stage) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if src == nil || send == nil || store == nil {
+		return nil, errors.New("worker: source, sender and store are required")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	p, err := newPipeline(stages)
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Worker{
+		cfg:     cfg,
+		src:     src,
+		send:    send,
+		store:   store,
+		log:     log.With("component", "worker"),
+		pipe:    p,
+		outage:  newOutageDetector(cfg.OutageGracePeriod, time.Now),
+		limits:  newRateLimiter(time.Now),
+		held:    newHeldSet(),
+		slots:   make(chan struct{}, cfg.Concurrency),
+		spooled: make(chan struct{}, 1),
+	}, nil
+}
+
+// InOutage reports whether the worker currently considers the upstream in
+// outage (for health and status pages).
+func (w *Worker) InOutage() bool { return w.outage.Active() }
+
+// Run runs Config.Concurrency consumers, the drainer and the heartbeat until
+// ctx is cancelled, and returns once every one of them has exited. On
+// cancellation consumers stop fetching, in-flight sends are cancelled and
+// their messages Nak'd (redelivered promptly, never acked); a message whose
+// fate was already decided (2xx, spool commit) is still acked within
+// Config.FinishTimeout. Closing the stream and the spool is the caller's job,
+// after Run returned. Run may be called once.
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return errors.New("worker: Run called twice")
+	}
+	w.log.Info("worker started", "concurrency", w.cfg.Concurrency, "fetch_batch", w.cfg.FetchBatch,
+		"stages", len(w.pipe.stages), "outage_grace_period", w.cfg.OutageGracePeriod)
+
+	// The heartbeat outlives the consumers: they hold messages until they
+	// have exited, so it stops only after them.
+	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+	var beatWG sync.WaitGroup
+	beatWG.Add(1)
+	go func() {
+		defer beatWG.Done()
+		w.held.heartbeat(beatCtx, w.cfg.AckWait/3, w.log)
+	}()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.drain(ctx)
+	}()
+	for range w.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.consume(ctx)
+		}()
+	}
+	wg.Wait()
+	stopBeat()
+	beatWG.Wait()
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// consume is one consumer: fetch a small batch, handle each message, repeat.
+func (w *Worker) consume(ctx context.Context) {
+	fetchBackoff := w.newBackoff()
+	for ctx.Err() == nil {
+		// Back-pressure: while the upstream is in outage and the spool is
+		// full, taking more from the stream would only mean holding more
+		// un-acked messages. Leaving them in the stream lets it fill, and
+		// ingest answers 503 — the pressure goes back to the SDKs.
+		if w.outage.Active() && w.store.Full() {
+			w.pause(ctx)
+			continue
+		}
+		ds, err := w.src.Fetch(ctx, w.cfg.FetchBatch)
+		if len(ds) > 0 {
+			w.handleBatch(ctx, ds)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			fetchErrorsTotal.Inc()
+			wait := w.nextDelay(fetchBackoff)
+			w.log.Warn("fetch from the stream failed; retrying", "err", err, "in", wait)
+			sleep(ctx, wait, nil)
+			continue
+		}
+		fetchBackoff.Reset()
+	}
+}
+
+// pause waits while the spool is full during an outage.
+func (w *Worker) pause(ctx context.Context) {
+	pausedGauge.Inc()
+	if w.paused.Add(1) == 1 {
+		w.log.Warn("spool full during upstream outage: consumers stopped fetching; the stream keeps the envelopes")
+	}
+	sleep(ctx, w.cfg.BackpressureInterval, w.outage.Ended())
+	if w.paused.Add(-1) == 0 && ctx.Err() == nil {
+		w.log.Info("consumers resume fetching")
+	}
+	pausedGauge.Dec()
+}
+
+// handleBatch handles every delivery of one fetch, concurrently, and returns
+// once each has been released (acked or Nak'd) exactly once. All of them are
+// held — heartbeats cover them — from the fetch on. Sends are bounded by the
+// worker-wide slots (Config.Concurrency), not by the batch: a batch never
+// queues behind one slow send while other slots are free, and in outage its
+// spool Puts run together and share group commits. A consumer fetches again
+// only when its whole batch is done, so at most Concurrency × FetchBatch
+// messages are held at once.
+func (w *Worker) handleBatch(ctx context.Context, ds []*stream.Delivery) {
+	for _, d := range ds {
+		w.held.add(d)
+	}
+	if len(ds) == 1 {
+		w.handle(ctx, ds[0])
+		return
+	}
+	var wg sync.WaitGroup
+	for _, d := range ds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.handle(ctx, d)
+		}()
+	}
+	wg.Wait()
+}
+
+// handle runs the stages on one held delivery and then delivers it.
+func (w *Worker) handle(ctx context.Context, d *stream.Delivery) {
+	if ctx.Err() != nil {
+		w.nakShutdown(d)
+		return
+	}
+	if d.NumDelivered() > 1 {
+		redeliveredTotal.Inc()
+	}
+	m := &d.Msg
+	out := w.pipe.run(ctx, m)
+	switch {
+	case out.err != nil:
+		if ctx.Err() != nil {
+			w.nakShutdown(d)
+			return
+		}
+		w.log.Error("stage failed: envelope moved to the dead letters", "stage", out.stage,
+			"event_id", m.EventID, "project", m.ProjectID, "err", out.err)
+		w.buryDelivery(ctx, d, "stage_error: "+out.stage, droppedStageError)
+	case out.dropped:
+		w.log.Debug("envelope dropped", "stage", out.stage, "reason", out.reason, "event_id", m.EventID, "project", m.ProjectID)
+		w.ack(ctx, d)
+	default:
+		w.deliver(ctx, d)
+	}
+}
+
+// deliver forwards one message until its fate is decided, and releases it.
+//
+// Each turn of the loop looks at the outage state first: in outage the
+// message goes to the spool (acked only after Put returned nil; held while
+// the spool is full or failing); otherwise it waits out any rate limit on
+// its key, then sends. Waits wake early when the outage state flips.
+func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
+	m := &d.Msg
+	req := upstream.RequestFrom(m)
+	cats := envelopeCategories(m.Envelope)
+	sendBackoff, spoolBackoff := w.newBackoff(), w.newBackoff()
+	var data []byte // the spool encoding, made when first needed
+	for attempts := 0; ; {
+		if ctx.Err() != nil {
+			w.nakShutdown(d)
+			return
+		}
+		if w.outage.Active() {
+			if data == nil {
+				var err error
+				if data, err = m.MarshalBinary(); err != nil {
+					// Cannot happen for a decoded message; never ack it.
+					w.log.Error("encode for the spool failed", "event_id", m.EventID, "err", err)
+					w.nak(d, w.cfg.MaxRetryInterval)
+					nakedTotal.Inc()
+					return
+				}
+			}
+			err := w.store.Put(ctx, data)
+			if err == nil {
+				spooledTotal.Inc()
+				w.wakeDrainer()
+				w.ack(ctx, d)
+				return
+			}
+			if ctx.Err() != nil {
+				w.nakShutdown(d)
+				return
+			}
+			wait := w.cfg.BackpressureInterval
+			if errors.Is(err, spool.ErrFull) {
+				spoolFullTotal.Inc()
+			} else {
+				spoolPutErrors.Inc()
+				wait = w.nextDelay(spoolBackoff)
+				w.log.Error("spool put failed; holding the envelope un-acked", "event_id", m.EventID, "err", err, "retry_in", wait)
+			}
+			spoolWaitGauge.Inc()
+			sleep(ctx, wait, w.outage.Ended())
+			spoolWaitGauge.Dec()
+			continue
+		}
+		// A rate limit learnt for this key (by any consumer) holds the
+		// message until it expires. Waiting here would tie up this consumer
+		// and its batch — soon every consumer would be waiting for one
+		// limited key while others starve — so the message goes back to
+		// JetStream, to be redelivered when the limit has expired. Nothing
+		// is sent for the key before then.
+		if wait := w.limits.wait(m.PublicKey, cats); wait > 0 {
+			deferredTotal.Inc()
+			w.nak(d, wait)
+			return
+		}
+		// Take a send slot; give up waiting for it when an outage begins
+		// (the message then goes to the spool) or on shutdown.
+		select {
+		case w.slots <- struct{}{}:
+		case <-w.outage.Started():
+			continue
+		case <-ctx.Done():
+			continue
+		}
+		if attempts > 0 {
+			retriesTotal.Inc()
+		}
+		attempts++
+		res := w.sendOnce(ctx, m, req, cats)
+		<-w.slots
+		switch {
+		case res.Class == upstream.Accepted:
+			forwardedTotal.Inc()
+			w.ack(ctx, d)
+			return
+		case ctx.Err() != nil:
+			w.nakShutdown(d)
+			return
+		case res.Class == upstream.RateLimited:
+			// The limit is recorded; the next turn waits it out.
+		case res.Class == upstream.Rejected:
+			w.buryDelivery(ctx, d, fmt.Sprintf("upstream_rejected: status %d", res.Status), droppedRejected)
+			return
+		default: // retryable
+			if w.outage.Active() {
+				continue // to the spool
+			}
+			wait := w.retryWait(sendBackoff, res)
+			w.log.Debug("send failed; retrying", "event_id", m.EventID, "project", m.ProjectID,
+				"status", res.Status, "err", res.Err, "in", wait)
+			sleep(ctx, wait, w.outage.Started())
+		}
+	}
+}
+
+// sendOnce sends one envelope and does the bookkeeping every sender shares:
+// an answer (2xx, 429, final 4xx) clears the outage detector, a retryable
+// failure feeds it, a 429 teaches the rate limiter, a final rejection is
+// logged (without payload). A failure caused by ctx being cancelled is not
+// an upstream failure and feeds nothing.
+func (w *Worker) sendOnce(ctx context.Context, m *stream.Message, req upstream.Request, cats []string) upstream.Result {
+	res := w.send.Send(ctx, req)
+	switch res.Class {
+	case upstream.Accepted:
+		w.outage.Answered()
+	case upstream.RateLimited:
+		w.outage.Answered()
+		rateLimitedTotal.Inc()
+		w.limits.record(m.PublicKey, limitsFrom(res, cats, time.Now(), w.cfg.DefaultRetryAfter))
+		w.log.Info("upstream rate limit", "project", m.ProjectID, "event_id", m.EventID,
+			"retry_after", res.RetryAfter, "wait", w.limits.wait(m.PublicKey, cats))
+	case upstream.Rejected:
+		w.outage.Answered()
+		w.log.Warn("upstream rejected envelope: moved to the dead letters", "event_id", m.EventID,
+			"project", m.ProjectID, "status", res.Status, "err", res.Err)
+	default:
+		if ctx.Err() == nil && w.outage.Failure() {
+			w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", res.Err)
+		}
+	}
+	return res
+}
+
+// buryDelivery moves a message that can never be delivered into the spool's
+// dead letters, counts it, and acks it. If the dead-letter write fails the
+// message is Nak'd with a delay instead: it is never acked unkept.
+func (w *Worker) buryDelivery(ctx context.Context, d *stream.Delivery, reason string, dropped *metrics.Counter) {
+	data, err := d.Msg.MarshalBinary()
+	if err == nil {
+		err = w.store.Bury(ctx, data, reason)
+	}
+	if err != nil {
+		buryErrorsTotal.Inc()
+		delay := w.redeliveryDelay(d)
+		w.log.Error("dead-letter write failed; the message will be redelivered", "event_id", d.Msg.EventID,
+			"project", d.Msg.ProjectID, "reason", reason, "err", err, "in", delay)
+		nakedTotal.Inc()
+		w.nak(d, delay)
+		return
+	}
+	dropped.Inc()
+	w.ack(ctx, d)
+}
+
+// ack releases d and acknowledges it, waiting for the server's confirmation.
+// It runs on a context detached from ctx: the decision is made (2xx, spool
+// commit, dead letter), and acking it during shutdown saves a duplicate.
+func (w *Worker) ack(ctx context.Context, d *stream.Delivery) {
+	w.held.release(d)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.FinishTimeout)
+	defer cancel()
+	if err := d.Ack(actx); err != nil {
+		ackErrorsTotal.Inc()
+		w.log.Warn("ack failed; the message will be redelivered (a duplicate upstream)", "event_id", d.Msg.EventID, "err", err)
+	}
+}
+
+// shutdownRedeliveryDelay is the Nak delay for messages handed back on
+// shutdown. Not zero: a consumer of this process whose Fetch is being
+// cancelled may still have a pull request registered on the server (its
+// unsubscribe can reach the server after our Nak), and JetStream would hand
+// the message straight to it, where nobody reads it any more — it would then
+// wait a whole AckWait. After this delay only live pull requests get it.
+const shutdownRedeliveryDelay = 500 * time.Millisecond
+
+// nakShutdown hands d back because the worker is stopping.
+func (w *Worker) nakShutdown(d *stream.Delivery) {
+	nakedTotal.Inc()
+	w.nak(d, shutdownRedeliveryDelay)
+}
+
+// nak releases d and hands it back to JetStream for redelivery after delay.
+func (w *Worker) nak(d *stream.Delivery, delay time.Duration) {
+	w.held.release(d)
+	if err := d.Nak(delay); err != nil {
+		nakErrorsTotal.Inc()
+		w.log.Warn("nak failed; the message is redelivered after ack wait", "event_id", d.Msg.EventID, "err", err)
+	}
+}
+
+// redeliveryDelay grows with the number of deliveries: RetryDelay·2^(n-1),
+// capped by MaxRetryInterval.
+func (w *Worker) redeliveryDelay(d *stream.Delivery) time.Duration {
+	delay := w.cfg.RetryDelay
+	for n := d.NumDelivered(); n > 1 && delay < w.cfg.MaxRetryInterval; n-- {
+		delay *= 2
+	}
+	return min(delay, w.cfg.MaxRetryInterval)
+}
+
+func (w *Worker) wakeDrainer() {
+	select {
+	case w.spooled <- struct{}{}:
+	default:
+	}
+}
+
+// newBackoff is the retry policy: exponential from RetryDelay, jittered
+// (±50 %), never giving up (MaxElapsedTime 0). nextDelay caps each interval,
+// jitter included, at MaxRetryInterval.
+func (w *Worker) newBackoff() *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(w.cfg.RetryDelay),
+		backoff.WithMaxInterval(w.cfg.MaxRetryInterval),
+		backoff.WithMaxElapsedTime(0),
+	)
+}
+
+// retryWait is the wait before re-sending after a retryable failure: the
+// next backoff interval, or the Retry-After a 503 may carry when that is
+// longer — still capped at MaxRetryInterval.
+func (w *Worker) retryWait(b *backoff.ExponentialBackOff, res upstream.Result) time.Duration {
+	return min(max(w.nextDelay(b), res.RetryAfter), w.cfg.MaxRetryInterval)
+}
+
+func (w *Worker) nextDelay(b *backoff.ExponentialBackOff) time.Duration {
+	d := b.NextBackOff()
+	if d == backoff.Stop || d > w.cfg.MaxRetryInterval {
+		d = w.cfg.MaxRetryInterval
+	}
+	return d
+}
+
+// sleep waits for d, or until ctx is done or wake is closed (nil: never).
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-wake:
+	}
+}
