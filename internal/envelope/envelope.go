@@ -589,11 +589,12 @@ func parseItem(body []byte, off int, it *Item) (int, *ParseError) {
 	payloadStart := min(headerEnd+1, len(body))
 	var payloadEnd int
 	if it.explicitLength {
-		// int is 64 bits wide here: the sum cannot overflow, and nothing is allocated for it.
-		payloadEnd = payloadStart + int(length)
-		if payloadEnd > len(body) {
+		// Compare before adding: the claim is checked against the input and never allocated
+		// for, and the sum cannot overflow even where int is 32 bits wide.
+		if uint64(length) > uint64(len(body)-payloadStart) {
 			return 0, &ParseError{Cause: ErrUnexpectedEOF, Offset: len(body)}
 		}
+		payloadEnd = payloadStart + int(length)
 		if payloadEnd < len(body) && body[payloadEnd] != '\n' {
 			return 0, &ParseError{Cause: ErrMissingNewline, Offset: payloadEnd}
 		}
