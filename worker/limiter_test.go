@@ -78,12 +78,12 @@ func TestLimitsFrom(t *testing.T) {
 	const def = time.Minute
 	hdr := func(h string) upstream.RateLimits { return upstream.ParseRateLimits(h, t0) }
 	tests := []struct {
-		name       string
-		res        upstream.Result
-		cats       []string
-		ask        []string // categories to look up afterwards
-		want       time.Duration
-		wantCount  int
+		name      string
+		res       upstream.Result
+		cats      []string
+		ask       []string // categories to look up afterwards
+		want      time.Duration
+		wantCount int
 	}{
 		{"header covers the envelope", upstream.Result{Class: upstream.RateLimited, RetryAfter: 60 * time.Second, RateLimits: hdr("2:error:key")},
 			[]string{"error"}, []string{"error"}, 2 * time.Second, 1},
