@@ -10,9 +10,11 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -304,9 +306,46 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 	defer cancel()
 
 	url := c.EnvelopeURL(r.ProjectID)
+	envelopeBytes.Add(len(r.Envelope))
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		req, err := c.newEnvelopeRequest(ctx, url, r, body)
+		if err != nil {
+			return Result{Class: Rejected, Err: err}
+		}
+		var reused bool
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
+		}))
+		sentBytes.Add(len(body))
+		resp, err = c.http.Do(req)
+		if err == nil {
+			break
+		}
+		// A keep-alive connection the upstream closed while it sat in the
+		// pool (restart, idle timeout) fails the first request written to
+		// it. Go's transport replays such requests only for idempotent
+		// methods; a POST of an envelope is safe to replay (delivery is
+		// at-least-once anyway), so do it once. When one pooled connection
+		// is dead the others usually are too (the upstream restarted):
+		// drop the idle ones so the replay dials afresh.
+		if attempt == 0 && reused && ctx.Err() == nil && isStaleConnError(err) {
+			staleRetries.Inc()
+			c.http.CloseIdleConnections()
+			continue
+		}
+		return Result{Class: Retryable, Err: fmt.Errorf("upstream: POST %s: %w", url, err)}
+	}
+	bodyTimer := time.AfterFunc(c.cfg.Timeout, cancel)
+	defer bodyTimer.Stop()
+	return c.classify(resp, time.Now())
+}
+
+// newEnvelopeRequest builds the POST with Relay's headers (§7.5).
+func (c *Client) newEnvelopeRequest(ctx context.Context, url string, r Request, body []byte) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return Result{Class: Rejected, Err: fmt.Errorf("upstream: build request: %w", err)}
+		return nil, fmt.Errorf("upstream: build request: %w", err)
 	}
 	h := req.Header
 	h["Content-Type"] = []string{"application/x-sentry-envelope"}
@@ -334,16 +373,7 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 	if c.cfg.RelayID != "" {
 		h["X-Sentry-Relay-Id"] = []string{c.cfg.RelayID}
 	}
-
-	envelopeBytes.Add(len(r.Envelope))
-	sentBytes.Add(len(body))
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return Result{Class: Retryable, Err: fmt.Errorf("upstream: POST %s: %w", url, err)}
-	}
-	bodyTimer := time.AfterFunc(c.cfg.Timeout, cancel)
-	defer bodyTimer.Stop()
-	return c.classify(resp, time.Now())
+	return req, nil
 }
 
 // classify turns a response into a Result, reading and closing its body.
@@ -505,6 +535,19 @@ func (c *Client) Probe(ctx context.Context) error {
 	}
 	probeUp.Inc()
 	return nil
+}
+
+// isStaleConnError reports whether err is how a request fails on a
+// connection the peer had already closed: EOF or a reset before any
+// response. Timeouts are not: the upstream was there and slow.
+func isStaleConnError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		strings.Contains(err.Error(), "server closed idle connection")
 }
 
 // validHeaderValue reports whether v can be sent as a header value: no

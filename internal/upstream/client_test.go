@@ -674,3 +674,50 @@ func TestRequestFrom(t *testing.T) {
 		t.Fatalf("RequestFrom = %+v", got)
 	}
 }
+
+// TestStaleKeepAlive: an upstream that restarted (or closed idle
+// connections) leaves dead connections in the pool; the next Send must not
+// fail because it picked one.
+func TestStaleKeepAlive(t *testing.T) {
+	rec := newRecorder(t, nil)
+	c := newClient(t, Config{URL: rec.URL})
+	for i := range 50 {
+		if res := c.Send(context.Background(), baseRequest()); res.Class != Accepted {
+			t.Fatalf("send %d: %+v", i, res)
+		}
+		rec.CloseClientConnections()
+	}
+	if n := len(rec.requests()); n != 50 {
+		t.Fatalf("server saw %d requests, want 50", n)
+	}
+}
+
+// TestNoReplayAfterTimeout: the stale-connection replay must not turn a
+// slow upstream into two requests and twice the wait.
+func TestNoReplayAfterTimeout(t *testing.T) {
+	var calls atomic.Int64
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			return // 200, and the connection goes back to the pool
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	c := newClient(t, Config{URL: rec.URL, Timeout: 200 * time.Millisecond})
+	if res := c.Send(context.Background(), baseRequest()); res.Class != Accepted {
+		t.Fatalf("first: %+v", res)
+	}
+	start := time.Now()
+	res := c.Send(context.Background(), baseRequest())
+	if res.Class != Retryable || time.Since(start) > 2*time.Second {
+		t.Fatalf("second: %+v after %v", res, time.Since(start))
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("server saw %d requests, want 2", n)
+	}
+}

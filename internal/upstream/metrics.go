@@ -18,6 +18,10 @@ var (
 
 	requestDuration = metrics.NewHistogram(`relay_upstream_request_duration_seconds`)
 
+	// staleRetries counts sends replayed because their pooled keep-alive
+	// connection turned out dead.
+	staleRetries = metrics.NewCounter(`relay_upstream_stale_connection_retries_total`)
+
 	probeUp   = metrics.NewCounter(`relay_upstream_probes_total{result="up"}`)
 	probeDown = metrics.NewCounter(`relay_upstream_probes_total{result="down"}`)
 )
