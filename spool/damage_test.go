@@ -34,7 +34,15 @@ func newDamageFixture(t *testing.T) *damageFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	putN(t, s, 0, 2000, damageRecSize)
+	for i := 0; i < 2000; i += 20 {
+		batch := make([][]byte, 20)
+		for j := range batch {
+			batch[j] = payload(i+j, damageRecSize)
+		}
+		if err := s.PutBatch(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, r := range all(t, s) {
 		f.ids[r.ID] = seqOf(t, r.Data)
 		f.maxID = max(f.maxID, r.ID)
