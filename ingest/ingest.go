@@ -1,0 +1,504 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/relayhq/relay/internal/envelope"
+	"github.com/relayhq/relay/internal/stream"
+)
+
+// reqState is the per-request scratch space, pooled: the body buffer, the
+// re-serialisation buffer, the message handed to the publisher and the
+// response bytes. Nothing in it outlives the request (Publisher contract).
+type reqState struct {
+	body *[]byte
+	out  *[]byte
+	msg  stream.Message
+	resp [48]byte
+}
+
+var statePool = sync.Pool{New: func() any { return new(reqState) }}
+
+func getState() *reqState {
+	st := statePool.Get().(*reqState)
+	st.body = getBuf()
+	return st
+}
+
+func putState(st *reqState) {
+	putBuf(st.body)
+	if st.out != nil {
+		putBuf(st.out)
+	}
+	*st = reqState{}
+	statePool.Put(st)
+}
+
+// serveIngest handles the envelope and store routes (POST, and GET for store).
+func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request, rt route, projectSeg string) {
+	// Count first, then check draining: WaitIdle then cannot miss a request
+	// that slipped past the check.
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	if s.draining.Load() {
+		s.writeError(w, rt, errShuttingDown)
+		return
+	}
+	st := getState()
+	if e := s.ingest(w, r, rt, projectSeg, st); e != nil {
+		s.writeError(w, rt, e)
+	}
+	putState(st)
+}
+
+// ingest runs one store-like request, in Relay's order of checks: encoding,
+// project id, auth (key, version), body (size, decode, empty), envelope
+// (tunnel auth, parse, header dsn vs request), empty envelope, item size
+// limits, event id, publish. On success it writes the answer and returns nil.
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projectSeg string, st *reqState) *apiError {
+	receivedAt := time.Now()
+
+	// Relay decodes bodies in a middleware in front of the router, so an
+	// encoding it cannot decode is refused before anything else.
+	enc, rawEnc, ok := parseContentEncoding(r.Header)
+	if !ok {
+		return errUnsupportedEncoding(rawEnc)
+	}
+
+	var projectID uint64
+	haveProject := rt != routeStoreLegacy
+	if haveProject {
+		if projectID, ok = parseProjectID(projectSeg); !ok {
+			return errBadProject
+		}
+	}
+
+	auth, e := extractAuth(r)
+	if e != nil {
+		return e
+	}
+	if auth.source == authNone && rt != routeEnvelope {
+		return errMissingAuth
+	}
+	var publicKey string
+	if auth.source != authNone {
+		if publicKey, ok = validatePublicKey(auth.key); !ok {
+			return errBadPublicKey
+		}
+		if auth.version > protocolVersion {
+			return errProtocolVersion(auth.version)
+		}
+	}
+
+	// The body, decoded and bounded.
+	limit := s.envelopeLimit
+	if rt != routeEnvelope {
+		limit = s.eventLimit
+	}
+	var body []byte
+	if r.Method == http.MethodGet {
+		// GET store (legacy pixel tracking): the event is in ?sentry_data=,
+		// encoded like a POST body.
+		data := r.URL.Query().Get("sentry_data")
+		if int64(len(data)) > limit {
+			return errBodyTooLarge(limit)
+		}
+		body = append((*st.body)[:0], data...)
+		*st.body = body
+	} else {
+		if body, e = readBody(r, enc, limit, st.body); e != nil {
+			return e
+		}
+	}
+
+	// Tunnel (envelope endpoint, no credentials in the request): the first
+	// line of the body is the envelope header, and its "dsn" authenticates.
+	// As in Relay, the DSN's project then stands for the request's; the path
+	// id is not compared (browsers post to their own tunnel URL).
+	var tunnelOrigin string
+	if auth.source == authNone {
+		var err error
+		if auth, publicKey, projectID, err = tunnelAuth(body); err != nil {
+			return errBadEnvelopeAuth(err.Error())
+		}
+		haveProject = true
+	}
+	if len(body) == 0 {
+		return errEmptyBody
+	}
+
+	// The envelope: parsed (validated) from the body, or built from a store
+	// event.
+	var env *envelope.Envelope
+	if rt == routeEnvelope || isEnvelopeContentType(r.Header) {
+		var err error
+		if env, err = envelope.Parse(body); err != nil {
+			return errParse(err)
+		}
+		if auth.source == authEnvelope {
+			tunnelOrigin = env.Header.Origin
+		} else if e := checkEnvelopeHeader(env, r.Header, publicKey, &projectID, &haveProject); e != nil {
+			return e
+		}
+	} else {
+		var err error
+		if env, err = envelope.FromStoreBodyLimit(body, auth.client, s.eventLimit); err != nil {
+			return errStoreBody(err)
+		}
+	}
+	// Legacy /api/store/ without a DSN in the body: Relay would look the key
+	// up in its project configs; a proxy has none, so it cannot know where to
+	// send the event. Refuse it rather than guess (the projects issue can fill
+	// this in from project configs).
+	if !haveProject {
+		return errBadProject
+	}
+
+	// Header only: valid, answered 200, and nothing to store (Relay drops it
+	// with outcome empty_envelope).
+	if len(env.Items) == 0 {
+		if r.Method == http.MethodGet {
+			s.writePixel(w, rt)
+		} else {
+			s.writeID(w, rt, st, env.Header.EventID)
+		}
+		return nil
+	}
+	if err := envelope.CheckSizeLimits(env, s.cfg.Limits); err != nil {
+		return errItemTooLarge(err)
+	}
+
+	// What is published: the body as received, unless the envelope had to
+	// change (a store event becomes an envelope; an event-like item without
+	// an event id gets one, as Relay's parse_request does).
+	if env.Header.EventID == "" && env.RequiresEventID() {
+		if err := env.SetEventID(envelope.NewEventID()); err != nil {
+			return errInvalidEnvelope([]string{err.Error()}) // cannot happen: NewEventID is a UUID
+		}
+	}
+	payload := body
+	if !env.Unchanged() {
+		st.out = getBuf()
+		payload = env.AppendTo((*st.out)[:0])
+		*st.out = payload
+	}
+	eventID := env.Header.EventID
+
+	m := &st.msg
+	m.ProjectID = projectID
+	m.PublicKey = publicKey
+	m.Client = auth.client
+	m.Version = auth.version
+	if m.Origin = requestOrigin(r.Header); m.Origin == "" {
+		m.Origin = tunnelOrigin // the request's own origin wins, as in Relay
+	}
+	m.UserAgent = firstHeader(r.Header, "User-Agent")
+	m.RemoteAddr, m.ForwardedFor = peerAndChain(r)
+	m.ReceivedAt = receivedAt
+	m.EventID = eventID
+	m.Envelope = payload
+	if !s.fitsPublish(m) {
+		return errMessageTooLarge(messageSize(m), s.cfg.MaxPublishPayload)
+	}
+
+	if e := s.publish(r.Context(), m); e != nil {
+		return e
+	}
+	if r.Method == http.MethodGet {
+		s.writePixel(w, rt)
+	} else {
+		s.writeID(w, rt, st, eventID)
+	}
+	return nil
+}
+
+// publish hands m to the stream and waits for its acknowledgement, bounded by
+// PublishTimeout. Every failure is a 503 with Retry-After: the SDK keeps the
+// envelope and retries, nothing is lost silently.
+func (s *Server) publish(ctx context.Context, m *stream.Message) *apiError {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	start := time.Now()
+	err := s.pub.Publish(ctx, m, newRandomID())
+	cancel()
+	publishDuration.UpdateDuration(start)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, stream.ErrTooLarge) {
+		// The metadata estimate let through a message the stream cannot
+		// carry: retrying cannot help, so this is 413, not 503.
+		return &apiError{status: http.StatusRequestEntityTooLarge, detail: "failed to read request body",
+			causes: []string{err.Error()}, dropped: droppedBodyTooLarge}
+	}
+	e := &apiError{status: http.StatusServiceUnavailable, detail: "failed to queue envelope",
+		causes: []string{err.Error()}, retryAfter: true}
+	switch {
+	case errors.Is(err, stream.ErrFull):
+		e.dropped = droppedStreamFull
+	case errors.Is(err, stream.ErrUnavailable):
+		e.dropped = droppedStreamDown
+	case errors.Is(err, context.DeadlineExceeded):
+		e.dropped = droppedPublishTimeout
+	default:
+		e.dropped = droppedPublishFailed
+	}
+	if ok, suppressed := s.publishLogs.allow(time.Now()); ok {
+		s.log.Warn("ingest: publish failed, answering 503", "project_id", m.ProjectID,
+			"error", err, "suppressed_since_last", suppressed)
+	}
+	return e
+}
+
+// messageSize estimates the encoded size of m (stream.Message's encoding:
+// varint-framed fields); it errs on the large side.
+func messageSize(m *stream.Message) int64 {
+	return int64(128 + len(m.PublicKey) + len(m.Client) + len(m.Origin) + len(m.UserAgent) +
+		len(m.RemoteAddr) + len(m.ForwardedFor) + len(m.EventID) + len(m.Envelope))
+}
+
+// fitsPublish reports whether m fits one stream message. Body limits already
+// keep messageReserve free; only requests with unusually large metadata (a
+// huge User-Agent or forwarded-for chain) need the exact check.
+func (s *Server) fitsPublish(m *stream.Message) bool {
+	if s.cfg.MaxPublishPayload <= 0 {
+		return true
+	}
+	return messageSize(m) <= s.cfg.MaxPublishPayload
+}
+
+// newRandomID returns 32 lowercase hex characters of a random (v4) UUID: the
+// event id given to envelopes without one, and the per-request message id the
+// stream deduplicates on.
+func newRandomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var h [32]byte
+	hex.Encode(h[:], b[:])
+	return string(h[:])
+}
+
+// errParse maps an envelope parse error to Relay's answer: 400 "invalid
+// event envelope" with the parser's causes, or 400 "envelope contains
+// internal items" for items only Relay may create.
+func errParse(err error) *apiError {
+	if errors.Is(err, envelope.ErrInternalItems) {
+		return &apiError{status: http.StatusBadRequest, detail: err.Error(), dropped: droppedInvalidEnvelope}
+	}
+	var pe *envelope.ParseError
+	if errors.As(err, &pe) {
+		return errInvalidEnvelope(pe.Causes())
+	}
+	return errInvalidEnvelope([]string{err.Error()})
+}
+
+// errStoreBody maps a store-body conversion error: 413 for an event over the
+// size limit (a zlib bomb included), 400 "empty request body", or 400 with
+// Relay's detail ("invalid JSON data", "invalid request body") and the reason.
+func errStoreBody(err error) *apiError {
+	var se *envelope.SizeError
+	if errors.As(err, &se) {
+		return errItemTooLarge(se)
+	}
+	var st *envelope.StoreError
+	if errors.As(err, &st) {
+		if st.Cause == envelope.ErrEmptyBody {
+			return errEmptyBody
+		}
+		e := &apiError{status: http.StatusBadRequest, detail: st.Cause.Error(), dropped: droppedInvalidJSON}
+		if st.Detail != "" {
+			e.causes = []string{st.Detail}
+		}
+		return e
+	}
+	return &apiError{status: http.StatusBadRequest, detail: "invalid JSON data", causes: []string{err.Error()}, dropped: droppedInvalidJSON}
+}
+
+// checkEnvelopeHeader compares the envelope header with the request, as
+// Relay's EnvelopeHeaders::complete does: an origin, if present, must be the
+// request's; a dsn, if present, must name the request's project and key. On
+// legacy /api/store/ (no project in the path) the dsn supplies the project.
+func checkEnvelopeHeader(env *envelope.Envelope, h http.Header, publicKey string, projectID *uint64, haveProject *bool) *apiError {
+	if o := env.Header.Origin; o != "" && !sameOrigin(o, requestOrigin(h)) {
+		return errInvalidEnvelope([]string{"origin header mismatch between envelope and request"})
+	}
+	if env.Header.DSN == "" {
+		return nil
+	}
+	dsn, err := parseDSNCached(env.Header.DSN)
+	if err != nil {
+		return errInvalidEnvelope([]string{envelope.ErrInvalidHeader.Error(), err.Error()})
+	}
+	if !*haveProject {
+		*projectID, *haveProject = dsn.ProjectID, true
+	} else if dsn.ProjectID != *projectID {
+		return errInvalidEnvelope([]string{"project id header mismatch between envelope and request"})
+	}
+	if key, _, _ := strings.Cut(dsn.PublicKey, "."); key != publicKey {
+		return errInvalidEnvelope([]string{"public key header mismatch between envelope and request"})
+	}
+	return nil
+}
+
+// dsnCache remembers parsed DSNs. An SDK sends the same dsn in every
+// envelope header, and parsing it (net/url) costs several allocations per
+// request; a map lookup costs none. Bounded: emptied when full.
+var dsnCache = struct {
+	sync.RWMutex
+	m map[string]envelope.DSN
+}{m: make(map[string]envelope.DSN)}
+
+const dsnCacheMax = 4096
+
+func parseDSNCached(s string) (envelope.DSN, error) {
+	dsnCache.RLock()
+	d, ok := dsnCache.m[s]
+	dsnCache.RUnlock()
+	if ok {
+		return d, nil
+	}
+	d, err := envelope.ParseDSN(s)
+	if err != nil {
+		return d, err
+	}
+	dsnCache.Lock()
+	if len(dsnCache.m) >= dsnCacheMax {
+		clear(dsnCache.m)
+	}
+	dsnCache.m[s] = d
+	dsnCache.Unlock()
+	return d, nil
+}
+
+// sameOrigin compares two origins as URLs (Relay compares parsed Urls:
+// scheme and host case-insensitively, an empty path equal to "/").
+func sameOrigin(a, b string) bool {
+	if b == "" {
+		return false
+	}
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	norm := func(u *url.URL) string {
+		p := u.EscapedPath()
+		if p == "" {
+			p = "/"
+		}
+		return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + p + "?" + u.RawQuery + "#" + u.Fragment
+	}
+	return norm(ua) == norm(ub)
+}
+
+// isEnvelopeContentType reports whether a store request says its body is an
+// envelope (Content-Type exactly application/x-sentry-envelope, parameters
+// aside).
+func isEnvelopeContentType(h http.Header) bool {
+	v := h["Content-Type"]
+	if len(v) == 0 {
+		return false
+	}
+	mt, _, _ := strings.Cut(v[0], ";")
+	return asciiEqualFold(strings.TrimSpace(mt), "application/x-sentry-envelope")
+}
+
+// requestOrigin is the request's Origin, else its Referer, when it is an
+// http(s) URL (Relay's parse_header_url); "" otherwise.
+func requestOrigin(h http.Header) string {
+	if o := firstHeader(h, "Origin"); o != "" && httpURL(o) {
+		return o
+	}
+	if o := firstHeader(h, "Referer"); o != "" && httpURL(o) {
+		return o
+	}
+	return ""
+}
+
+func httpURL(s string) bool {
+	if len(s) < 7 || !(asciiEqualFold(s[:7], "http://") || len(s) >= 8 && asciiEqualFold(s[:8], "https://")) {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.Host != ""
+}
+
+// peerAndChain returns the socket peer's IP and the forwarded-for chain to
+// send upstream: the incoming X-Forwarded-For, then the peer (protocol doc
+// §7.5, Relay's ForwardedFor extractor).
+func peerAndChain(r *http.Request) (peer, chain string) {
+	peer = r.RemoteAddr
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
+	}
+	xff := strings.TrimSpace(firstHeader(r.Header, "X-Forwarded-For"))
+	switch {
+	case xff == "":
+		return peer, peer
+	case peer == "":
+		return peer, xff
+	}
+	return peer, xff + ", " + peer
+}
+
+// envelopeMeta is the part of an envelope header that authenticates a tunnel
+// request (Relay deserialises the first line as its RequestMeta: a wrong type
+// in these fields fails the request as well).
+type envelopeMeta struct {
+	DSN     *string `json:"dsn"`
+	Client  *string `json:"client"`
+	Version *uint16 `json:"version"`
+}
+
+// tunnelAuth authenticates a request without credentials by the envelope
+// header's dsn (first line of the body). Any failure is Relay's 401 "bad
+// envelope authentication header"; the error is the cause.
+func tunnelAuth(body []byte) (a authInfo, key string, projectID uint64, err error) {
+	line := body
+	if i := indexByte(body, '\n'); i >= 0 {
+		line = body[:i]
+	}
+	var meta envelopeMeta
+	if err = json.Unmarshal(line, &meta); err != nil {
+		return a, "", 0, err
+	}
+	if meta.DSN == nil {
+		return a, "", 0, errors.New("missing field `dsn`")
+	}
+	dsn, err := parseDSNCached(*meta.DSN)
+	if err != nil {
+		return a, "", 0, err
+	}
+	var ok bool
+	if key, ok = validatePublicKey(dsn.PublicKey); !ok {
+		return a, "", 0, errors.New("dsn: invalid public key")
+	}
+	a = authInfo{source: authEnvelope, key: key, version: protocolVersion}
+	if meta.Client != nil {
+		a.client = *meta.Client
+	}
+	if meta.Version != nil {
+		a.version = int(*meta.Version)
+	}
+	return a, key, dsn.ProjectID, nil
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,61 @@
+package ingest
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// route identifies what a request was for; it labels the request metrics.
+type route uint8
+
+const (
+	routeOther       route = iota // not a route of ours (404)
+	routeEnvelope                 // POST /api/{project_id}/envelope/
+	routeStore                    // POST|GET /api/{project_id}/store/
+	routeStoreLegacy              // POST|GET /api/store/
+	routeHealthLive               // GET /api/relay/healthcheck/live/
+	routeHealthReady              // GET /api/relay/healthcheck/ready/
+	routeRelaysLive               // GET /api/0/relays/live/
+	numRoutes
+)
+
+var routeNames = [numRoutes]string{
+	routeOther:       "other",
+	routeEnvelope:    "envelope",
+	routeStore:       "store",
+	routeStoreLegacy: "store_legacy",
+	routeHealthLive:  "healthcheck_live",
+	routeHealthReady: "healthcheck_ready",
+	routeRelaysLive:  "relays_live",
+}
+
+// storeLike reports whether the route ingests data (and so speaks CORS).
+func (r route) storeLike() bool {
+	return r == routeEnvelope || r == routeStore || r == routeStoreLegacy
+}
+
+// publishDuration is the time from handing a message to the stream until its
+// PubAck (or failure): the part of the SDK's latency that durability costs.
+var publishDuration = metrics.NewHistogram(`relay_ingest_publish_duration_seconds`)
+
+// requestCounters caches relay_ingest_requests_total{route,status} counters
+// so the hot path does one atomic load instead of building a metric name and
+// looking it up. Filled lazily; GetOrCreateCounter makes racing fills agree.
+var requestCounters [numRoutes][500]atomic.Pointer[metrics.Counter]
+
+// countRequest counts one answered request by route and status.
+func (s *Server) countRequest(rt route, status int) {
+	if status < 100 || status >= 600 {
+		status = 599
+	}
+	slot := &requestCounters[rt][status-100]
+	c := slot.Load()
+	if c == nil {
+		c = metrics.GetOrCreateCounter(`relay_ingest_requests_total{route="` + routeNames[rt] +
+			`",status="` + strconv.Itoa(status) + `"}`)
+		slot.Store(c)
+	}
+	c.Inc()
+}
