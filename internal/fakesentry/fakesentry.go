@@ -133,6 +133,7 @@ type Server struct {
 	mode      Mode
 	left      int // envelope answers left in mode when mode.Count > 0
 	delay     time.Duration
+	delaySet  chan struct{} // closed and replaced by SetDelay: wakes waiting answers
 	received  []Received
 	requests  []Request
 	changed   chan struct{} // closed and replaced when received grows
@@ -152,7 +153,7 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, log: opts.Logger, quit: make(chan struct{}), changed: make(chan struct{})}
+	s := &Server{opts: opts, log: opts.Logger, quit: make(chan struct{}), changed: make(chan struct{}), delaySet: make(chan struct{})}
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -270,12 +271,15 @@ func (s *Server) Mode() (Mode, int) {
 	return s.mode, s.left
 }
 
-// SetDelay delays every answer (probes included) by d, after the request
-// body has been read. 0 = answer at once.
+// SetDelay delays every answer (probes included) by d, counted from when
+// the request body has been read. It applies to answers already waiting:
+// SetDelay(0) releases every held request at once.
 func (s *Server) SetDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.delay = d
+	close(s.delaySet)
+	s.delaySet = make(chan struct{})
 }
 
 // InFlight is the number of requests being handled right now (read,
@@ -533,21 +537,28 @@ func orDefault(s, def string) string {
 // wait applies the programmed delay; false if the request or the server
 // ended meanwhile.
 func (s *Server) wait(r *http.Request) bool {
-	s.mu.Lock()
-	d := s.delay
-	s.mu.Unlock()
-	if d <= 0 {
-		return r.Context().Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	case <-s.quit:
-		return false
+	start := time.Now()
+	for {
+		s.mu.Lock()
+		d, changed := s.delay, s.delaySet
+		s.mu.Unlock()
+		left := time.Until(start.Add(d))
+		if left <= 0 {
+			return r.Context().Err() == nil
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-t.C:
+			return r.Context().Err() == nil
+		case <-changed:
+			t.Stop() // the delay changed: measure again from start
+		case <-r.Context().Done():
+			t.Stop()
+			return false
+		case <-s.quit:
+			t.Stop()
+			return false
+		}
 	}
 }
 

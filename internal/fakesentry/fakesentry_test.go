@@ -601,3 +601,34 @@ func TestUpstreamClient(t *testing.T) {
 		})
 	}
 }
+
+func TestSetDelayReleasesHeldAnswers(t *testing.T) {
+	s := newServer(t, Options{})
+	s.SetDelay(time.Hour)
+	const n = 5
+	errc := make(chan error, n)
+	for range n {
+		go func() {
+			resp, err := client.Post(s.URL()+"/api/42/envelope/", "application/x-sentry-envelope", nil)
+			if err == nil {
+				resp.Body.Close()
+			}
+			errc <- err
+		}()
+	}
+	waitUntil(t, func() bool { return s.InFlight() == n })
+	s.SetDelay(200 * time.Millisecond) // shorter: they answer 200 ms after arrival
+	for range n {
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("held answers not released by a shorter delay")
+		}
+	}
+	if reqs := s.Requests(); len(reqs) != n {
+		t.Fatalf("%d answers logged", len(reqs))
+	}
+}
