@@ -1,0 +1,297 @@
+// Package app wires the relay's stages into one running process:
+//
+//	ingest (HTTP) ──publish──▶ JetStream ──fetch──▶ worker ──▶ upstream
+//	                                                   └──▶ spool ──drain──▶ upstream
+//
+// It holds no protocol logic; each stage lives in its own package. Ingest and
+// worker can be switched on and off independently (ingest.enabled,
+// worker.enabled), so the same binary runs either half against an external
+// NATS cluster.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/relayhq/relay/ingest"
+	"github.com/relayhq/relay/internal/config"
+	"github.com/relayhq/relay/internal/credentials"
+	"github.com/relayhq/relay/internal/envelope"
+	"github.com/relayhq/relay/internal/stream"
+	"github.com/relayhq/relay/internal/upstream"
+	"github.com/relayhq/relay/scrub"
+	"github.com/relayhq/relay/spool"
+	"github.com/relayhq/relay/worker"
+)
+
+// Version is the relay's version, set at build time with
+// -ldflags "-X github.com/relayhq/relay/internal/app.Version=…".
+var Version = "0.1.0-dev"
+
+// consumerName is the durable JetStream consumer every worker (goroutine or
+// process) shares; the stream hands each message to one of them.
+const consumerName = "relay-worker"
+
+// Run starts the relay described by cfg and blocks until ctx is cancelled
+// (SIGTERM/SIGINT) or a stage fails. Shutdown follows the hand-offs of the
+// durability contract, bounded as a whole by limits.shutdown_timeout:
+//
+//  1. ingest stops accepting (503) and waits for in-flight publishes, so every
+//     200 it gave is backed by a PubAck;
+//  2. workers stop; messages they had not acked are redelivered later;
+//  3. the spool and the stream are closed, flushing what they hold.
+func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, log *slog.Logger) error {
+	if cfg.Relay.Mode != config.ModeProxy {
+		return fmt.Errorf("relay mode %q is not supported yet: run with --mode proxy", cfg.Relay.Mode)
+	}
+	if !cfg.Ingest.Enabled && !cfg.Worker.Enabled {
+		return errors.New("neither ingest nor worker is enabled: nothing to run")
+	}
+
+	st, err := stream.Open(ctx, stream.Config{
+		URL:      cfg.JetStream.URL,
+		StoreDir: cfg.JetStream.StoreDir,
+		Stream:   cfg.JetStream.Stream,
+		Replicas: cfg.JetStream.Replicas,
+		MaxBytes: cfg.JetStream.MaxBytes.Bytes(),
+		Sync:     cfg.JetStream.Sync,
+		AckWait:  cfg.JetStream.AckWait,
+	}, log)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	log.Info("jetstream ready", "embedded", cfg.JetStream.Embedded(), "stream", st.StreamName(),
+		"sync", syncLabel(cfg.JetStream.Sync), "client_url", st.ClientURL())
+
+	// Everything below is stopped before the stream is closed.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var (
+		wg   sync.WaitGroup
+		errs = make(chan error, 2)
+		sp   *spool.Spool
+		srv  *http.Server
+		ing  *ingest.Server
+	)
+
+	if cfg.Worker.Enabled {
+		sp, err = openSpool(cfg, log)
+		if err != nil {
+			closeStream(st, cfg.Limits.ShutdownTimeout, log)
+			return err
+		}
+		w, err := newWorker(runCtx, cfg, creds, st, sp, log)
+		if err != nil {
+			_ = sp.Close()
+			closeStream(st, cfg.Limits.ShutdownTimeout, log)
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- fmt.Errorf("worker: %w", err)
+			}
+		}()
+	}
+
+	if cfg.Ingest.Enabled {
+		ing = ingest.New(ingestConfig(cfg, st), st, st.Ready, log.With("component", "ingest"))
+		ln, err := net.Listen("tcp", cfg.ListenAddr())
+		if err != nil {
+			cancel()
+			wg.Wait()
+			closeSpool(sp, log)
+			closeStream(st, cfg.Limits.ShutdownTimeout, log)
+			return fmt.Errorf("ingest: listen on %s: %w", cfg.ListenAddr(), err)
+		}
+		srv = &http.Server{
+			Handler:           ing.Handler(),
+			ReadHeaderTimeout: 5 * time.Second, // Relay: request headers within 5 s
+			IdleTimeout:       5 * time.Second, // Relay: limits.keepalive_timeout
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
+		log.Info("listening", "addr", "http://"+ln.Addr().String(), "dsn_host", ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("ingest: serve: %w", err)
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.Limits.ShutdownTimeout)
+	case runErr = <-errs:
+		log.Error("stage failed, shutting down", "err", runErr)
+	}
+
+	deadline := time.Now().Add(cfg.Limits.ShutdownTimeout)
+	shutCtx, shutCancel := context.WithDeadline(context.Background(), deadline)
+	defer shutCancel()
+	if srv != nil {
+		// New requests get 503 from here on; Shutdown waits for in-flight
+		// ones, whose publishes are bounded by the ingest publish timeout.
+		ing.StartDraining()
+		if err := srv.Shutdown(shutCtx); err != nil {
+			log.Warn("ingest: in-flight requests outlived the shutdown timeout", "err", err)
+			_ = srv.Close()
+		}
+	}
+	cancel() // workers: stop fetching, nak what they hold
+	wg.Wait()
+	closeSpool(sp, log)
+	closeStream(st, time.Until(deadline), log)
+	log.Info("stopped")
+	return runErr
+}
+
+func syncLabel(s string) string {
+	if s == "" {
+		return "default (2m)"
+	}
+	return s
+}
+
+func openSpool(cfg *config.Config, log *slog.Logger) (*spool.Spool, error) {
+	sp, err := spool.Open(cfg.Spool.Path, spool.Options{
+		MaxDiskSize: cfg.Spool.MaxDiskSize.Bytes(),
+		MaxBatch:    cfg.Spool.MaxBatch,
+		Logger:      log.With("component", "spool"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	st := sp.Stats()
+	log.Info("spool ready", "path", cfg.Spool.Path, "records", st.Records, "buried", st.Buried)
+	return sp, nil
+}
+
+func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, log *slog.Logger) (*worker.Worker, error) {
+	relayID := ""
+	if creds != nil {
+		relayID = creds.ID.String()
+	}
+	up, err := upstream.New(upstream.Config{
+		URL:                 cfg.Relay.Upstream,
+		Timeout:             cfg.HTTP.Timeout,
+		ConnectionTimeout:   cfg.HTTP.ConnectionTimeout,
+		Encoding:            cfg.HTTP.Encoding,
+		RelayID:             relayID,
+		MaxIdleConnsPerHost: 2 * cfg.Worker.Concurrency,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	cons, err := st.Consumer(ctx, consumerName)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream consumer: %w", err)
+	}
+	stages, err := workerStages(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return worker.New(worker.Config{
+		Concurrency:       cfg.Worker.Concurrency,
+		RetryDelay:        cfg.HTTP.RetryDelay,
+		MaxRetryInterval:  cfg.HTTP.MaxRetryInterval,
+		OutageGracePeriod: cfg.HTTP.OutageGracePeriod,
+		AckWait:           cfg.JetStream.AckWait,
+	}, cons, up, sp, log, stages...)
+}
+
+// workerStages builds the worker's processing stages in data-path order.
+func workerStages(cfg *config.Config, log *slog.Logger) ([]worker.Stage, error) {
+	sc, err := scrubConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := scrub.Compile(sc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: scrub: %w", cfg.File(), err)
+	}
+	if s.Noop() {
+		return nil, nil
+	}
+	log.Info("scrubbing enabled", "stage", "scrub")
+	return []worker.Stage{worker.NewScrubStage(s)}, nil
+}
+
+func scrubConfig(cfg *config.Config) (scrub.Config, error) {
+	var sc scrub.Config
+	if ds := cfg.Scrub.DataScrubbing; ds.ScrubData || ds.ScrubIPAddresses || len(ds.SensitiveFields) > 0 {
+		sc.DataScrubbing = &scrub.DataScrubbing{
+			ScrubData:        ds.ScrubData,
+			ScrubDefaults:    ds.ScrubDefaults,
+			ScrubIPAddresses: ds.ScrubIPAddresses,
+			SensitiveFields:  ds.SensitiveFields,
+			ExcludeFields:    ds.ExcludeFields,
+		}
+	}
+	pii, err := cfg.Scrub.PIIConfigJSON()
+	if err != nil {
+		return sc, fmt.Errorf("%s: scrub.pii_config: %w", cfg.File(), err)
+	}
+	sc.PIIConfig = pii
+	return sc, nil
+}
+
+func ingestConfig(cfg *config.Config, st *stream.Conn) ingest.Config {
+	l := cfg.Limits
+	return ingest.Config{
+		MaxEnvelopeSize:   l.MaxEnvelopeSize.Bytes(),
+		MaxEventSize:      l.MaxEventSize.Bytes(),
+		MaxPublishPayload: st.MaxPayload(),
+		Limits: envelope.Limits{
+			MaxEventSize:            l.MaxEventSize.Bytes(),
+			MaxAttachmentSize:       l.MaxAttachmentSize.Bytes(),
+			MaxAttachmentCount:      int64(l.MaxAttachmentCount),
+			MaxAttachmentsSize:      l.MaxAttachmentsSize.Bytes(),
+			MaxReplayCompressedSize: l.MaxReplayCompressedSize.Bytes(),
+			MaxSessionsSize:         l.MaxSessionsSize.Bytes(),
+			MaxSessionCount:         int64(l.MaxSessionCount),
+			MaxClientReportsSize:    l.MaxClientReportsSize.Bytes(),
+			MaxClientReportsCount:   int64(l.MaxClientReportsCount),
+			MaxProfileSize:          l.MaxProfileSize.Bytes(),
+			MaxCheckInSize:          l.MaxCheckInSize.Bytes(),
+			MaxStatsdSize:           l.MaxStatsdSize.Bytes(),
+			MaxMetricBucketsSize:    l.MaxMetricBucketsSize.Bytes(),
+			MaxLogSize:              l.MaxLogSize.Bytes(),
+			MaxTraceMetricSize:      l.MaxTraceMetricSize.Bytes(),
+			MaxSpanSize:             l.MaxSpanSize.Bytes(),
+			MaxStandaloneSpanCount:  int64(l.MaxStandaloneSpanCount),
+			MaxContainerSize:        l.MaxContainerSize.Bytes(),
+		},
+		Version: Version,
+	}
+}
+
+func closeSpool(sp *spool.Spool, log *slog.Logger) {
+	if sp == nil {
+		return
+	}
+	if err := sp.Close(); err != nil {
+		log.Error("spool: close", "err", err)
+	}
+}
+
+func closeStream(st *stream.Conn, within time.Duration, log *slog.Logger) {
+	if within < time.Second {
+		within = time.Second // always give the embedded server a moment to flush
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if err := st.CloseContext(ctx); err != nil {
+		log.Error("jetstream: close", "err", err)
+	}
+}
