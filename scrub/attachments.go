@@ -72,11 +72,11 @@ func stripMeta(n *node, depth int) {
 // ($attachments → <filename>, type Binary, pii true) over the bytes.
 func scrubBytes(cfg *compiledConfig, filename string, data []byte) ([]byte, bool) {
 	// root → "$attachments" container → file, as Relay enters them.
-	path := []state{
+	path := withAncestors([]state{
 		{index: -1},
 		{index: -1, vt: mask(vtAttachments)},
 		{key: filename, index: -1, vt: mask(vtBinary)},
-	}
+	})
 	var out []byte
 	var done []bool // bytes already replaced (the UTF-16 pass skips them)
 	for ai := range cfg.apps {

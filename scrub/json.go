@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -42,24 +43,124 @@ const maxDepth = 1000
 var errDepth = errors.New("nesting deeper than 1000 levels")
 
 type parser struct {
-	b    []byte
-	pos  int
-	slab []node
+	b      []byte
+	pos    int
+	slab   []node
+	ptrs   []*node  // free part of the current child-pointer slab
+	strs   []string // free part of the current key slab
+	chunks []*[]node
+	pchunk []*[]*node
+	schunk []*[]string
+	kids   []*node  // scratch stack of children being collected
+	keys   []string // scratch stack of keys being collected
+	pooled bool
 }
+
+const slabSize = 256
+
+// Node slabs are recycled between documents (the tree of one Scrub call is
+// dropped when the call returns), which removes most of the per-event
+// allocation.
+var (
+	slabPool   = sync.Pool{New: func() any { s := make([]node, slabSize); return &s }}
+	ptrPool    = sync.Pool{New: func() any { s := make([]*node, 512); return &s }}
+	strPool    = sync.Pool{New: func() any { s := make([]string, 256); return &s }}
+	parserPool = sync.Pool{New: func() any { return &parser{pooled: true} }}
+)
 
 func (p *parser) alloc() *node {
 	if len(p.slab) == 0 {
-		p.slab = make([]node, 64)
+		if p.pooled {
+			c := slabPool.Get().(*[]node)
+			p.chunks = append(p.chunks, c)
+			p.slab = *c
+		} else {
+			p.slab = make([]node, 32)
+		}
 	}
 	n := &p.slab[0]
 	p.slab = p.slab[1:]
 	return n
 }
 
+// childSlice returns an exact-size copy of xs carved from a shared slab
+// (capacity-limited, so appends by the processor reallocate).
+func (p *parser) childSlice(xs []*node) []*node {
+	if len(xs) > len(p.ptrs) {
+		if p.pooled && len(xs) <= 512 {
+			c := ptrPool.Get().(*[]*node)
+			p.pchunk = append(p.pchunk, c)
+			p.ptrs = *c
+		} else {
+			p.ptrs = make([]*node, max(len(xs), 64))
+		}
+	}
+	out := p.ptrs[:len(xs):len(xs)]
+	copy(out, xs)
+	p.ptrs = p.ptrs[len(xs):]
+	return out
+}
+
+func (p *parser) keySlice(xs []string) []string {
+	if len(xs) > len(p.strs) {
+		if p.pooled && len(xs) <= 256 {
+			c := strPool.Get().(*[]string)
+			p.schunk = append(p.schunk, c)
+			p.strs = *c
+		} else {
+			p.strs = make([]string, max(len(xs), 32))
+		}
+	}
+	out := p.strs[:len(xs):len(xs)]
+	copy(out, xs)
+	p.strs = p.strs[len(xs):]
+	return out
+}
+
+// release returns the node slabs to the pool. The tree must not be used
+// afterwards.
+func (p *parser) release() {
+	for _, c := range p.chunks {
+		clear(*c)
+		slabPool.Put(c)
+	}
+	for _, c := range p.pchunk {
+		clear(*c)
+		ptrPool.Put(c)
+	}
+	for _, c := range p.schunk {
+		clear(*c)
+		strPool.Put(c)
+	}
+	clear(p.chunks)
+	clear(p.pchunk)
+	clear(p.schunk)
+	clear(p.kids[:cap(p.kids)])
+	clear(p.keys[:cap(p.keys)])
+	*p = parser{pooled: true, chunks: p.chunks[:0], pchunk: p.pchunk[:0], schunk: p.schunk[:0], kids: p.kids[:0], keys: p.keys[:0]}
+	parserPool.Put(p)
+}
+
 // parseJSON parses one JSON document. Strings without escapes alias b (the
 // tree must not outlive b).
 func parseJSON(b []byte) (*node, error) {
 	p := parser{b: b}
+	return p.parse()
+}
+
+// parseDoc parses with pooled memory; call release when done with the tree.
+func parseDoc(b []byte) (*node, *parser, error) {
+	p := parserPool.Get().(*parser)
+	p.b = b
+	n, err := p.parse()
+	if err != nil {
+		p.release()
+		return nil, nil, err
+	}
+	return n, p, nil
+}
+
+func (p *parser) parse() (*node, error) {
 	p.ws()
 	n, err := p.value(0)
 	if err != nil {
@@ -105,6 +206,7 @@ func (p *parser) value(depth int) (*node, error) {
 			p.pos++
 			break
 		}
+		base, kbase := len(p.kids), len(p.keys)
 		for {
 			p.ws()
 			if p.pos >= len(p.b) || p.b[p.pos] != '"' {
@@ -124,8 +226,8 @@ func (p *parser) value(depth int) (*node, error) {
 			if err != nil {
 				return nil, err
 			}
-			n.keys = append(n.keys, k)
-			n.kids = append(n.kids, v)
+			p.keys = append(p.keys, k)
+			p.kids = append(p.kids, v)
 			p.ws()
 			if p.pos < len(p.b) && p.b[p.pos] == ',' {
 				p.pos++
@@ -133,6 +235,10 @@ func (p *parser) value(depth int) (*node, error) {
 			}
 			if p.pos < len(p.b) && p.b[p.pos] == '}' {
 				p.pos++
+				// exact-size copies: no append growth per container
+				n.keys = p.keySlice(p.keys[kbase:])
+				n.kids = p.childSlice(p.kids[base:])
+				p.keys, p.kids = p.keys[:kbase], p.kids[:base]
 				break
 			}
 			return nil, p.errf("expected ',' or '}'")
@@ -145,13 +251,14 @@ func (p *parser) value(depth int) (*node, error) {
 			p.pos++
 			break
 		}
+		base := len(p.kids)
 		for {
 			p.ws()
 			v, err := p.value(depth + 1)
 			if err != nil {
 				return nil, err
 			}
-			n.kids = append(n.kids, v)
+			p.kids = append(p.kids, v)
 			p.ws()
 			if p.pos < len(p.b) && p.b[p.pos] == ',' {
 				p.pos++
@@ -159,6 +266,8 @@ func (p *parser) value(depth int) (*node, error) {
 			}
 			if p.pos < len(p.b) && p.b[p.pos] == ']' {
 				p.pos++
+				n.kids = p.childSlice(p.kids[base:])
+				p.kids = p.kids[:base]
 				break
 			}
 			return nil, p.errf("expected ',' or ']'")

@@ -126,7 +126,7 @@ func legacyMainSelector(exclude []string) *Selector {
 		sel, err := parseSelectorStrict(f)
 		if err != nil {
 			// Not a selector: a single literal key (e.g. `*url*`).
-			sel = &Selector{kind: selPath, items: []pathItem{{kind: itemKey, key: f, lkey: strings.ToLower(f)}}}
+			sel = &Selector{kind: selPath, items: []pathItem{keyItem(f)}}
 		}
 		subs = append(subs, &Selector{kind: selNot, subs: []*Selector{sel}})
 	}

@@ -19,6 +19,7 @@ type proc struct {
 	valueOnly bool    // EAP attributes in legacy mode: the value is keyed by the attribute name
 	// stringsOnly: view hierarchies, where only string values are scrubbed.
 	stringsOnly bool
+	feat        features // of the string value being searched (cached)
 	changed     bool
 }
 
@@ -63,23 +64,36 @@ func skipString(s string) bool {
 }
 
 func (p *proc) pushState(key string, index int, vt vtMask) {
-	p.states = append(p.states, state{key: key, index: index, vt: vt})
+	var anc uint64
+	if len(p.states) > 0 {
+		anc = p.states[len(p.states)-1].anc
+	}
+	if index < 0 && key != "" {
+		anc |= keyBit(key)
+	}
+	p.states = append(p.states, state{key: key, index: index, vt: vt, anc: anc})
 }
 
 func (p *proc) popState() { p.states = p.states[:len(p.states)-1] }
 
 // visit processes n, entered under key (index < 0) or index, with schema sc.
 func (p *proc) visit(n *node, key string, index int, sc *schema) {
-	if n == nil || n.kind == kNull || n.kind == kBool {
+	// anyFalse subtrees are pii=false all the way down: no selector can
+	// match anything in them, so they are not walked at all.
+	if n == nil || n.kind == kNull || n.kind == kBool || sc == anyFalse {
 		return
 	}
 	vt := sc.vt
 	if !sc.isStruct || n.kind != kObject {
 		vt |= kindType(n.kind)
 	}
-	pii := sc.pii
 	p.pushState(key, index, vt)
-	defer p.popState()
+	p.visitEntered(n, key, index, sc)
+	p.popState()
+}
+
+func (p *proc) visitEntered(n *node, key string, index int, sc *schema) {
+	pii := sc.pii
 	ruleKey := key
 	if index >= 0 {
 		ruleKey = ""
@@ -113,7 +127,11 @@ func (p *proc) visit(n *node, key string, index int, sc *schema) {
 		return
 	}
 	p.nodes = append(p.nodes, n)
-	defer func() { p.nodes = p.nodes[:len(p.nodes)-1] }()
+	p.children(n, sc)
+	p.nodes = p.nodes[:len(p.nodes)-1]
+}
+
+func (p *proc) children(n *node, sc *schema) {
 	switch sc.special {
 	case spPairList:
 		p.pairList(n, sc)
@@ -388,12 +406,7 @@ func (r *leaf) redactsChunks() bool {
 	return r.red.method != mDefault && r.red.method != mRemove
 }
 
-func (m *matcher) matchKey(key string) bool {
-	if m.pre != nil && !m.pre(key) {
-		return false
-	}
-	return m.re.MatchString(key)
-}
+func (m *matcher) matchKey(key string) bool { return m.matches(key) }
 
 // applyRule applies one rule to n (doc §7.2); true when n was deleted.
 func (p *proc) applyRule(r *leaf, n *node, key string) bool {
@@ -550,16 +563,21 @@ func (p *proc) redact(n *node, r *leaf, m *matcher, ranges [][2]int, whole bool)
 	}
 	if whole {
 		if m != nil {
-			if m.pre != nil && !m.pre(search) {
-				return
-			}
-			if !m.re.MatchString(search) {
+			if !m.matches(search) {
 				return
 			}
 		}
 		out = []chunk{newRedaction(r, search)}
 	} else {
 		if ranges == nil {
+			if m.feat != nil {
+				if p.feat.s != search || len(search) == 0 {
+					computeFeatures(&p.feat, search)
+				}
+				if !m.feat(&p.feat) {
+					return
+				}
+			}
 			if m.pre != nil && !m.pre(search) {
 				return
 			}

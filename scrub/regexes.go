@@ -50,7 +50,22 @@ func countDigits(s string, atLeast int) bool {
 
 func preCreditCard(s string) bool { return len(s) >= 15 && countDigits(s, 15) }
 func preIMEI(s string) bool       { return len(s) >= 15 && countDigits(s, 15) }
-func preIBAN(s string) bool       { return len(s) >= 15 && countDigits(s, 2) }
+
+// preIBAN: a country code (two upper-case letters) followed by two digits.
+func preIBAN(s string) bool {
+	if len(s) < 15 {
+		return false
+	}
+	for i := 0; i+3 < len(s); i++ {
+		if isUpper(s[i]) && isUpper(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func preUSSSN(s string) bool {
 	return len(s) >= 11 && strings.IndexByte(s, '-') >= 0 && countDigits(s, 9)
 }
@@ -118,4 +133,89 @@ func containsFold(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// isPassword is rePassword.MatchString for ASCII input, in one pass without
+// the regex engine (Go's regexp has no DFA, and this runs on every key and
+// most string values). Non-ASCII input goes to the regex: Unicode case
+// folding maps characters such as U+212A (Kelvin sign) onto ASCII letters.
+func isPassword(s string) bool {
+	if len(s) == 3 && containsFoldAt(s, 0, "otp") {
+		return true
+	}
+	if len(s) == 10 && containsFoldAt(s, 0, "two") && (s[3] == '-' || s[3] == '_') && containsFoldAt(s, 4, "factor") {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8RuneSelf {
+			return rePassword.MatchString(s)
+		}
+		switch c | 0x20 {
+		case 'p':
+			if containsFoldAt(s, i, "password") || containsFoldAt(s, i, "passwd") ||
+				containsFoldAt(s, i, "privatekey") || containsFoldAt(s, i, "private-key") || containsFoldAt(s, i, "private_key") {
+				return true
+			}
+		case 's':
+			if containsFoldAt(s, i, "secret") {
+				return true
+			}
+		case 'a':
+			if containsFoldAt(s, i, "auth") || containsFoldAt(s, i, "apikey") || containsFoldAt(s, i, "api-key") || containsFoldAt(s, i, "api_key") {
+				return true
+			}
+		case 'c':
+			if containsFoldAt(s, i, "credentials") {
+				return true
+			}
+		case 'm':
+			if containsFoldAt(s, i, "mysql_pwd") {
+				return true
+			}
+		case 't':
+			// token[^\s]*[:=]
+			if containsFoldAt(s, i, "token") {
+				for j := i + 5; j < len(s); j++ {
+					d := s[j]
+					if isSpace(d) {
+						break
+					}
+					if d == ':' || d == '=' {
+						return true
+					}
+					if d >= utf8RuneSelf {
+						return rePassword.MatchString(s)
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+// isSpace is RE2's \s for ASCII: [\t\n\f\r ].
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r' }
+
+func isToken(s string) bool {
+	if nonASCII(s) {
+		return reToken.MatchString(s)
+	}
+	return containsFold(s, "token")
+}
+
+func containsFoldAt(s string, i int, w string) bool {
+	if i+len(w) > len(s) {
+		return false
+	}
+	for j := 0; j < len(w); j++ {
+		c := s[i+j]
+		if c >= 'A' && c <= 'Z' {
+			c |= 0x20
+		}
+		if c != w[j] {
+			return false
+		}
+	}
+	return true
 }

@@ -60,6 +60,21 @@ type matcher struct {
 	re     *regexp.Regexp
 	groups []int             // value mode: groups to replace, ascending
 	pre    func(string) bool // necessary condition for re to match; nil = none
+	// is, when set, answers re.MatchString exactly but faster.
+	is func(string) bool
+	// feat: necessary condition on a value's features, checked before pre.
+	feat func(*features) bool
+}
+
+// matches reports whether re matches s, using the prefilter and fast path.
+func (m *matcher) matches(s string) bool {
+	if m.pre != nil && !m.pre(s) {
+		return false
+	}
+	if m.is != nil {
+		return m.is(s)
+	}
+	return m.re.MatchString(s)
 }
 
 // leaf is one compiled rule: what it matches, how it redacts, which id the
@@ -164,36 +179,36 @@ func matchersFor(spec *ruleSpec) (ms []matcher, anything, cookies, ok bool) {
 		return []matcher{{kind: matchValue, re: reAnything, groups: g0}}, true, false, true
 	case "ip":
 		return []matcher{
-			{kind: matchValue, re: reIPv4, groups: g0, pre: preIPv4},
-			{kind: matchValue, re: reIPv6, groups: g1, pre: preIPv6},
+			{kind: matchValue, re: reIPv4, groups: g0, pre: preIPv4, feat: fIPv4},
+			{kind: matchValue, re: reIPv6, groups: g1, pre: preIPv6, feat: fIPv6},
 		}, false, false, true
 	case "imei":
-		return []matcher{{kind: matchValue, re: reIMEI, groups: g0, pre: preIMEI}}, false, false, true
+		return []matcher{{kind: matchValue, re: reIMEI, groups: g0, feat: fIMEI}}, false, false, true
 	case "mac":
-		return []matcher{{kind: matchValue, re: reMAC, groups: g0, pre: preMAC}}, false, false, true
+		return []matcher{{kind: matchValue, re: reMAC, groups: g0, feat: fMAC}}, false, false, true
 	case "uuid":
-		return []matcher{{kind: matchValue, re: reUUID, groups: g0, pre: preUUID}}, false, false, true
+		return []matcher{{kind: matchValue, re: reUUID, groups: g0, feat: fUUID}}, false, false, true
 	case "email":
-		return []matcher{{kind: matchValue, re: reEmail, groups: g0, pre: preEmail}}, false, false, true
+		return []matcher{{kind: matchValue, re: reEmail, groups: g0, feat: fEmail}}, false, false, true
 	case "iban":
-		return []matcher{{kind: matchValue, re: reIBAN, groups: g0, pre: preIBAN}}, false, false, true
+		return []matcher{{kind: matchValue, re: reIBAN, groups: g0, feat: fIBAN}}, false, false, true
 	case "creditcard":
-		return []matcher{{kind: matchValue, re: reCreditCard, groups: g0, pre: preCreditCard}}, false, false, true
+		return []matcher{{kind: matchValue, re: reCreditCard, groups: g0, feat: fCreditCard}}, false, false, true
 	case "userpath":
-		return []matcher{{kind: matchValue, re: reUserPath, groups: g1, pre: preUserPath}}, false, false, true
+		return []matcher{{kind: matchValue, re: reUserPath, groups: g1, feat: fUserPath}}, false, false, true
 	case "pemkey":
-		return []matcher{{kind: matchValue, re: rePEMKey, groups: g1, pre: prePEM}}, false, false, true
+		return []matcher{{kind: matchValue, re: rePEMKey, groups: g1, pre: prePEM, feat: fPEM}}, false, false, true
 	case "url_auth":
-		return []matcher{{kind: matchValue, re: reURLAuth, groups: g1, pre: preURLAuth}}, false, false, true
+		return []matcher{{kind: matchValue, re: reURLAuth, groups: g1, pre: preURLAuth, feat: fURLAuth}}, false, false, true
 	case "us_ssn":
-		return []matcher{{kind: matchValue, re: reUSSSN, groups: g0, pre: preUSSSN}}, false, false, true
+		return []matcher{{kind: matchValue, re: reUSSSN, groups: g0, feat: fUSSSN}}, false, false, true
 	case "bearer":
-		return []matcher{{kind: matchValue, re: reBearer, groups: g0, pre: preBearer}}, false, false, true
+		return []matcher{{kind: matchValue, re: reBearer, groups: g0, pre: preBearer, feat: fBearer}}, false, false, true
 	case "password":
 		return []matcher{
-			{kind: matchValue, re: reBearer, groups: g0, pre: preBearer},
-			{kind: matchKeyOnly, re: reToken, pre: preToken},
-			{kind: matchKeyValue, re: rePassword, pre: prePassword},
+			{kind: matchValue, re: reBearer, groups: g0, pre: preBearer, feat: fBearer},
+			{kind: matchKeyOnly, re: reToken, pre: preToken, is: isToken},
+			{kind: matchKeyValue, re: rePassword, is: isPassword},
 		}, false, false, true
 	case "cookies":
 		return nil, false, true, true
@@ -203,19 +218,24 @@ func matchersFor(spec *ruleSpec) (ms []matcher, anything, cookies, ok bool) {
 			// Relay logs and the rule does nothing.
 			return nil, false, false, true
 		}
+		pre := literalPrefilter(spec.pattern)
+		var feat func(*features) bool
+		if spec.pattern == reURLAuthOld.String() {
+			pre, feat = preURLAuth, fURLAuth
+		}
 		groups := slices.Clone(spec.replaceGroups)
 		if len(groups) == 0 {
 			groups = g0
 		}
 		slices.Sort(groups)
 		groups = slices.Compact(groups)
-		return []matcher{{kind: matchValue, re: re, groups: groups}}, false, false, true
+		return []matcher{{kind: matchValue, re: re, groups: groups, pre: pre, feat: feat}}, false, false, true
 	case "redact_pair", "redactPair":
 		re, err := compileUserRegex(spec.keyPattern)
 		if err != nil {
 			return nil, false, false, true
 		}
-		return []matcher{{kind: matchKeyValue, re: re}}, false, false, true
+		return []matcher{{kind: matchKeyValue, re: re, pre: literalPrefilter(spec.keyPattern)}}, false, false, true
 	}
 	return nil, false, false, false
 }

@@ -185,10 +185,11 @@ func (s *Scrubber) scrubDoc(in []byte, sc *schema) ([]byte, bool, error) {
 	if s.Noop() {
 		return in, false, nil
 	}
-	root, err := parseJSON(in)
+	root, ps, err := parseDoc(in)
 	if err != nil {
 		return in, false, fmt.Errorf("scrub: %w", err)
 	}
+	defer ps.release()
 	if root.kind != kObject {
 		return in, false, fmt.Errorf("scrub: payload is not a JSON object")
 	}
@@ -220,10 +221,11 @@ func (s *Scrubber) scrubDoc(in []byte, sc *schema) ([]byte, bool, error) {
 // own root; advanced rules see attributes as objects, legacy rules see each
 // attribute's value keyed by the attribute name (doc §1, §7.4).
 func (s *Scrubber) scrubEAP(in []byte, sc *schema) ([]byte, bool, error) {
-	root, err := parseJSON(in)
+	root, ps, err := parseDoc(in)
 	if err != nil {
 		return in, false, fmt.Errorf("scrub: %w", err)
 	}
+	defer ps.release()
 	if root.kind != kObject {
 		return in, false, fmt.Errorf("scrub: payload is not a JSON object")
 	}

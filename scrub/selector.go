@@ -103,6 +103,7 @@ type pathItem struct {
 	index int
 	key   string // as written; compared case-insensitively
 	lkey  string // lower-cased key, precomputed for matching
+	ascii bool   // lkey is ASCII
 }
 
 type selKind uint8
@@ -121,6 +122,54 @@ type Selector struct {
 	kind  selKind
 	subs  []*Selector // And/Or children, Not's single child
 	items []pathItem  // Path items, root → leaf
+	// byLeafKey indexes an Or whose children all end in a plain ASCII key
+	// (e.g. the 46 sensitive-cookie paths): only the children whose last
+	// key equals the node's key can match. Built once by index().
+	byLeafKey map[string][]*Selector
+	// deepKeys: for a path with `**`, the Bloom bits of the keys before it
+	// (see state.anc).
+	deepKeys uint64
+}
+
+// index builds byLeafKey for large ORs (recursively). Selectors are
+// immutable afterwards.
+func (s *Selector) index() *Selector {
+	for _, x := range s.subs {
+		x.index()
+	}
+	if s.kind == selPath {
+		for _, it := range s.items {
+			if it.kind == itemDeepWildcard {
+				break
+			}
+			if it.kind == itemKey {
+				s.deepKeys |= keyBit(it.lkey)
+			}
+		}
+		deep := false
+		for _, it := range s.items {
+			deep = deep || it.kind == itemDeepWildcard
+		}
+		if !deep {
+			s.deepKeys = 0
+		}
+	}
+	if s.kind != selOr || len(s.subs) < 4 {
+		return s
+	}
+	m := map[string][]*Selector{}
+	for _, x := range s.subs {
+		if x.kind != selPath || len(x.items) == 0 {
+			return s
+		}
+		last := x.items[len(x.items)-1]
+		if last.kind != itemKey || !isASCII(last.lkey) {
+			return s
+		}
+		m[last.lkey] = append(m[last.lkey], x)
+	}
+	s.byLeafKey = m
+	return s
 }
 
 // SelectorError describes why a selector did not parse.
@@ -163,7 +212,7 @@ func parseSelectorStrict(s string) (*Selector, error) {
 	if p.pos != len(p.src) {
 		return nil, p.errf("unexpected %q", p.rest())
 	}
-	return sel, nil
+	return sel.index(), nil
 }
 
 type selParser struct {
@@ -367,7 +416,7 @@ func (p *selParser) parseItem() (pathItem, error) {
 			p.pos++
 		}
 		k := p.src[st:p.pos]
-		return pathItem{kind: itemKey, key: k, lkey: strings.ToLower(k)}, nil
+		return keyItem(k), nil
 	case c == '\'':
 		st := p.pos
 		p.pos++
@@ -394,9 +443,14 @@ func (p *selParser) parseItem() (pathItem, error) {
 			return pathItem{}, p.errf("empty quoted key")
 		}
 		k := b.String()
-		return pathItem{kind: itemKey, key: k, lkey: strings.ToLower(k)}, nil
+		return keyItem(k), nil
 	}
 	return pathItem{}, p.errf("unexpected %q, expected a key, index, '*', '**', '$type' or '('", p.rest())
+}
+
+func keyItem(k string) pathItem {
+	l := strings.ToLower(k)
+	return pathItem{kind: itemKey, key: k, lkey: l, ascii: isASCII(l)}
 }
 
 // String renders the selector in Relay's canonical display form.
@@ -530,6 +584,40 @@ type state struct {
 	key   string // object key or pair key; "" with index >= 0 for array elements
 	index int    // -1 unless an array element
 	vt    vtMask
+	// anc is a one-bit-per-key Bloom filter of the keys on the path down to
+	// and including this state (lower-cased): deep selectors that need a
+	// key above the `**` reject most paths without walking them.
+	anc uint64
+}
+
+// keyBit hashes a key case-insensitively (ASCII) to one of 64 bits. Non-ASCII
+// keys set every bit: Unicode case folding could make them equal to an ASCII
+// selector key.
+func keyBit(k string) uint64 {
+	h := uint32(2166136261)
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c >= utf8RuneSelf {
+			return ^uint64(0)
+		}
+		if c >= 'A' && c <= 'Z' {
+			c |= 0x20
+		}
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return 1 << (h % 64)
+}
+
+// withAncestors fills state.anc for a hand-built path.
+func withAncestors(path []state) []state {
+	var anc uint64
+	for i := range path {
+		if path[i].index < 0 && path[i].key != "" {
+			anc |= keyBit(path[i].key)
+		}
+		path[i].anc = anc
+	}
+	return path
 }
 
 func (it *pathItem) matchState(pii piiLevel, i int, st *state) bool {
@@ -549,10 +637,63 @@ func (it *pathItem) matchState(pii piiLevel, i int, st *state) bool {
 	case itemIndex:
 		return st.index >= 0 && st.index == it.index
 	case itemKey:
-		// Relay lower-cases both sides; EqualFold avoids the allocation.
-		return st.index < 0 && strings.EqualFold(st.key, it.lkey)
+		return st.index < 0 && keyEqual(st.key, it.lkey, it.ascii)
 	}
 	return false
+}
+
+// asciiLower lower-cases an ASCII key into buf; ok=false for non-ASCII keys
+// (which may fold onto ASCII in Unicode and must be compared in full).
+func asciiLower(k string, buf []byte) ([]byte, bool) {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c >= utf8RuneSelf {
+			return nil, false
+		}
+		if c >= 'A' && c <= 'Z' {
+			c |= 0x20
+		}
+		buf = append(buf, c)
+	}
+	return buf, true
+}
+
+// keyEqual compares a path key with a lower-cased selector key as Relay does
+// (both lower-cased), without allocating. ASCII is compared byte-wise; other
+// text goes through EqualFold.
+func keyEqual(key, lkey string, lascii bool) bool {
+	if len(key) == len(lkey) {
+		i := 0
+		for ; i < len(key); i++ {
+			c := key[i]
+			if c >= utf8RuneSelf || lkey[i] >= utf8RuneSelf {
+				break
+			}
+			if c >= 'A' && c <= 'Z' {
+				c |= 0x20
+			}
+			if c != lkey[i] {
+				return false
+			}
+		}
+		if i == len(key) {
+			return true
+		}
+	} else if lascii && isASCII(key) {
+		return false
+	}
+	return strings.EqualFold(key, lkey)
+}
+
+const utf8RuneSelf = 0x80
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // matches reports whether the selector selects the leaf of path (root first)
@@ -570,7 +711,19 @@ func (s *Selector) matches(path []state, pii piiLevel) bool {
 		}
 		return true
 	case selOr:
-		for _, x := range s.subs {
+		subs := s.subs
+		if s.byLeafKey != nil {
+			leaf := &path[len(path)-1]
+			if leaf.index >= 0 || leaf.key == "" {
+				return false
+			}
+			var buf [64]byte
+			lk, ok := asciiLower(leaf.key, buf[:0])
+			if ok {
+				subs = s.byLeafKey[string(lk)] // no allocation for map lookups
+			}
+		}
+		for _, x := range subs {
 			if x.matches(path, pii) {
 				return true
 			}
@@ -583,6 +736,9 @@ func (s *Selector) matches(path []state, pii piiLevel) bool {
 	depth := len(path) - 1 // the root has depth 0
 	if len(items) > depth {
 		return false
+	}
+	if s.deepKeys != 0 && path[len(path)-1].anc&s.deepKeys != s.deepKeys {
+		return false // a key required above `**` is not on the path
 	}
 	si := len(items) - 1
 	pi := len(path) - 1

@@ -113,7 +113,7 @@ func path(segs ...string) []state {
 		}
 		out = append(out, st)
 	}
-	return out
+	return withAncestors(out)
 }
 
 func TestSelectorMatching(t *testing.T) {
@@ -159,7 +159,8 @@ func TestSelectorMatching(t *testing.T) {
 		{"$frame.vars.**", path("frame:#0", "object:vars", "string:a"), piiTrue, true},
 		{"$user.extra", path("user:user", "object:extra"), piiMaybe, true},
 		{"$object.extra", path("user:user", "object:extra"), piiMaybe, false},
-		{"$log.body", []state{{index: -1, vt: mask(vtOurLog)}, {key: "body", index: -1, vt: mask(vtString)}}, piiMaybe, false},
+		{"$log.body", withAncestors([]state{{index: -1, vt: mask(vtOurLog)}, {key: "body", index: -1, vt: mask(vtString)}}), piiMaybe, false},
+		{"EXTRA.**", foo0, piiTrue, true},
 	}
 	for _, c := range cases {
 		sel, err := ParseSelector(c.sel)
