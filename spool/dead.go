@@ -126,9 +126,7 @@ func (s *Spool) openDead() (*deadStore, error) {
 			fi = fileInfo{records: res.records, bytes: res.bytes}
 		}
 	}
-	o := s.boltOptions(false, true)
-	o.InitialMmapSize = 0
-	db, err := openBolt(path, o)
+	db, err := openBolt(path, s.boltOptions(false, true))
 	if err != nil {
 		return nil, fmt.Errorf("spool: open dead letters %s: %w", path, err)
 	}

@@ -12,9 +12,13 @@
 //     transaction of up to Options.MaxBatch records (group commit): one fsync
 //     is shared by every caller waiting at that moment, so throughput grows
 //     with the number of callers instead of being capped at one fsync per put.
+//     The committer owns the segment files; Close stops it after it has
+//     committed everything already handed to it.
 //   - Record IDs are uint64, strictly increasing in commit order, stored as
-//     big-endian keys, and never reused — also across restarts — so Oldest
-//     returns records oldest first (FIFO) across restarts.
+//     big-endian keys, and never reused — also across restarts (each segment
+//     records the next ID) — so Oldest returns records oldest first (FIFO)
+//     across restarts. After a damaged segment was set aside, IDs jump 2^40
+//     past its floor, so that they cannot meet one left in the damaged file.
 //   - A Put whose ctx ends while it waits returns the ctx error. If the record
 //     had not yet been handed to a transaction it is certainly not stored;
 //     otherwise it may or may not have been committed. Callers must treat any
@@ -64,17 +68,30 @@
 // with a timeout (Options.LockTimeout), and a lock held elsewhere is reported
 // as "spool: <file> is locked by another process".
 //
-// Open checks every segment and the dead-letter file before use (file size
-// against the last commit's high-water mark, then a walk of every key, with
-// memory faults turned into errors). A damaged file — truncated, overwritten
-// with junk, or not a bbolt file at all — does not stop the relay and is
-// never silently emptied: the records that can still be read (with a valid
-// checksum, in key order, skipping unreadable pages) are copied into a fresh
-// file of the same name, and the damaged file is kept beside it as
-// <name>.corrupt-<UTC timestamp> for an operator to inspect (bbolt's CLI can
-// read what we could not). Each such event is logged at ERROR level, counted
-// in relay_spool_damaged_files_total, and listed in Spool.Report. Files in the
-// directory that are not the spool's own are left untouched and reported.
-// Open costs a read of every page holding keys, so it is proportional to the
-// spool's size.
+// Open checks every segment and the dead-letter file before use: the file
+// size against the last commit's high-water mark (a truncated file would make
+// bbolt read past its end), then a walk of every key, with memory faults
+// turned into errors. Open therefore reads every page holding keys, in time
+// proportional to the spool's size.
+//
+// A damaged file — truncated, overwritten with junk, empty, or not a bbolt
+// file at all — does not stop the relay, and is never silently emptied:
+//
+//  1. what can still be read is copied into <name>.salvage by a page-by-page
+//     scan that does not trust the damaged B-tree (plain reads, no memory
+//     map): every record on any leaf page whose checksum holds;
+//  2. the damaged file is renamed <name>.corrupt-<UTC timestamp> and kept,
+//     byte for byte, for an operator (the bbolt CLI can read it);
+//  3. the salvaged copy takes its place as <name>.
+//
+// Each such event is logged at ERROR level with the file, where it was moved,
+// why and how many records were salvaged; counted in
+// relay_spool_damaged_files_total; and listed in Spool.Report. Later starts
+// keep warning about set-aside files until they are deleted. The scan may
+// also find records that had been deleted before the damage, on pages not
+// yet reused: a salvage errs towards duplicates upstream, never towards
+// loss. If the salvage cannot be written (disk full), Open fails with an
+// error that names the file and what to do. A crash in the middle of a
+// salvage is finished or redone by the next Open. Files in the directory
+// that are not the spool's are left untouched, logged and reported.
 package spool

@@ -86,27 +86,21 @@ type DamagedFile struct {
 var damagedFiles = metrics.NewCounter(`relay_spool_damaged_files_total`)
 
 func (s *Spool) boltOptions(readOnly, preload bool) *bolt.Options {
-	mmap := 0
-	if !readOnly && s.opts.SegmentSize <= 1<<29 {
-		// Map the whole segment up front: growing the map waits for every
-		// reader and copies nothing, but it stalls the committer.
-		mmap = int(2 * s.opts.SegmentSize)
-	}
 	return &bolt.Options{
 		Timeout:         s.opts.LockTimeout,
 		ReadOnly:        readOnly,
 		PreLoadFreelist: preload,
 		NoSync:          s.opts.NoSync,
 		FreelistType:    bolt.FreelistMapType,
-		InitialMmapSize: mmap,
 	}
 }
 
 // tune sets a segment's growth step. bbolt grows a file to its whole memory
-// map while the map is at most AllocSize (16 MiB by default), else by
-// AllocSize at a time; with the map sized for the whole segment up front,
-// a step of 1/8 segment keeps files close to their contents (each step costs
-// one extra fsync).
+// map (which doubles from 32 KiB) while the map is at most AllocSize, then by
+// AllocSize at a time. bbolt's default of 16 MiB would make every segment
+// at least that big once past it; 1/8 segment keeps files close to their
+// contents (each step costs one extra fsync). A fresh segment stays at
+// 32 KiB.
 func (s *Spool) tune(db *bolt.DB) {
 	db.AllocSize = int(min(max(s.opts.SegmentSize/8, 256<<10), 16<<20))
 }

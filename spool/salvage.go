@@ -55,7 +55,6 @@ func (s *Spool) salvage(src, dst string, bucket []byte, floor uint64, valid salv
 
 	o := s.boltOptions(false, true)
 	o.NoSync = true // one fsync at the end
-	o.InitialMmapSize = 0
 	out, err := openBolt(dst, o)
 	if err != nil {
 		return res, err

@@ -297,7 +297,11 @@ func TestErrFull(t *testing.T) {
 					t.Fatalf("Put %d: %v", i, err)
 				}
 			}
+			before := rejectedFull.Get()
 			err := s.Put(ctx, payload(99, size))
+			if got := rejectedFull.Get() - before; got != 1 {
+				t.Errorf("full-rejection counter +%d, want +1", got)
+			}
 			if !errors.Is(err, ErrFull) {
 				t.Fatalf("Put past the cap: %v, want ErrFull", err)
 			}
