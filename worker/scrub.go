@@ -4,9 +4,19 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/stream"
 	"github.com/relayhq/relay/scrub"
+)
+
+// scrubbedItemsTotal counts items whose payload the scrub stage replaced
+// (something personal was removed); scrubbedEnvelopesTotal the envelopes that
+// held at least one.
+var (
+	scrubbedItemsTotal     = metrics.NewCounter(`relay_worker_scrubbed_items_total`)
+	scrubbedEnvelopesTotal = metrics.NewCounter(`relay_worker_scrubbed_envelopes_total`)
 )
 
 // ItemScrubber removes personal data from one envelope item's payload; it is
@@ -15,30 +25,48 @@ type ItemScrubber interface {
 	ScrubItem(it scrub.Item, payload []byte) (out []byte, changed bool, err error)
 }
 
+// ipScrubber is implemented by scrubbers that can remove IP addresses
+// (*scrub.Scrubber: scrubIpAddresses).
+type ipScrubber interface {
+	ScrubsIPAddresses() bool
+}
+
 // ScrubStage runs the PII scrubber over every item of an envelope before it
 // leaves the relay. Items the scrubber did not change are forwarded
 // byte-for-byte (their payloads alias the stream message); a changed item gets
 // its new payload and a matching `length`. A payload the scrubber cannot parse
 // is an error: the envelope is buried rather than forwarded unscrubbed.
+//
+// When the scrubber removes IP addresses, the client's address is not
+// forwarded either (X-Forwarded-For): Sentry would otherwise infer
+// user.ip_address from it again (for browser and mobile platforms, or
+// "{{auto}}") after the relay removed it.
 type ScrubStage struct {
-	s ItemScrubber
+	s         ItemScrubber
+	dropPeers bool
 }
 
 // NewScrubStage returns the scrub stage for s.
-func NewScrubStage(s ItemScrubber) *ScrubStage { return &ScrubStage{s: s} }
+func NewScrubStage(s ItemScrubber) *ScrubStage {
+	st := &ScrubStage{s: s}
+	if ip, ok := s.(ipScrubber); ok {
+		st.dropPeers = ip.ScrubsIPAddresses()
+	}
+	return st
+}
 
 // Name implements Stage.
 func (*ScrubStage) Name() string { return "scrub" }
 
 // Process implements Stage. Cost: one envelope parse (no payload copies) per
 // message, plus the scrubber's own work; the envelope is re-serialised only
-// when an item changed.
+// when an item changed. On error m is left as it was.
 func (st *ScrubStage) Process(_ context.Context, m *stream.Message) (Verdict, error) {
 	env, err := envelope.Parse(m.Envelope)
 	if err != nil {
 		return Verdict{}, fmt.Errorf("scrub: parse envelope: %w", err)
 	}
-	changed := false
+	changed := 0
 	for i, it := range env.Items {
 		out, ch, err := st.s.ScrubItem(scrub.Item{
 			Type:           it.Type,
@@ -51,11 +79,16 @@ func (st *ScrubStage) Process(_ context.Context, m *stream.Message) (Verdict, er
 		}
 		if ch {
 			it.SetPayload(out)
-			changed = true
+			changed++
 		}
 	}
-	if changed {
+	if changed > 0 {
 		m.Envelope = env.AppendTo(make([]byte, 0, len(m.Envelope)+64))
+		scrubbedItemsTotal.Add(changed)
+		scrubbedEnvelopesTotal.Inc()
+	}
+	if st.dropPeers {
+		m.ForwardedFor = ""
 	}
 	return Keep(), nil
 }
