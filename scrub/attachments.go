@@ -42,7 +42,7 @@ func (s *Scrubber) scrubViewHierarchy(payload []byte) ([]byte, bool, error) {
 		// Relay leaves an unparsable view hierarchy alone.
 		return payload, false, nil
 	}
-	p := proc{cfg: s.advanced, stringsOnly: true}
+	p := proc{cfg: s.advanced, stringsOnly: true, root: root}
 	p.visit(root, "", -1, anyTrue)
 	if !p.changed {
 		return payload, false, nil

@@ -12,6 +12,14 @@ type nodeMeta struct {
 	len    int
 	hasLen bool
 	orig   *node
+	// detached: incoming _meta subtrees for children that are not in the
+	// data (e.g. meta of a value an SDK removed); written back unchanged.
+	detached []detachedMeta
+}
+
+type detachedMeta struct {
+	key  string
+	meta *node
 }
 
 type remark struct {
@@ -59,17 +67,23 @@ func attachMeta(data, meta *node, depth int) bool {
 			}
 			continue
 		}
+		var child *node
 		switch data.kind {
 		case kObject:
-			if c := data.get(k); c != nil && attachMeta(c, m, depth+1) {
-				found = true
-			}
+			child = data.get(k)
 		case kArray:
 			if idx, err := strconv.Atoi(k); err == nil && idx >= 0 && idx < len(data.kids) {
-				if attachMeta(data.kids[idx], m, depth+1) {
-					found = true
-				}
+				child = data.kids[idx]
 			}
+		}
+		if child == nil {
+			nm := data.ensureMeta()
+			nm.detached = append(nm.detached, detachedMeta{key: k, meta: m})
+			found = true
+			continue
+		}
+		if attachMeta(child, m, depth+1) {
+			found = true
 		}
 	}
 	if found {
@@ -161,6 +175,17 @@ func appendMetaTree(dst []byte, n *node, depth int) []byte {
 		dst = append(dst, `"":`...)
 		dst = appendMetaEntry(dst, n.meta)
 		first = false
+	}
+	if n.meta != nil {
+		for _, d := range n.meta.detached {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = appendString(dst, d.key)
+			dst = append(dst, ':')
+			dst = appendJSON(dst, d.meta)
+		}
 	}
 	for i, k := range n.kids {
 		if !hasMeta(k, depth+1) {

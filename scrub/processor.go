@@ -20,6 +20,7 @@ type proc struct {
 	// stringsOnly: view hierarchies, where only string values are scrubbed.
 	stringsOnly bool
 	feat        features // of the string value being searched (cached)
+	root        *node    // the document root, whose "_meta" is not data
 	changed     bool
 }
 
@@ -175,7 +176,7 @@ func (p *proc) children(n *node, sc *schema) {
 }
 
 func (p *proc) object(n *node, sc *schema) {
-	root := len(p.states) == 1
+	root := n == p.root
 	for i, k := range n.keys {
 		if root && k == "_meta" {
 			continue

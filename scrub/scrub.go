@@ -207,7 +207,7 @@ func (s *Scrubber) scrubDoc(in []byte, sc *schema) ([]byte, bool, error) {
 		if cfg == nil {
 			continue
 		}
-		p := proc{cfg: cfg, states: make([]state, 0, 16), nodes: make([]*node, 0, 16)}
+		p := proc{cfg: cfg, states: make([]state, 0, 16), nodes: make([]*node, 0, 16), root: root}
 		p.visit(root, "", -1, sc)
 		changed = changed || p.changed
 	}
@@ -246,7 +246,10 @@ func (s *Scrubber) scrubEAP(in []byte, sc *schema) ([]byte, bool, error) {
 			if cfg == nil {
 				continue
 			}
-			p := proc{cfg: cfg, valueOnly: i == 1}
+			p := proc{cfg: cfg, valueOnly: i == 1, root: it}
+			// Relay enters the item below an untyped root, so `$log.body`
+			// has the depth it needs.
+			p.pushState("", -1, 0)
 			p.visit(it, "", -1, sc)
 			ch = ch || p.changed
 		}

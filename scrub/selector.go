@@ -80,11 +80,11 @@ var vtByName = func() map[string]valueType {
 // isBasic reports the plain JSON-ish types that never match a pii=maybe node.
 func (t valueType) isBasic() bool { return t <= vtObject }
 
-// ourlog and trace_metric are neither basic nor allowed at position 0 for
-// pii=maybe in Relay (they are missing from its explicit list).
-func (t valueType) maybeAtRoot() bool {
-	return !t.isBasic() && t != vtOurLog && t != vtTraceMetric
-}
+// maybeAtRoot: schema types may select a pii=maybe node when they are the
+// first item of a path. Relay's older explicit list lacks $log and
+// $trace_metric, but its newest REPLACE_ONLY selector `$log.body` (body being
+// pii=maybe) only works with $log allowed, so all schema types are.
+func (t valueType) maybeAtRoot() bool { return !t.isBasic() }
 
 type itemKind uint8
 

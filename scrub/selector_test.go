@@ -159,6 +159,7 @@ func TestSelectorMatching(t *testing.T) {
 		{"$frame.vars.**", path("frame:#0", "object:vars", "string:a"), piiTrue, true},
 		{"$user.extra", path("user:user", "object:extra"), piiMaybe, true},
 		{"$object.extra", path("user:user", "object:extra"), piiMaybe, false},
+		{"$log.body", withAncestors([]state{{index: -1}, {index: -1, vt: mask(vtOurLog)}, {key: "body", index: -1, vt: mask(vtString)}}), piiMaybe, true},
 		{"$log.body", withAncestors([]state{{index: -1, vt: mask(vtOurLog)}, {key: "body", index: -1, vt: mask(vtString)}}), piiMaybe, false},
 		{"EXTRA.**", foo0, piiTrue, true},
 	}

@@ -1,0 +1,287 @@
+package scrub
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func mustCompile(t *testing.T, c Config) *Scrubber {
+	t.Helper()
+	s, err := Compile(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func scrubJSON(t *testing.T, s *Scrubber, in string) (map[string]any, string) {
+	t.Helper()
+	out, _, err := s.ScrubEvent([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("invalid output %s: %v", out, err)
+	}
+	return doc, string(out)
+}
+
+func TestNoopScrubber(t *testing.T) {
+	for _, c := range []Config{{}, {PIIConfig: []byte("  ")}, {PIIConfig: []byte("null")}, {DataScrubbing: &DataScrubbing{}},
+		{DataScrubbing: &DataScrubbing{ScrubDefaults: true}}, {PIIConfig: []byte(`{"applications":{}}`)}} {
+		s := mustCompile(t, c)
+		if !s.Noop() {
+			t.Errorf("%+v: expected a no-op scrubber", c)
+		}
+		in := []byte(`{"extra":{"password":"x"}}`)
+		out, changed, err := s.ScrubEvent(in)
+		if err != nil || changed || &out[0] != &in[0] {
+			t.Errorf("%+v: changed=%v err=%v", c, changed, err)
+		}
+	}
+	var nilS *Scrubber
+	if !nilS.Noop() {
+		t.Error("nil scrubber must be a no-op")
+	}
+}
+
+func TestUnchangedPartsKeepTheirBytes(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: simple})
+	in := `{ "message" : "x\u00e9y" ,"extra":{"n": 1.50e+3, "password" : "hunter2", "ok":[1, 2 ,3]},"release":"a\/b"}`
+	out, changed, err := s.ScrubEvent([]byte(in))
+	if err != nil || !changed {
+		t.Fatal(changed, err)
+	}
+	for _, frag := range []string{`"message":"x\u00e9y"`, `1.50e+3`, `[1, 2 ,3]`, `"release":"a\/b"`, `"password":"[Filtered]"`} {
+		if !strings.Contains(string(out), frag) {
+			t.Errorf("output lost %q: %s", frag, out)
+		}
+	}
+}
+
+func TestIncomingMetaIsKeptAndRespected(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: simple})
+	// The SDK already redacted the first 10 bytes; that chunk must not be
+	// re-redacted, its remark must survive next to ours, and meta for a
+	// field that is gone must be carried over.
+	in := `{"extra":{"a":"[Filtered] 4571234567890111"},"_meta":{"extra":{"a":{"":{"rem":[["sdk","s",0,10]],"len":30}},"gone":{"":{"err":["invalid_data"]}}},"user":{"":{"err":["x"]}}}}`
+	doc, out := scrubJSON(t, s, in)
+	if got := doc["extra"].(map[string]any)["a"]; got != "[Filtered] [Filtered]" {
+		t.Fatalf("a = %v (%s)", got, out)
+	}
+	m, _ := lookupEntry(doc["_meta"], []string{"extra", "a"})
+	if !jsonEqual(m, `{"rem":[["sdk","s",0,10],["@creditcard:filter","s",11,21]],"len":30}`) {
+		t.Fatalf("meta = %s", mustJSON(m))
+	}
+	if g, _ := lookupEntry(doc["_meta"], []string{"extra", "gone"}); !jsonEqual(g, `{"err":["invalid_data"]}`) {
+		t.Fatalf("detached meta lost: %s", out)
+	}
+	if g, _ := lookupEntry(doc["_meta"], []string{"user"}); !jsonEqual(g, `{"err":["x"]}`) {
+		t.Fatalf("detached meta lost: %s", out)
+	}
+}
+
+func TestCookieHeaderNormalisation(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: simple})
+	// sentry-go with SendDefaultPII: cookies as a string and a Cookie header.
+	doc, out := scrubJSON(t, s, `{"request":{"url":"http://x/","cookies":"session=abc; theme=dark; csrftoken=zzz","headers":{"Cookie":"session=abc; theme=dark","Authorization":"Bearer abc.def","Accept":"*/*"}}}`)
+	req := doc["request"].(map[string]any)
+	h := req["headers"].(map[string]any)
+	if _, ok := h["Cookie"]; ok {
+		t.Fatalf("Cookie header kept: %s", out)
+	}
+	if h["Authorization"] != "[Filtered]" || h["Accept"] != "*/*" {
+		t.Fatalf("headers: %s", out)
+	}
+	if !jsonEqual(req["cookies"], `[["session","[Filtered]"],["theme","dark"],["csrftoken","[Filtered]"]]`) {
+		t.Fatalf("cookies: %s", out)
+	}
+	// no request.cookies: the header becomes the cookies
+	doc, out = scrubJSON(t, s, `{"request":{"headers":[["Cookie","sessionid=1; a=b"],["X","y"]]}}`)
+	req = doc["request"].(map[string]any)
+	if !jsonEqual(req["headers"], `[["X","y"]]`) || !jsonEqual(req["cookies"], `[["sessionid","[Filtered]"],["a","b"]]`) {
+		t.Fatalf("got %s", out)
+	}
+}
+
+func TestBulkCookieStringInSpanData(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: &DataScrubbing{ScrubData: true, ScrubDefaults: true}})
+	doc, out := scrubJSON(t, s, `{"spans":[{"span_id":"a","data":{"http.request.header.cookie":"session=abc; language=en; session__17=x"}}]}`)
+	v, _ := lookup(doc, "spans/0/data/http.request.header.cookie")
+	if v != "session=[Filtered]; language=en; session__17=[Filtered]" {
+		t.Fatalf("got %v (%s)", v, out)
+	}
+	m, _ := metaAt(doc, "spans/0/data/http.request.header.cookie", false)
+	if !jsonEqual(m, `{"rem":[["@cookies:filter","s",8,18],["@cookies:filter","s",45,55]],"len":39}`) {
+		t.Fatalf("meta %s", mustJSON(m))
+	}
+}
+
+func TestScrubIPAddresses(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: &DataScrubbing{ScrubIPAddresses: true}})
+	if !s.ScrubsIPAddresses() {
+		t.Fatal("ScrubsIPAddresses")
+	}
+	doc, out := scrubJSON(t, s, `{"user":{"ip_address":"{{auto}}","id":"7"},"sdk":{"name":"x","client_ip":"1.2.3.4"},"request":{"env":{"REMOTE_ADDR":"::1"}},"extra":{"peer":"from 10.1.2.3:443"}}`)
+	for _, p := range []string{"user/ip_address", "sdk/client_ip", "request/env/REMOTE_ADDR"} {
+		if v, ok := lookup(doc, p); !ok || v != nil {
+			t.Errorf("%s = %v (%s)", p, v, out)
+		}
+	}
+	if v, _ := lookup(doc, "extra/peer"); v != "from [ip]:443" {
+		t.Errorf("extra/peer = %v", v)
+	}
+}
+
+func TestMessageAliasOfLogentry(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: simple})
+	doc, out := scrubJSON(t, s, `{"message":"mail jane@example.com, password hunter2"}`)
+	if doc["message"] != "mail [email], password hunter2" {
+		t.Fatalf("got %s", out)
+	}
+	doc, out = scrubJSON(t, s, `{"message":{"formatted":"card 4111-1111-1111-1111","message":"card %s"}}`)
+	if v, _ := lookup(doc, "message/formatted"); v != "card [creditcard]" {
+		t.Fatalf("got %s", out)
+	}
+}
+
+func TestBareValuesArrays(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: simple})
+	doc, out := scrubJSON(t, s, `{"exception":[{"type":"E","stacktrace":{"frames":[{"vars":{"password":"x"}}]}}],"breadcrumbs":[{"message":"token=abc"}]}`)
+	if v, _ := lookup(doc, "exception/0/stacktrace/frames/0/vars/password"); v != "[Filtered]" {
+		t.Fatalf("got %s", out)
+	}
+	if v, _ := lookup(doc, "breadcrumbs/0/message"); v != "[Filtered]" {
+		t.Fatalf("got %s", out)
+	}
+}
+
+func TestPIIFlags(t *testing.T) {
+	// Generic selectors reach only pii=true fields (doc §8, §9.1).
+	s := mustCompile(t, Config{PIIConfig: []byte(`{"applications":{"$string":["@anything:replace"]}}`)})
+	in := `{"transaction":"t","release":"r","server_name":"host","culprit":"c","tags":{"a":"b"},"extra":{"a":"b"},
+		"user":{"id":"1","segment":"s","geo":{"city":"c","country_code":"DE"}},"request":{"url":"u","method":"GET","fragment":"f"},
+		"contexts":{"os":{"name":"Linux"},"device":{"name":"d"},"custom":{"k":"v"}},"logentry":{"message":"m","formatted":"f"},
+		"exception":{"values":[{"type":"T","value":"v","module":"m"}]},"unknown_top":"u","modules":{"a":"1"},"fingerprint":["x"]}`
+	doc, out := scrubJSON(t, s, in)
+	filtered := []string{"server_name", "extra/a", "user/id", "user/geo/city", "user/geo/country_code", "request/fragment", "contexts/custom/k",
+		"logentry/formatted", "exception/values/0/value", "unknown_top"}
+	kept := []string{"transaction", "release", "culprit", "tags/a", "user/segment", "request/url", "request/method",
+		"contexts/os/name", "contexts/device/name", "logentry/message", "exception/values/0/type", "exception/values/0/module", "modules/a", "fingerprint/0"}
+	for _, p := range filtered {
+		if v, _ := lookup(doc, p); v != "[Filtered]" {
+			t.Errorf("%s = %v, want [Filtered]", p, v)
+		}
+	}
+	for _, p := range kept {
+		if v, _ := lookup(doc, p); v == "[Filtered]" {
+			t.Errorf("%s was scrubbed", p)
+		}
+	}
+	if t.Failed() {
+		t.Log(out)
+	}
+}
+
+func TestScrubItemTypes(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: simple})
+	cases := []struct {
+		typ, in, path, want string
+	}{
+		{"transaction", `{"type":"transaction","extra":{"password":"x"}}`, "extra/password", "[Filtered]"},
+		{"feedback", `{"contexts":{"feedback":{"message":"m"}},"extra":{"secret":"x"}}`, "extra/secret", "[Filtered]"},
+		{"replay_event", `{"type":"replay_event","urls":["https://u:p@x/"],"extra":{"auth":"x"}}`, "urls/0", "https://u:[Filtered]@x/"},
+		{"log", `{"items":[{"body":"card 4111 1111 1111 1111","attributes":{"password":{"type":"string","value":"x"},"n":{"type":"integer","value":3}}}]}`, "items/0/attributes/password/value", "[Filtered]"},
+		{"log", `{"items":[{"body":"card 4111 1111 1111 1111","attributes":{}}]}`, "items/0/body", "card [creditcard]"},
+		{"trace_metric", `{"items":[{"name":"m","attributes":{"api_key":{"type":"string","value":"k"}}}]}`, "items/0/attributes/api_key/value", "[Filtered]"},
+		{"span", `{"span_id":"a","data":{"password":"x"}}`, "data/password", "[Filtered]"},
+	}
+	for _, c := range cases {
+		out, changed, err := s.ScrubItem(Item{Type: c.typ}, []byte(c.in))
+		if err != nil || !changed {
+			t.Errorf("%s %s: changed=%v err=%v", c.typ, c.path, changed, err)
+			continue
+		}
+		var doc any
+		if err := json.Unmarshal(out, &doc); err != nil {
+			t.Fatalf("%s: %v", c.typ, err)
+		}
+		if v, _ := lookup(doc, c.path); v != c.want {
+			t.Errorf("%s: %s = %v, want %q (%s)", c.typ, c.path, v, c.want, out)
+		}
+	}
+	for _, typ := range []string{"session", "sessions", "client_report", "check_in", "profile", "statsd", "user_report", "replay_recording"} {
+		in := []byte(`{"extra":{"password":"x"}}`)
+		if out, changed, _ := s.ScrubItem(Item{Type: typ}, in); changed || &out[0] != &in[0] {
+			t.Errorf("%s must pass through", typ)
+		}
+	}
+	if _, _, err := s.ScrubItem(Item{Type: "event"}, []byte(`[1]`)); err == nil {
+		t.Error("expected an error for a non-object event")
+	}
+	if _, _, err := s.ScrubEvent([]byte(`{"a":`)); err == nil {
+		t.Error("expected an error for invalid JSON")
+	}
+}
+
+func TestScrubEventMeta(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: simple})
+	res, err := s.ScrubEventMeta([]byte(`{"extra":{"password":"hunter2"}}`))
+	if err != nil || !res.Changed {
+		t.Fatal(err)
+	}
+	if string(res.Event) != `{"extra":{"password":"[Filtered]"}}` {
+		t.Fatalf("event %s", res.Event)
+	}
+	if string(res.Meta) != `{"extra":{"password":{"":{"rem":[["@password:filter","s",0,10]],"len":7}}}}` {
+		t.Fatalf("meta %s", res.Meta)
+	}
+}
+
+func TestRedactionMethodsOnKeyMatch(t *testing.T) {
+	cfg := func(method string) Config {
+		return Config{PIIConfig: []byte(`{"rules":{"r":{"type":"redact_pair","keyPattern":"^secret$","redaction":{"method":"` + method + `"}}},"applications":{"$string":["r"]}}`)}
+	}
+	for _, c := range []struct{ method, want, meta string }{
+		{"replace", `"[Filtered]"`, `{"rem":[["r","s",0,10]],"len":5}`},
+		{"mask", `"*****"`, `{"rem":[["r","m",0,5]],"len":5}`},
+		{"hash", `"` + hashHex("hello") + `"`, `{"rem":[["r","p",0,40]],"len":5}`},
+		{"remove", `null`, `{"rem":[["r","x"]]}`},
+		{"default", `null`, `{"rem":[["r","x"]]}`},
+	} {
+		doc, out := scrubJSON(t, mustCompile(t, cfg(c.method)), `{"extra":{"secret":"hello"}}`)
+		v, _ := lookup(doc, "extra/secret")
+		m, _ := metaAt(doc, "extra/secret", false)
+		if !jsonEqual(v, c.want) || !jsonEqual(m, c.meta) {
+			t.Errorf("%s: %s", c.method, out)
+		}
+	}
+}
+
+func TestMultipleAndAliasRules(t *testing.T) {
+	pii := `{"rules":{
+		"both":{"type":"multiple","rules":["@email","@creditcard:mask"],"hideInner":true,"redaction":{"method":"replace","text":"[x]"}},
+		"visible":{"type":"multiple","rules":["@email:replace","@ip:replace"]},
+		"al":{"type":"alias","rule":"visible","hideInner":true},
+		"loop":{"type":"alias","rule":"loop"}},
+		"applications":{"extra.a":["both"],"extra.b":["al"],"extra.c":["loop","@nope"]}}`
+	s := mustCompile(t, Config{PIIConfig: []byte(pii)})
+	doc, out := scrubJSON(t, s, `{"extra":{"a":"me@x.org 4111111111111111","b":"me@x.org 1.2.3.4","c":"me@x.org"}}`)
+	if v, _ := lookup(doc, "extra/a"); v != "[x] [x]" {
+		t.Errorf("a = %v (%s)", v, out)
+	}
+	if m, _ := metaAt(doc, "extra/a", false); !jsonEqual(m, `{"rem":[["both","s",0,3],["both","s",4,7]],"len":25}`) {
+		t.Errorf("a meta %s", mustJSON(m))
+	}
+	if v, _ := lookup(doc, "extra/b"); v != "[email] [ip]" {
+		t.Errorf("b = %v (%s)", v, out)
+	}
+	if m, _ := metaAt(doc, "extra/b", false); !jsonEqual(m, `{"rem":[["al","s",0,7],["al","s",8,12]],"len":16}`) {
+		t.Errorf("b meta %s", mustJSON(m))
+	}
+	if v, _ := lookup(doc, "extra/c"); v != "me@x.org" {
+		t.Errorf("c = %v", v)
+	}
+}
