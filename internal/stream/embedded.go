@@ -52,11 +52,13 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*server.S
 		return nil, fmt.Errorf("embedded nats-server: store dir: %w", err)
 	}
 	opts := &server.Options{
-		ServerName:   "relay-embedded",
-		JetStream:    true,
-		StoreDir:     cfg.StoreDir,
-		SyncAlways:   sync.always,
-		SyncInterval: sync.interval, // 0 = server default (2m), also when always
+		ServerName: "relay-embedded",
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		// "always" is the group fsync barrier of syncer.go on top of the
+		// default interval, unless a benchmark asks for nats's own.
+		SyncAlways:   sync.always && cfg.nativeSyncAlways,
+		SyncInterval: sync.interval, // 0 = server default (2m)
 		MaxPayload:   embeddedMaxPayload,
 		MaxPending:   embeddedMaxPending,
 		NoSigs:       true, // signals belong to cmd/relay

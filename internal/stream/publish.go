@@ -75,6 +75,14 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 	wait := retryMinWait
 	for attempt := 1; ; attempt++ {
 		err := c.publishOnce(ctx, msg)
+		if err == nil && c.syncer != nil {
+			if err = c.syncer.wait(ctx); err != nil {
+				// Stored but not known durable: the caller must not promise
+				// it. Not retried: a retry would wait on the same fsync.
+				publishFailedUnavail.Inc()
+				return fmt.Errorf("stream: publish %s: waiting for fsync: %w: %w", subject, ErrUnavailable, err)
+			}
+		}
 		if err == nil {
 			return nil
 		}
@@ -136,6 +144,10 @@ func (c *Conn) publishOnce(ctx context.Context, msg *nats.Msg) error {
 		return fmt.Errorf("waiting for a publish slot: %w: %w", ErrUnavailable, ctx.Err())
 	}
 	defer func() { <-c.pubSem }()
+	if c.syncPublish {
+		_, err := c.js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(0))
+		return err
+	}
 	paf, err := c.js.PublishMsgAsync(msg)
 	if err != nil {
 		return err

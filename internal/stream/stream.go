@@ -92,6 +92,9 @@ type Config struct {
 	StartTimeout time.Duration
 	// CloseTimeout bounds Close (drain + server shutdown). Default 10s.
 	CloseTimeout time.Duration
+	// nativeSyncAlways: sync "always" by nats-server's own per-message
+	// fsync instead of the group fsync barrier (syncer.go); benchmarks only.
+	nativeSyncAlways bool
 }
 
 func (cfg *Config) setDefaults() {
@@ -215,6 +218,12 @@ type Conn struct {
 	// with the caller's ctx, so a saturated relay turns into ctx errors, not
 	// unbounded goroutines.
 	pubSem chan struct{}
+	// syncPublish switches publishOnce to a request/reply publish; only the
+	// benchmark sets it, to compare the two.
+	syncPublish bool
+
+	// syncer is the group fsync barrier for Sync "always" (embedded only).
+	syncer *storeSyncer
 
 	ready readyCache
 	// fullAtBytes: the stream's size (from a fresh stream info) when a
@@ -269,6 +278,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 	if err := c.declareStream(ctx, before); err != nil {
 		c.closeWithin(cfg.CloseTimeout)
 		return nil, fmt.Errorf("stream: open: %w", err)
+	}
+	if sync, _ := parseSync(cfg.Sync); cfg.URL == "" && sync.always && !cfg.nativeSyncAlways {
+		if c.syncer, err = newStoreSyncer(before.dir, c.log); err != nil {
+			c.closeWithin(cfg.CloseTimeout)
+			return nil, fmt.Errorf("stream: open: %w", err)
+		}
 	}
 	return c, nil
 }
@@ -571,6 +586,9 @@ func (c *Conn) closeWithin(d time.Duration) {
 
 func (c *Conn) close(ctx context.Context) error {
 	var errs []error
+	if c.syncer != nil {
+		c.syncer.close() // at most one fsync round
+	}
 	if c.nc != nil {
 		closed := make(chan struct{})
 		c.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })

@@ -577,10 +577,10 @@ func TestOpenWithSyncSettings(t *testing.T) {
 			if opts == nil {
 				t.Fatal("no JetStream config")
 			}
-			if sync == "always" && !opts.SyncAlways {
-				t.Fatal("SyncAlways not set")
+			if sync == "always" && (opts.SyncAlways || c.syncer == nil) {
+				t.Fatalf("sync always: nats SyncAlways %v (want false), barrier %v (want on)", opts.SyncAlways, c.syncer != nil)
 			}
-			if sync == "1s" && (opts.SyncAlways || opts.SyncInterval != time.Second) {
+			if sync == "1s" && (opts.SyncAlways || opts.SyncInterval != time.Second || c.syncer != nil) {
 				t.Fatalf("sync: always %v interval %s", opts.SyncAlways, opts.SyncInterval)
 			}
 			publishN(t, c, 0, 2)
