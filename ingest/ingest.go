@@ -51,12 +51,12 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request, rt route, p
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	if s.draining.Load() {
-		s.writeError(w, rt, errShuttingDown)
+		s.writeError(w, r, rt, errShuttingDown)
 		return
 	}
 	st := getState()
 	if e := s.ingest(w, r, rt, projectSeg, st); e != nil {
-		s.writeError(w, rt, e)
+		s.writeError(w, r, rt, e)
 	}
 	putState(st)
 }
@@ -168,9 +168,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	// with outcome empty_envelope).
 	if len(env.Items) == 0 {
 		if r.Method == http.MethodGet {
-			s.writePixel(w, rt)
+			s.writePixel(w, r, rt)
 		} else {
-			s.writeID(w, rt, st, env.Header.EventID)
+			s.writeID(w, r, rt, st, env.Header.EventID)
 		}
 		return nil
 	}
@@ -215,9 +215,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 		return e
 	}
 	if r.Method == http.MethodGet {
-		s.writePixel(w, rt)
+		s.writePixel(w, r, rt)
 	} else {
-		s.writeID(w, rt, st, eventID)
+		s.writeID(w, r, rt, st, eventID)
 	}
 	return nil
 }
@@ -225,8 +225,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 // publish hands m to the stream and waits for its acknowledgement, bounded by
 // PublishTimeout. Every failure is a 503 with Retry-After: the SDK keeps the
 // envelope and retries, nothing is lost silently.
+//
+// The request's context is used without its cancellation: once the body is
+// read, a client hanging up must not abort a publish halfway (the message
+// would be in an unknown state for no gain); PublishTimeout still bounds it.
+// Detaching also spares the per-request registration with the parent context
+// (several allocations on the hot path).
 func (s *Server) publish(ctx context.Context, m *stream.Message) *apiError {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
 	start := time.Now()
 	err := s.pub.Publish(ctx, m, newRandomID())
 	cancel()

@@ -160,9 +160,11 @@ func TestMessageMetadata(t *testing.T) {
 			if !bytes.Equal(m.Envelope, validEnvelope) {
 				t.Errorf("envelope = %q", m.Envelope)
 			}
-			if res.header.Get("Access-Control-Allow-Origin") != "*" ||
-				res.header.Get("Access-Control-Expose-Headers") != "x-sentry-error, x-sentry-rate-limits, retry-after" {
-				t.Errorf("CORS headers missing on the answer: %v", res.header)
+			// CORS headers answer browsers (requests with Origin) only.
+			cors := res.header.Get("Access-Control-Allow-Origin") == "*" &&
+				res.header.Get("Access-Control-Expose-Headers") == "x-sentry-error, x-sentry-rate-limits, retry-after"
+			if want := tc.header.Get("Origin") != ""; cors != want {
+				t.Errorf("CORS headers present %v, want %v: %v", cors, want, res.header)
 			}
 			assertCommonHeaders(t, res)
 		})
@@ -480,5 +482,16 @@ func TestPublishPayloadBound(t *testing.T) {
 	}
 	if n := len(pub.messages()); n != 1 {
 		t.Fatalf("published %d, want 1", n)
+	}
+}
+
+// TestErrorCORS: a browser can read a refusal (X-Sentry-Error is exposed).
+func TestErrorCORS(t *testing.T) {
+	ts := startServer(t, New(testConfig(), &fakePublisher{}, nil, testLogger(t)))
+	res := do(t, "POST", ts.URL+"/api/42/envelope/", hdr("Origin", "http://localhost:9131"), validEnvelope, false)
+	if res.status != 401 || res.header.Get("Access-Control-Allow-Origin") != "*" ||
+		res.header.Get("Access-Control-Expose-Headers") != "x-sentry-error, x-sentry-rate-limits, retry-after" ||
+		res.header.Get("X-Sentry-Error") != "bad envelope authentication header" {
+		t.Fatalf("%d %v %s", res.status, res.header, res.body)
 	}
 }

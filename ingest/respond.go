@@ -143,7 +143,13 @@ func (s *Server) setCommon(h http.Header) {
 
 // setCORS sets the headers a browser needs to read an answer of a store-like
 // route (Relay's CORS layer on those routes; allow-origin is always "*").
-func setCORS(h http.Header) {
+// Relay's layer sends them on every answer; only a browser's cross-origin
+// request (which always carries Origin) can use them, so requests without
+// Origin — every server-side SDK — are spared three header lines each way.
+func setCORS(h http.Header, r *http.Request) {
+	if len(r.Header["Origin"]) == 0 {
+		return
+	}
 	h[keyACAllowOrigin] = hdrAnyOrigin
 	h[keyACExpose] = hdrExposeHeaders
 	h[keyVary] = hdrVary
@@ -172,7 +178,7 @@ type errorBody struct {
 // writeError answers a refusal: JSON {"detail","causes"} plus X-Sentry-Error
 // with the same detail text, and counts the drop. Errors are off the hot path,
 // so encoding/json is fine here.
-func (s *Server) writeError(w http.ResponseWriter, rt route, e *apiError) {
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, rt route, e *apiError) {
 	e.dropped.Inc()
 	// Refusals are counted above; the log line is for debugging a client and
 	// names the reason only (causes name the defect, never echo a payload).
@@ -180,7 +186,7 @@ func (s *Server) writeError(w http.ResponseWriter, rt route, e *apiError) {
 	h := w.Header()
 	s.setCommon(h)
 	if rt.storeLike() {
-		setCORS(h)
+		setCORS(h, r)
 	}
 	h[keyContentType] = hdrJSON
 	h[keySentryError] = []string{headerSafe(e.detail)}
@@ -216,10 +222,10 @@ func headerSafe(s string) string {
 
 // writeID answers 200 {"id":"<32 hex>"} or {} — by hand, into the request's
 // scratch buffer: this is the hot path.
-func (s *Server) writeID(w http.ResponseWriter, rt route, st *reqState, id string) {
+func (s *Server) writeID(w http.ResponseWriter, r *http.Request, rt route, st *reqState, id string) {
 	h := w.Header()
 	s.setCommon(h)
-	setCORS(h)
+	setCORS(h, r)
 	h[keyContentType] = hdrJSON
 	w.WriteHeader(http.StatusOK)
 	if id == "" {
@@ -234,10 +240,10 @@ func (s *Server) writeID(w http.ResponseWriter, rt route, st *reqState, id strin
 }
 
 // writePixel answers the GET store endpoint.
-func (s *Server) writePixel(w http.ResponseWriter, rt route) {
+func (s *Server) writePixel(w http.ResponseWriter, r *http.Request, rt route) {
 	h := w.Header()
 	s.setCommon(h)
-	setCORS(h)
+	setCORS(h, r)
 	h[keyContentType] = hdrGIF
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(pixelGIF)

@@ -191,7 +191,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writePreflight(w)
 			s.countRequest(rt, http.StatusOK)
 		default:
-			s.writeError(w, rt, errMethodNotAllowed(hdrAllowPost))
+			s.writeError(w, r, rt, errMethodNotAllowed(hdrAllowPost))
 		}
 	case routeStore, routeStoreLegacy:
 		switch r.Method {
@@ -201,11 +201,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writePreflight(w)
 			s.countRequest(rt, http.StatusOK)
 		default:
-			s.writeError(w, rt, errMethodNotAllowed(hdrAllowGetPost))
+			s.writeError(w, r, rt, errMethodNotAllowed(hdrAllowGetPost))
 		}
 	case routeHealthLive, routeHealthReady, routeRelaysLive:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			s.writeError(w, rt, errMethodNotAllowed(hdrAllowGetHead))
+			s.writeError(w, r, rt, errMethodNotAllowed(hdrAllowGetHead))
 			return
 		}
 		s.serveHealth(w, r, rt)
@@ -213,7 +213,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Relay proxies every other /api/ path to the upstream (protocol doc
 		// §1.12); that forwarding fallback comes with a later issue. Until
 		// then those paths, like everything outside /api/, are 404.
-		s.writeError(w, rt, errNotFound)
+		s.writeError(w, r, rt, errNotFound)
 	}
 }
 
