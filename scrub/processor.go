@@ -185,28 +185,27 @@ func (p *proc) object(n *node, sc *schema) {
 	}
 }
 
-// array processes elements by index; an element that is itself a 2-element
-// array starting with a string is first treated as a (key, value) pair
-// (doc §7.4).
+// array processes elements by index. A 2-element array whose first element
+// is a string is first treated as a (key, value) pair: the value is
+// processed with the string as its key (below the array's own state); if
+// that left meta on a value that had none, the array is done (doc §7.4,
+// Relay's process_array).
 func (p *proc) array(n *node, elem *schema) {
-	for i, e := range n.kids {
-		if e.kind == kArray && len(e.kids) == 2 && e.kids[0].kind == kString {
-			v := e.kids[1]
-			before := 0
-			if v.meta != nil {
-				before = len(v.meta.rem)
-			}
-			p.pushState("", i, mask(vtArray))
-			p.nodes = append(p.nodes, e)
-			p.visit(v, e.kids[0].s, -1, elem.element())
-			p.nodes = p.nodes[:len(p.nodes)-1]
-			p.popState()
-			if v.meta != nil && len(v.meta.rem) != before {
-				continue
-			}
+	if len(n.kids) == 2 && n.kids[0].kind == kString && n.kids[1].kind != kNull {
+		v := n.kids[1]
+		wasEmpty := metaEmpty(v.meta)
+		p.visit(v, n.kids[0].s, -1, elem)
+		if wasEmpty && !metaEmpty(v.meta) {
+			return
 		}
+	}
+	for i, e := range n.kids {
 		p.visit(e, "", i, elem)
 	}
+}
+
+func metaEmpty(m *nodeMeta) bool {
+	return m == nil || (len(m.rem) == 0 && !m.hasLen && m.orig == nil && len(m.detached) == 0)
 }
 
 func (p *proc) pairList(n *node, sc *schema) {

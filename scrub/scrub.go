@@ -1,11 +1,3 @@
-// Package scrub removes personal data from Sentry event payloads exactly as
-// Sentry's Relay does: the legacy data-scrubbing settings and the advanced
-// piiConfig are compiled once into a Scrubber, which is then applied to many
-// events. Every change is recorded in the event's `_meta` so Sentry's UI can
-// show what was removed and why.
-//
-// The package is pure: it imports nothing of the relay and does no I/O.
-// A Scrubber is immutable after Compile and safe for concurrent use.
 package scrub
 
 import (
@@ -157,7 +149,7 @@ func (s *Scrubber) ScrubItem(it Item, payload []byte) (out []byte, changed bool,
 	case "trace_metric":
 		return s.scrubEAP(payload, traceMetricSchema)
 	case "span":
-		if isItemContainer(payload) {
+		if strings.Contains(it.ContentType, "span.v2") || isItemContainer(payload) {
 			return s.scrubEAP(payload, spanV2Schema)
 		}
 		return s.scrubDoc(payload, spanRootSchema)
@@ -173,12 +165,13 @@ var spanRootSchema = func() *schema {
 }()
 
 func isItemContainer(b []byte) bool {
-	root, err := parseJSON(b)
-	if err != nil || root.kind != kObject {
+	root, ps, err := parseDoc(b)
+	if err != nil {
 		return false
 	}
+	defer ps.release()
 	it := root.get("items")
-	return it != nil && it.kind == kArray
+	return root.kind == kObject && it != nil && it.kind == kArray
 }
 
 func (s *Scrubber) scrubDoc(in []byte, sc *schema) ([]byte, bool, error) {
