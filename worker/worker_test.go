@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -444,4 +445,122 @@ type testStage struct {
 func (s testStage) Name() string { return s.name }
 func (s testStage) Process(_ context.Context, m *stream.Message) (Verdict, error) {
 	return s.fn(m)
+}
+
+// spoolMessages puts n messages for key straight into the spool, as an
+// earlier process would have left them, and adds them to the ledger.
+func (h *harness) spoolMessages(n int, key string) []string {
+	h.t.Helper()
+	ids := make([]string, 0, n)
+	for range n {
+		h.mu.Lock()
+		id := fmt.Sprintf("%032x", len(h.ledger)+1)
+		h.ledger = append(h.ledger, id)
+		h.keyOf[id] = key
+		h.mu.Unlock()
+		m := &stream.Message{ProjectID: testProject, PublicKey: key, Client: "sentry.go/0.50.0", Version: 7,
+			EventID: id, Envelope: envelopeFor(id)}
+		b, err := m.MarshalBinary()
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if err := h.spool.Put(context.Background(), b); err != nil {
+			h.t.Fatalf("spool put: %v", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// The drainer picks up what is in the spool at start-up. A 429 during the
+// drain defers that key's records — nothing is sent for it before
+// Retry-After — while other keys' records drain; a final 4xx buries the
+// record and removes it; a record that cannot be decoded is buried, not
+// forwarded and not left to block the drain.
+func TestDrainRateLimitRejectAndUndecodable(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	a := h.spoolMessages(3, keyA)
+	b := h.spoolMessages(3, keyB)
+	if err := h.spool.Put(context.Background(), []byte("\xffnot a message")); err != nil {
+		t.Fatal(err)
+	}
+	h.up.SetMode(fakesentry.RateLimited("2", "", 1))
+	undecodable, rejected := droppedUndecodable.Get(), droppedRejected.Get()
+	h.start(fastCfg(Config{Concurrency: 1, DrainConcurrency: 1, DrainBatch: 10}))
+
+	eventually(t, 10*time.Second, "all six drained", func() bool { return h.up.Count() == 6 })
+	eventually(t, 5*time.Second, "the spool to be empty", func() bool { return h.spool.Stats().Records == 0 })
+	h.checkLedger(append(slices.Clone(a), b...), 0)
+	reqs := h.envelopeRequests()
+	if reqs[0].Status != http.StatusTooManyRequests || reqs[0].EventID != a[0] {
+		t.Fatalf("first drained request %+v, want the oldest record answered 429", reqs[0])
+	}
+	for _, r := range reqs[1:] {
+		since := r.At.Sub(reqs[0].At)
+		if h.key(r.EventID) == keyA && since < 2*time.Second {
+			t.Errorf("spooled envelope of the rate-limited key sent %s after the 429", since)
+		}
+		if h.key(r.EventID) == keyB && since > time.Second {
+			t.Errorf("key B's records waited %s for key A's limit", since)
+		}
+	}
+	if acc := h.acceptedIDs(); !slices.Equal(acc[3:], a) {
+		t.Errorf("key A drained as %v, want oldest first %v", acc[3:], a)
+	}
+	if got := droppedUndecodable.Get() - undecodable; got != 1 {
+		t.Errorf(`relay_worker_dropped_total{reason="spool_record_undecodable"} grew by %d, want 1`, got)
+	}
+
+	// A final rejection during the drain.
+	h.up.SetMode(fakesentry.Rejecting(http.StatusBadRequest, "invalid event", 1))
+	bad := h.spoolMessages(1, keyB)
+	eventually(t, 10*time.Second, "the rejected record removed from the spool", func() bool { return h.spool.Stats().Records == 0 })
+	if got := droppedRejected.Get() - rejected; got != 1 {
+		t.Errorf(`relay_worker_dropped_total{reason="upstream_rejected"} grew by %d, want 1`, got)
+	}
+	dead, err := h.spool.Buried(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	var buriedBad bool
+	for _, d := range dead {
+		reasons = append(reasons, d.Reason)
+		var m stream.Message
+		if m.UnmarshalBinary(d.Data) == nil && m.EventID == bad[0] && strings.Contains(d.Reason, "400") {
+			buriedBad = true
+		}
+	}
+	if len(dead) != 2 || !buriedBad || !slices.ContainsFunc(reasons, func(r string) bool { return strings.Contains(r, "undecodable") }) {
+		t.Errorf("dead letters %q: want the undecodable record and the rejected envelope", reasons)
+	}
+}
+
+// An outage that goes on as 503s after the connections are accepted again
+// (a load balancer with no healthy backend) keeps the relay in outage: the
+// probe fails too, nothing is drained into the 503s, and everything arrives
+// once the upstream is healthy.
+func TestOutageRefusedThen503ThenBack(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.up.Down()
+	r := h.start(fastCfg(Config{Concurrency: 2, DrainConcurrency: 2}))
+	ids := h.publish(20, keyA)
+	eventually(t, 15*time.Second, "everything spooled", func() bool { return h.spool.Stats().Records == 20 })
+
+	h.up.SetMode(fakesentry.Failing(http.StatusServiceUnavailable, 0))
+	upAgain(t, h)
+	more := h.publish(5, keyB)
+	time.Sleep(time.Second) // several probe intervals
+	if !r.w.InOutage() {
+		t.Fatal("outage ended although the upstream answers 503")
+	}
+	if n := len(h.envelopeRequests()); n != 0 {
+		t.Errorf("%d envelopes sent into the 503s during the outage; only probes should go out", n)
+	}
+	eventually(t, 5*time.Second, "the new envelopes spooled too", func() bool { return h.spool.Stats().Records == 25 })
+
+	h.up.SetMode(fakesentry.Normal())
+	eventually(t, 15*time.Second, "everything accepted", func() bool { return h.up.Count() >= 25 })
+	eventually(t, 5*time.Second, "spool and stream empty", func() bool { return h.spool.Stats().Records == 0 && h.streamMsgs() == 0 })
+	h.checkLedger(append(slices.Clone(ids), more...), 0)
 }
