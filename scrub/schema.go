@@ -115,7 +115,7 @@ func nativePath(p piiLevel) *schema {
 
 var (
 	mechanismSchema = strct(0, anyFalse, map[string]*schema{
-		"data": anyTrue,
+		"data": anyTrue, "description": anyTrue,
 	})
 	frameSchema = strct(mask(vtFrame), anyFalse, map[string]*schema{
 		"vars":     anyTrue,

@@ -2,6 +2,7 @@ package scrub
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -283,5 +284,38 @@ func TestMultipleAndAliasRules(t *testing.T) {
 	}
 	if v, _ := lookup(doc, "extra/c"); v != "me@x.org" {
 		t.Errorf("c = %v", v)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: simple, PIIConfig: []byte(tenRules)})
+	events := sdkEvents(t)
+	want := make([]string, len(events))
+	for i, e := range events {
+		out, _, err := s.ScrubEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = string(out)
+	}
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for r := 0; r < 5; r++ {
+				for i, e := range events {
+					out, _, err := s.ScrubEvent(e)
+					if err != nil || string(out) != want[i] {
+						done <- fmt.Errorf("event %d differs under concurrency (err %v)", i, err)
+						return
+					}
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
