@@ -213,7 +213,7 @@ func TestRateLimitedWaitsRetryAfter(t *testing.T) {
 			lastB = r.At
 		}
 	}
-	if d := lastB.Sub(t429); d > time.Second {
+	if d := lastB.Sub(t429); d > 1500*time.Millisecond {
 		t.Errorf("key B waited for key A's limit: its last request came %s after the 429", d)
 	}
 	if got := rateLimitedTotal.Get() - rl; got != 1 {
@@ -364,8 +364,9 @@ func TestSlowUpstreamThroughputNoDuplicates(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("%d envelopes with concurrency %d through a 2s upstream in %s", len(ids), n, took)
 	// Three rounds of n: ≈ 6 s. Less would mean more than n sends at once;
-	// much more, that sends were serialised.
-	if took < 5800*time.Millisecond || took > 8*time.Second {
+	// much more, that sends were serialised (n/2 at once would take 12 s,
+	// one at a time 24 s); the slack is for a loaded CI machine.
+	if took < 5800*time.Millisecond || took > 10*time.Second {
 		t.Errorf("took %s, want ≈ 6s (throughput ≈ %d per 2s)", took, n)
 	}
 	eventually(t, 5*time.Second, "the stream to be empty", func() bool { return h.streamMsgs() == 0 })
@@ -500,7 +501,7 @@ func TestDrainRateLimitRejectAndUndecodable(t *testing.T) {
 		if h.key(r.EventID) == keyA && since < 2*time.Second {
 			t.Errorf("spooled envelope of the rate-limited key sent %s after the 429", since)
 		}
-		if h.key(r.EventID) == keyB && since > time.Second {
+		if h.key(r.EventID) == keyB && since > 1500*time.Millisecond {
 			t.Errorf("key B's records waited %s for key A's limit", since)
 		}
 	}
