@@ -3,6 +3,7 @@ package ingest
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -256,6 +257,20 @@ func TestBadInput(t *testing.T) {
 			body:   eventEnvelope(testEventID, bigEvent),
 			status: 413, detail: "envelope exceeded size limits for type 'event' (https://develop.sentry.dev/sdk/envelopes/#size-limits)"},
 
+		{name: "internal item type", path: "/api/42/envelope/", header: auth,
+			body: []byte("{}\n{\"type\":\"integration\"}\n{}\n"), status: 400, detail: "envelope contains internal items"},
+		{name: "envelope origin differs from request", path: "/api/42/envelope/",
+			header: withAuth("Origin", "http://a.example"),
+			body:   []byte(`{"origin":"http://b.example"}` + "\n{\"type\":\"event\"}\n{}\n"),
+			status: 400, detail: "invalid event envelope", cause: "origin header mismatch between envelope and request"},
+		{name: "envelope origin without request origin", path: "/api/42/envelope/", header: auth,
+			body:   []byte(`{"origin":"http://b.example"}` + "\n{\"type\":\"event\"}\n{}\n"),
+			status: 400, detail: "invalid event envelope", cause: "origin header mismatch between envelope and request"},
+		{name: "store body neither JSON nor base64", path: "/api/42/store/", header: withAuth("Content-Type", "application/octet-stream"),
+			body: []byte("!!!not base64"), status: 400, detail: "invalid request body"},
+		{name: "store base64 zlib bomb", path: "/api/42/store/", header: withAuth("Content-Type", "application/octet-stream"),
+			body:   []byte(base64.StdEncoding.EncodeToString(compress(t, "deflate", bytes.Repeat([]byte{' '}, 2<<20)))),
+			status: 413, detail: "envelope exceeded size limits for type 'event' (https://develop.sentry.dev/sdk/envelopes/#size-limits)"},
 		{name: "unknown route", path: "/api/42/envelope", header: auth, body: validEnvelope,
 			status: 404, detail: "not found"},
 		{name: "outside api", path: "/", method: "GET", status: 404, detail: "not found"},

@@ -2,9 +2,11 @@ package ingest
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -90,5 +92,57 @@ func TestDecoderReuse(t *testing.T) {
 			}
 			putBuf(buf)
 		}
+	}
+}
+
+// failingReader returns some bytes, then a network-style error.
+type failingReader struct{ sent bool }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if !f.sent {
+		f.sent = true
+		return copy(p, "{}\n"), nil
+	}
+	return 0, errors.New("connection reset by peer")
+}
+
+// TestBodyReadError: a body that fails mid-way (client gone) is 400 "failed to
+// read request body", not blamed on the compression.
+func TestBodyReadError(t *testing.T) {
+	for _, enc := range []contentEncoding{encIdentity, encGzip} {
+		r, _ := http.NewRequest("POST", "/", nil)
+		r.Body = io.NopCloser(&failingReader{})
+		r.ContentLength = -1
+		buf := getBuf()
+		_, e := readBody(r, enc, 1<<20, buf)
+		putBuf(buf)
+		if e == nil || e.status != 400 || e.detail != "failed to read request body" || !strings.Contains(e.causes[0], "reset") {
+			t.Fatalf("%s: %+v", encodingNames[enc], e)
+		}
+	}
+}
+
+// TestCompressedInputBound: compressed input far larger than the decoded
+// limit is refused (413) even when it decodes to almost nothing — here
+// thousands of empty gzip members — so the raw read is bounded too.
+func TestCompressedInputBound(t *testing.T) {
+	const limit = 64 << 10
+	empty := gzipBytes(t, nil)
+	body := bytes.Repeat(empty, (limit+rawSlack)/len(empty)+100)
+	r, _ := http.NewRequest("POST", "/", bytes.NewReader(body))
+	buf := getBuf()
+	_, e := readBody(r, encGzip, limit, buf)
+	putBuf(buf)
+	if e == nil || e.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("%+v, want 413", e)
+	}
+	// Just under the bound it is accepted (and empty).
+	body = bytes.Repeat(empty, limit/len(empty))
+	r, _ = http.NewRequest("POST", "/", bytes.NewReader(body))
+	buf = getBuf()
+	got, e := readBody(r, encGzip, limit, buf)
+	putBuf(buf)
+	if e != nil || len(got) != 0 {
+		t.Fatalf("%+v %d", e, len(got))
 	}
 }

@@ -495,3 +495,24 @@ func TestErrorCORS(t *testing.T) {
 		t.Fatalf("%d %v %s", res.status, res.header, res.body)
 	}
 }
+
+// TestEnvelopeOrigin: an envelope header origin equal to the request's (as a
+// URL) is accepted.
+func TestEnvelopeOrigin(t *testing.T) {
+	pub := &fakePublisher{}
+	ts := startServer(t, New(testConfig(), pub, nil, testLogger(t)))
+	body := []byte(`{"origin":"HTTP://App.Example"}` + "\n{\"type\":\"session\"}\n{}\n")
+	res := do(t, "POST", ts.URL+"/api/42/envelope/", hdr("X-Sentry-Auth", testAuth, "Origin", "http://app.example/"), body, false)
+	if res.status != 200 || len(pub.messages()) != 1 {
+		t.Fatalf("%d %s", res.status, res.body)
+	}
+}
+
+func TestHeaderSafe(t *testing.T) {
+	if got := headerSafe("a\r\nb\x00c"); got != "a  b c" {
+		t.Fatalf("%q", got)
+	}
+	if got := headerSafe("plain text"); got != "plain text" {
+		t.Fatalf("%q", got)
+	}
+}
