@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/relayhq/relay/internal/config"
+	"github.com/relayhq/relay/internal/app"
 	"github.com/relayhq/relay/scrub"
 )
 
@@ -58,7 +58,7 @@ fields Sentry treats differently.`,
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			s, err := compileScrubber(cfg)
+			s, err := app.Scrubber(cfg)
 			if err != nil {
 				return err
 			}
@@ -105,29 +105,4 @@ fields Sentry treats differently.`,
 	cmd.Flags().StringVarP(&itemType, "type", "t", "event", "the envelope item type of the payload")
 	cmd.Flags().BoolVar(&compact, "compact", false, "print the result on one line")
 	return cmd
-}
-
-// compileScrubber builds the relay-wide scrubber from the scrub section, as the running relay's
-// worker does (internal/app), so that what this command shows is what is forwarded.
-func compileScrubber(cfg *config.Config) (*scrub.Scrubber, error) {
-	var sc scrub.Config
-	if ds := cfg.Scrub.DataScrubbing; ds.ScrubData || ds.ScrubIPAddresses || len(ds.SensitiveFields) > 0 {
-		sc.DataScrubbing = &scrub.DataScrubbing{
-			ScrubData:        ds.ScrubData,
-			ScrubDefaults:    ds.ScrubDefaults,
-			ScrubIPAddresses: ds.ScrubIPAddresses,
-			SensitiveFields:  ds.SensitiveFields,
-			ExcludeFields:    ds.ExcludeFields,
-		}
-	}
-	pii, err := cfg.Scrub.PIIConfigJSON()
-	if err != nil {
-		return nil, fmt.Errorf("%s: scrub.pii_config: %w", cfg.File(), err)
-	}
-	sc.PIIConfig = pii
-	s, err := scrub.Compile(sc)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.File(), err)
-	}
-	return s, nil
 }

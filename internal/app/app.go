@@ -212,6 +212,20 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 
 // workerStages builds the worker's processing stages in data-path order.
 func workerStages(cfg *config.Config, log *slog.Logger) ([]worker.Stage, error) {
+	s, err := Scrubber(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.Noop() {
+		return nil, nil
+	}
+	log.Info("scrubbing enabled", "stage", "scrub")
+	return []worker.Stage{worker.NewScrubStage(s)}, nil
+}
+
+// Scrubber compiles the relay-wide scrubber from the config's scrub section.
+// `relay scrub` uses it too, so what it shows is what the worker forwards.
+func Scrubber(cfg *config.Config) (*scrub.Scrubber, error) {
 	sc, err := scrubConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -220,11 +234,7 @@ func workerStages(cfg *config.Config, log *slog.Logger) ([]worker.Stage, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: scrub: %w", cfg.File(), err)
 	}
-	if s.Noop() {
-		return nil, nil
-	}
-	log.Info("scrubbing enabled", "stage", "scrub")
-	return []worker.Stage{worker.NewScrubStage(s)}, nil
+	return s, nil
 }
 
 func scrubConfig(cfg *config.Config) (scrub.Config, error) {
