@@ -319,3 +319,43 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+func TestParseDataScrubbing(t *testing.T) {
+	ds, err := ParseDataScrubbing([]byte(`{"scrubData":true,"scrubDefaults":true,"scrubIpAddresses":true,"sensitiveFields":["a"],"excludeFields":["b"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DataScrubbing{ScrubData: true, ScrubDefaults: true, ScrubIPAddresses: true, SensitiveFields: []string{"a"}, ExcludeFields: []string{"b"}}
+	if mustJSON(*ds) != mustJSON(want) {
+		t.Fatalf("got %+v", ds)
+	}
+	if _, err := ParseDataScrubbing([]byte(`{"scrubData":"yes"}`)); err == nil {
+		t.Fatal("expected an error")
+	}
+}
+
+func TestLegacyConversionSelectors(t *testing.T) {
+	// doc §2.2: the canonical conversion of scrubData+scrubDefaults+scrubIpAddresses.
+	cfg := legacyToConfig(simple)
+	var got []string
+	for _, a := range cfg.apps {
+		got = append(got, a.sel.String()+" → "+strings.Join(a.ids, ","))
+	}
+	if !strings.HasPrefix(got[0], "($string || $number || $array || $object) && !(debug_meta.** || $frame.filename || $frame.abs_path || $logentry.formatted || $error.value || $http.headers.user-agent) → @common:filter,@ip:replace") {
+		t.Errorf("main application: %s", got[0])
+	}
+	if got[1] != "$http.env.REMOTE_ADDR || $user.ip_address || $sdk.client_ip || $span.sentry_tags.'user.ip' || attributes.'client.address' → @anything:remove" {
+		t.Errorf("known IP application: %s", got[1])
+	}
+	if !strings.HasPrefix(got[2], "$logentry.formatted || $log.body || $span.data.'gen_ai.input.messages' || attributes.'gen_ai.input.messages'.value") ||
+		!strings.HasSuffix(got[2], "@email:replace,@creditcard:replace,@iban:replace,@usssn:replace,@bearer:replace") {
+		t.Errorf("replace-only application: %s", got[2])
+	}
+	if legacyToConfig(&DataScrubbing{}) != nil || legacyToConfig(&DataScrubbing{ScrubDefaults: true}) != nil {
+		t.Error("all-default settings must convert to no config")
+	}
+	ipOnly := legacyToConfig(&DataScrubbing{ScrubIPAddresses: true})
+	if len(ipOnly.apps) != 2 {
+		t.Errorf("scrubIpAddresses only: %d applications", len(ipOnly.apps))
+	}
+}

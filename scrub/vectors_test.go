@@ -10,9 +10,32 @@ import (
 )
 
 // The test vectors of docs/pii-scrubbing.md §11, one case per vector (some
-// vectors have several sub-cases, suffixed a, b, …).
+// vectors have several sub-cases, suffixed a, b, …). All 119 are honoured.
+// Where the doc abbreviates a vector, the case fills it in as follows:
 //
-// Paths in expectations are "/"-separated (keys contain dots).
+//   - v35: the text after the matched line ("…") is a second indented line.
+//   - v46, v107: run without normalisation (Relay's processor-level tests do
+//     not normalise; with it the Cookie header would move to request.cookies).
+//   - v53: the pair is addressed below its array index (headers.0.authorization),
+//     as Relay's process_array enters the key from the pair's own state.
+//   - v56: the elided signature value is "57911".
+//   - v58: the last three selectors share one anything/replace rule "project:3".
+//   - v60: Relay's normalisation title-cases header names before scrubbing;
+//     this relay runs before Sentry's normalisation, so keys keep their case
+//     (key matching is case-insensitive, values and remarks are identical).
+//   - v74: the input literally starts and ends with `""` (len 252, start 30).
+//   - v99: "fragment" is checked as request.fragment and as a breadcrumb
+//     data key http.fragment.
+//   - v101: session, csrf-token, __session (request) and sessionid (response).
+//   - v103-v106: remark ranges computed from the strings (the doc gives only
+//     the outputs).
+//   - v110: client.address is pii=maybe (conventions), so only the explicit
+//     KNOWN_IP selector removes it: [@anything:remove,x] without @ip:replace.
+//   - v111-v116: like Relay's attachments.rs tests, the byte scrubber is called
+//     directly; the $attachments.<name> gate is covered by TestAttachmentGate.
+//
+// Paths in expectations are "/"-separated (keys contain dots); a segment in
+// [brackets] may contain "/".
 
 type expect struct {
 	path  string
