@@ -516,3 +516,17 @@ func TestHeaderSafe(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+// TestZeroConfig: a zero Config works with Relay's defaults.
+func TestZeroConfig(t *testing.T) {
+	pub := &fakePublisher{}
+	s := New(Config{}, pub, nil, nil)
+	if s.cfg.Limits != envelope.DefaultLimits() || s.envelopeLimit != 200<<20 || s.eventLimit != 1<<20 ||
+		s.serverHdr[0] != "relay/dev" || s.retryAfterHdr[0] != "2" {
+		t.Fatalf("defaults not applied: %+v", s.cfg)
+	}
+	ts := startServer(t, s)
+	if res := do(t, "POST", ts.URL+"/api/42/envelope/", hdr("X-Sentry-Auth", testAuth), validEnvelope, false); res.status != 200 {
+		t.Fatalf("%d %s", res.status, res.body)
+	}
+}

@@ -36,8 +36,7 @@ type Publisher interface {
 }
 
 // Config holds ingest's limits and answers. Zero values mean the defaults of
-// DefaultConfig, except Limits, which New takes as given (use
-// envelope.DefaultLimits() or the configured ones).
+// DefaultConfig (a zero Limits means envelope.DefaultLimits()).
 type Config struct {
 	// MaxEnvelopeSize bounds the decoded body of the envelope endpoint
 	// (limits.max_envelope_size, 200 MiB in Relay).
@@ -123,6 +122,9 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 	}
 	if cfg.Version == "" {
 		cfg.Version = def.Version
+	}
+	if cfg.Limits == (envelope.Limits{}) {
+		cfg.Limits = def.Limits // all-zero limits would refuse every item
 	}
 	if log == nil {
 		log = slog.Default()
