@@ -37,7 +37,14 @@
 //     drainer's probe, or a send that was already in flight — ends an outage.
 //   - rate limits: a 429 is recorded per public key and data category, so
 //     every consumer (and the drainer) sending for that key waits until the
-//     limit expires instead of hammering the upstream.
+//     limit expires instead of hammering the upstream. A consumer does not
+//     wait in place: it Naks the message with the remaining time as delay,
+//     so one limited key cannot occupy every consumer while other keys
+//     starve; the drainer skips the key's records and comes back for them.
+//     Cost: deferred messages stay un-acked and count against the durable's
+//     MaxAckPending; a high-volume key limited for a long time can fill it,
+//     and then the stream fills and ingest answers 503 — back-pressure, not
+//     loss.
 //
 // Worker never imports ingest; internal/stream.Message is the only contract
 // between the two.
