@@ -251,8 +251,9 @@ func (w *Worker) handle(ctx context.Context, d *stream.Delivery) {
 //
 // Each turn of the loop looks at the outage state first: in outage the
 // message goes to the spool (acked only after Put returned nil; held while
-// the spool is full or failing); otherwise it waits out any rate limit on
-// its key, then sends. Waits wake early when the outage state flips.
+// the spool is full or failing); otherwise, while its key is rate limited,
+// it is handed back to JetStream until the limit expires; otherwise it is
+// sent. Waits wake early when the outage state flips.
 func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
 	m := &d.Msg
 	req := upstream.RequestFrom(m)
@@ -334,7 +335,8 @@ func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
 			w.nakShutdown(d)
 			return
 		case res.Class == upstream.RateLimited:
-			// The limit is recorded; the next turn waits it out.
+			// The limit is recorded; the next turn hands the message back
+			// until it expires.
 		case res.Class == upstream.Rejected:
 			w.buryDelivery(ctx, d, fmt.Sprintf("upstream_rejected: status %d", res.Status), droppedRejected)
 			return
