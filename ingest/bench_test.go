@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/relayhq/relay/internal/stream"
 	"github.com/relayhq/relay/internal/testfixture"
@@ -135,3 +136,19 @@ type benchWriter struct {
 func (w *benchWriter) Header() http.Header         { return w.h }
 func (w *benchWriter) WriteHeader(code int)        { w.status = code }
 func (w *benchWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkHandlerJetStream is BenchmarkHandler publishing to a real embedded
+// JetStream (default sync: fsync on the server's interval), i.e. the whole
+// ingest path up to the PubAck.
+func BenchmarkHandlerJetStream(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := stream.Open(ctx, stream.Config{StoreDir: b.TempDir()}, testLogger(b))
+	if err != nil {
+		b.Fatalf("open stream: %v", err)
+	}
+	defer conn.Close()
+	cfg := DefaultConfig()
+	cfg.MaxPublishPayload = conn.MaxPayload()
+	benchmarkLoopback(b, New(cfg, conn, conn.Ready, testLogger(b)).Handler())
+}
