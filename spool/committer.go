@@ -228,10 +228,12 @@ func (s *Spool) commit(batch []*op) {
 			s.applyDeleted(seg, d)
 		}
 	}
-	commitsTotal.Inc()
-	s.commits.Add(1)
-	batchSize.Update(float64(nrec))
-	commitSeconds.UpdateDuration(start)
+	if wroteActive || len(segErr) > 0 || len(dels) > 0 {
+		commitsTotal.Inc()
+		s.commits.Add(1)
+		batchSize.Update(float64(nrec))
+		commitSeconds.UpdateDuration(start)
+	}
 
 	// Answer the puts.
 	putErr := segErr[active]
