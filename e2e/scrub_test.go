@@ -9,12 +9,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/getsentry/sentry-go"
 
+	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/fakesentry"
+	"github.com/relayhq/relay/internal/testfixture"
 )
 
 // Sentry's defaults for a new project plus "Prevent Storing of IP Addresses".
@@ -31,7 +35,7 @@ const scrubDefaultsYAML = `scrub:
 const readmeScrubYAML = `scrub:
   pii_config:
     applications:
-      # remove a field of your own, wherever it is sent in ` + "`extra`" + `
+      # remove a field of your own from ` + "`extra`" + `
       extra.customer_note: ["@anything:remove"]
       # mask every IBAN in any string that may hold personal data
       $string: ["@iban:mask"]
@@ -352,4 +356,100 @@ func runScrubCmd(t *testing.T, dir, sample string, flags ...string) string {
 		t.Errorf("relay scrub wrote to standard error:\n%s", stderr.String())
 	}
 	return stdout.String()
+}
+
+// BenchmarkScrubWorkerKeepsUp drives the running relay with 64 connections
+// for a few seconds, with scrubbing off and with Sentry's defaults (every
+// event carries personal data, so every one is scrubbed and re-serialised),
+// and reports the ingest rate next to the rate at which the fake Sentry
+// received the events, and how long after the load stopped the last one
+// arrived ("lag-s"). A worker that keeps up shows upstream/s ≈ ingest/s and a
+// lag near zero. "relay-cpu-µs/event" is the relay process's CPU time (user
+// + system, from /proc) per event, which a busy machine distorts less. Run: go test -run '^$' -bench ScrubWorkerKeepsUp -benchtime 1x ./e2e/
+func BenchmarkScrubWorkerKeepsUp(b *testing.B) {
+	fixture, err := os.ReadFile(filepath.Join(testfixture.SDKDir(b), "go-event-exception.envelope"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := bytes.SplitN(fixture, []byte("\n"), 3)
+	var hdr struct {
+		EventID string `json:"event_id"`
+	}
+	if err := json.Unmarshal(lines[0], &hdr); err != nil {
+		b.Fatal(err)
+	}
+	payload := bytes.TrimSuffix(lines[2], []byte("\n"))
+	// Personal data Sentry's defaults remove: a password and the user's IP.
+	payload = append([]byte(`{"user":{"ip_address":"203.0.113.7"},"extra":{"password":"hunter2"},`), payload[1:]...)
+	const conns, loadFor = 64, 5 * time.Second
+	for _, c := range []struct{ name, yaml string }{
+		{"off", ""},
+		{"defaults+ip", scrubDefaultsYAML},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				up := fakesentry.New(fakesentry.Options{})
+				p := startRelay(b, b.TempDir(), relayConfig{upstream: up.URL(), extra: c.yaml})
+				ctx, cancel := context.WithTimeout(context.Background(), loadFor)
+				var acked atomic.Int64
+				var wg sync.WaitGroup
+				start := time.Now()
+				for range conns {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for ctx.Err() == nil {
+							id := envelope.NewEventID()
+							ev := bytes.ReplaceAll(payload, []byte(hdr.EventID), []byte(id))
+							body := fmt.Appendf(nil, "{\"event_id\":%q}\n{\"type\":\"event\",\"length\":%d}\n%s\n", id, len(ev), ev)
+							if st, _, err := postEnvelope(ctx, p.url(), body); err == nil && st == 200 {
+								acked.Add(1)
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				cancel()
+				loadEnd := time.Now()
+				n := acked.Load()
+				deadline := time.Now().Add(2 * time.Minute)
+				for int64(up.Count()) < n && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				done := time.Now()
+				if got := int64(up.Count()); got < n {
+					b.Fatalf("upstream received %d of %d acknowledged events", got, n)
+				}
+				b.ReportMetric(float64(n)/loadEnd.Sub(start).Seconds(), "ingest/s")
+				b.ReportMetric(float64(n)/done.Sub(start).Seconds(), "upstream/s")
+				b.ReportMetric(done.Sub(loadEnd).Seconds(), "lag-s")
+				b.ReportMetric(float64(procCPU(b, p.cmd.Process.Pid).Microseconds())/float64(n), "relay-cpu-µs/event")
+				if err := p.term(10 * time.Second); err != nil {
+					b.Fatal(err)
+				}
+				up.Close()
+			}
+		})
+	}
+}
+
+// procCPU returns the CPU time (user + system) process pid has used so far.
+func procCPU(tb testing.TB, pid int) time.Duration {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatalf("read process stats: %v", err)
+	}
+	// Fields after the parenthesised command name; utime and stime are the
+	// 14th and 15th fields of the line, in clock ticks (USER_HZ = 100 on Linux).
+	rest := b[bytes.LastIndexByte(b, ')')+2:]
+	f := strings.Fields(string(rest))
+	var ut, st int64
+	if _, err := fmt.Sscan(f[11], &ut); err != nil {
+		tb.Fatalf("utime %q: %v", f[11], err)
+	}
+	if _, err := fmt.Sscan(f[12], &st); err != nil {
+		tb.Fatalf("stime %q: %v", f[12], err)
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }

@@ -178,7 +178,7 @@ func withLen(typ, payload, extra string) string {
 	return fmt.Sprintf(`{"type":%q,"length":%d%s}`, typ, len(payload), extra)
 }
 
-func compile(t *testing.T, cfg scrub.Config) *scrub.Scrubber {
+func compile(t testing.TB, cfg scrub.Config) *scrub.Scrubber {
 	t.Helper()
 	s, err := scrub.Compile(cfg)
 	if err != nil {
@@ -619,6 +619,62 @@ func TestScrubStageConcurrent(t *testing.T) {
 	for range 8 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScrubStage measures the whole stage (envelope parse, scrub,
+// re-serialisation) per envelope over the captured SDK envelopes, and over
+// an SDK error event that carries personal data (every one changed).
+func BenchmarkScrubStage(b *testing.B) {
+	dir := testfixture.SDKDir(b)
+	names, err := filepath.Glob(filepath.Join(dir, "*.envelope"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var fixtures [][]byte
+	for _, n := range names {
+		body, err := os.ReadFile(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fixtures = append(fixtures, body)
+	}
+	goEvent, err := os.ReadFile(filepath.Join(dir, "go-event-exception.envelope"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := envelope.Parse(goEvent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.Items[0].SetPayload(append([]byte(`{"user":{"ip_address":"203.0.113.7"},"extra":{"password":"hunter2"},`), e.Items[0].Payload[1:]...))
+	piiEvent := e.AppendTo(nil)
+
+	for _, set := range []struct {
+		name   string
+		bodies [][]byte
+	}{{"sdk-envelopes", fixtures}, {"pii-event", [][]byte{piiEvent}}} {
+		for _, c := range []struct {
+			name string
+			ds   *scrub.DataScrubbing
+		}{{"defaults", legacyDefaults}, {"defaults+ip", legacyDefaultsIP}} {
+			st := NewScrubStage(compile(b, scrub.Config{DataScrubbing: c.ds}))
+			b.Run(set.name+"/"+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				n := 0
+				for b.Loop() {
+					for _, body := range set.bodies {
+						m := stream.Message{Envelope: body}
+						if _, err := st.Process(context.Background(), &m); err != nil {
+							b.Fatal(err)
+						}
+						n++
+					}
+				}
+				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "envelopes/s")
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "µs/envelope")
+			})
 		}
 	}
 }
