@@ -57,6 +57,14 @@ const (
 // behind each other. At most Config.MaxPending wait at once; the rest wait for
 // a slot within their ctx.
 func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
+	// Counted before the closing check, so Close either sees this publish
+	// and waits for it, or this publish sees Close and stops.
+	c.inflight.Add(1)
+	defer c.inflight.Add(-1)
+	if c.closing.Load() {
+		publishFailedUnavail.Inc()
+		return fmt.Errorf("stream: publish: connection closing: %w", ErrUnavailable)
+	}
 	data, err := m.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("stream: publish: %w", err)
@@ -87,6 +95,11 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 			return nil
 		}
 		kind, retry := classifyPublishError(err)
+		if c.closing.Load() || c.nc.IsClosed() {
+			// Closed under us: some errors of a closed connection look
+			// transient (wrapped as text by the library), but none will pass.
+			kind, retry = ErrUnavailable, false
+		}
 		if !retry || ctx.Err() != nil {
 			switch kind {
 			case ErrFull:

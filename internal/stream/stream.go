@@ -69,8 +69,13 @@ type Config struct {
 	Stream   string // stream name, default "RELAY_ENVELOPES"; subjects "<lower stream>.<project id>"
 	Replicas int    // default 1; >1 needs a cluster (URL)
 	MaxBytes int64  // stream size limit; a full stream fails Publish with ErrFull. 0 = no stream limit (the server's store limit still applies)
-	Sync     string // embedded only: "always" (fsync every write) or a Go duration (fsync interval); "" = nats default (2m)
-	AckWait  time.Duration
+	// Sync, embedded only: "always" = Publish returns only after the message
+	// is fsynced (a group fsync shared by concurrent publishes, syncer.go);
+	// a Go duration = nats fsyncs the store that often, and a PubAck means
+	// "in the kernel" (survives a process kill, not a power loss); "" = the
+	// nats default interval (2m).
+	Sync    string
+	AckWait time.Duration // redelivery after this long un-acked; default 30s
 
 	// Additions beyond the contract (all optional).
 
@@ -234,6 +239,8 @@ type Conn struct {
 	// What the server reported lost when it recovered a damaged store at Open.
 	lostMsgs, lostBytes uint64
 
+	closing   atomic.Bool  // set when Close starts: new publishes fail, retries stop
+	inflight  atomic.Int64 // publishes in progress; Close waits for them
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -563,9 +570,13 @@ func (r *readyCache) cached() (error, bool) {
 	return nil, false
 }
 
-// Close drains the connection (in-flight fetches and publishes finish or
-// fail) and then shuts the embedded server down, which flushes its store.
-// Bounded by Config.CloseTimeout. Safe to call more than once.
+// Close stops new publishes (they fail with ErrUnavailable), waits for those
+// in flight to get their PubAck, drains the connection (fetches in flight
+// end; un-acked deliveries are redelivered later), and then shuts the
+// embedded server down, which flushes its store. Bounded by
+// Config.CloseTimeout. Safe to call more than once. Stop ingest before
+// calling it; workers may still hold deliveries (their acks then fail, and
+// the messages come back after AckWait).
 func (c *Conn) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
 	defer cancel()
@@ -585,7 +596,20 @@ func (c *Conn) closeWithin(d time.Duration) {
 }
 
 func (c *Conn) close(ctx context.Context) error {
+	c.closing.Store(true)
 	var errs []error
+	// Let publishes in flight get their PubAck (and fsync): draining first
+	// would drop their acks, and their callers would answer 503 for
+	// messages that are in fact stored.
+	for c.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("%d publishes still waiting: %w", c.inflight.Load(), ctx.Err()))
+		case <-time.After(2 * time.Millisecond):
+			continue
+		}
+		break
+	}
 	if c.syncer != nil {
 		c.syncer.close() // at most one fsync round
 	}

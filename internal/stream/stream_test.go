@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -616,8 +617,12 @@ func TestReadyCachesAndFailsAfterClose(t *testing.T) {
 	if err := c.Ready(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Ready after Close: %v, want ErrUnavailable", err)
 	}
+	start := time.Now()
 	if err := c.Publish(ctx, msgN(0), "late"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Publish after Close: %v, want ErrUnavailable", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("Publish after Close took %s; it must fail at once, not retry", el)
 	}
 }
 
@@ -671,4 +676,57 @@ func TestRedactURL(t *testing.T) {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestCloseWaitsForPublishesInFlight: publishes that started before Close
+// get their PubAck; those after it fail at once.
+func TestCloseWaitsForPublishesInFlight(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Sync = "always" // slower publishes: more of them in flight
+	c, err := Open(ctxT(t, 30*time.Second), cfg, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg                sync.WaitGroup
+		okN, unavailableN atomic.Int64
+		started           = make(chan struct{})
+		once              sync.Once
+	)
+	ctx := ctxT(t, 30*time.Second)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				err := c.Publish(ctx, msgN(w*1000+i), fmt.Sprintf("w%d-%d", w, i))
+				once.Do(func() { close(started) })
+				switch {
+				case err == nil:
+					okN.Add(1)
+				case errors.Is(err, ErrUnavailable):
+					unavailableN.Add(1)
+					return
+				default:
+					t.Errorf("Publish: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	<-started
+	time.Sleep(100 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+	if unavailableN.Load() != 16 {
+		t.Fatalf("%d publishers saw ErrUnavailable after Close, want all 16", unavailableN.Load())
+	}
+	// Every publish that returned nil is in the store.
+	c2 := openTest(t, cfg)
+	if got := streamMsgs(t, c2); got != uint64(okN.Load()) {
+		t.Fatalf("store holds %d messages, %d publishes returned nil", got, okN.Load())
+	}
+	t.Logf("%d acknowledged before Close", okN.Load())
 }
