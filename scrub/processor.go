@@ -367,7 +367,7 @@ func (p *proc) user(n *node, sc *schema) {
 func (p *proc) nativePath(n *node, key string, pii piiLevel) {
 	orig := n.s
 	i := strings.LastIndexAny(orig, `/\`)
-	if i < 0 {
+	if i < 0 || skipString(orig[:i]) {
 		return
 	}
 	n.s = orig[:i]
@@ -581,7 +581,12 @@ func (p *proc) redact(n *node, r *leaf, m *matcher, ranges [][2]int, whole bool)
 			if m.pre != nil && !m.pre(search) {
 				return
 			}
-			idx := m.re.FindAllStringSubmatchIndex(search, -1)
+			var idx [][]int
+			if m.find != nil {
+				idx = m.find(search)
+			} else {
+				idx = m.re.FindAllStringSubmatchIndex(search, -1)
+			}
 			if idx == nil {
 				return
 			}

@@ -219,3 +219,63 @@ func containsFoldAt(s string, i int, w string) bool {
 	}
 	return true
 }
+
+// findIPv6 is reIPv6.FindAllStringSubmatchIndex(s, -1) for long strings,
+// computed token by token. Go's regexp simulates this large pattern with an
+// NFA, which costs seconds on a long colon-rich string; but a match is one
+// delimiter, a body of [0-9A-Za-z:.%] and one delimiter, so it never spans
+// whitespace: running the regex on each whitespace-separated token that has
+// two colons (with the whitespace around it) finds the same matches. A \x01
+// (neither delimiter nor body) stands in for a neighbour the previous match
+// consumed, so `^`/`$` cannot match at a window edge that is not the
+// string's. FuzzFastMatchers compares it with the regex.
+func findIPv6(s string) [][]int {
+	if len(s) < 512 {
+		return reIPv6.FindAllStringSubmatchIndex(s, -1)
+	}
+	var out [][]int
+	consumed := 0
+	for i := 0; i < len(s); {
+		if isSpace(s[i]) {
+			i++
+			continue
+		}
+		start := i
+		colons := 0
+		for i < len(s) && !isSpace(s[i]) {
+			if s[i] == ':' {
+				colons++
+			}
+			i++
+		}
+		end := i
+		if colons < 2 {
+			continue
+		}
+		a, b := start-1, end+1
+		prefix, suffix := "", ""
+		if a < consumed || a < 0 {
+			a = start
+			if start > 0 {
+				prefix = "\x01"
+			}
+		}
+		if b > len(s) {
+			b = len(s)
+		}
+		win := prefix + s[a:b] + suffix
+		for _, loc := range reIPv6.FindAllStringSubmatchIndex(win, -1) {
+			m := make([]int, len(loc))
+			for k, v := range loc {
+				if v < 0 {
+					m[k] = v
+				} else {
+					m[k] = v - len(prefix) + a
+				}
+			}
+			out = append(out, m)
+			consumed = m[1]
+		}
+	}
+	return out
+}

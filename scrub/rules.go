@@ -64,6 +64,8 @@ type matcher struct {
 	is func(string) bool
 	// feat: necessary condition on a value's features, checked before pre.
 	feat func(*features) bool
+	// find, when set, replaces re.FindAllStringSubmatchIndex(s, -1).
+	find func(string) [][]int
 }
 
 // matches reports whether re matches s, using the prefilter and fast path.
@@ -180,7 +182,7 @@ func matchersFor(spec *ruleSpec) (ms []matcher, anything, cookies, ok bool) {
 	case "ip":
 		return []matcher{
 			{kind: matchValue, re: reIPv4, groups: g0, pre: preIPv4, feat: fIPv4},
-			{kind: matchValue, re: reIPv6, groups: g1, pre: preIPv6, feat: fIPv6},
+			{kind: matchValue, re: reIPv6, groups: g1, pre: preIPv6, feat: fIPv6, find: findIPv6},
 		}, false, false, true
 	case "imei":
 		return []matcher{{kind: matchValue, re: reIMEI, groups: g0, feat: fIMEI}}, false, false, true

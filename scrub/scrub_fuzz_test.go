@@ -3,6 +3,8 @@ package scrub
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -156,7 +158,7 @@ func checkScrubbed(t *testing.T, v any, key string, keyed bool, depth int, out [
 // regexes they stand in for.
 func FuzzFastMatchers(f *testing.F) {
 	for _, s := range []string{"password", "x-api-key", "TOKEN:", "token x=", "otp", "Two-Factor", "not_a_two_factor",
-		"author", "AUTHORIZATION", "my tokenized=1", "prIvate_Key", "\u212a", "Bearer x", "DE89370400440532013000", "ORD-123456"} {
+		"author", "AUTHORIZATION", "my tokenized=1", "::1 ::1", "a ::1\n[fe80::1%eth0]", "x:y: 2001:db8::1 ab:cd:ef:01", "1.2.3.4:80 ::ffff:1.2.3.4", "prIvate_Key", "\u212a", "Bearer x", "DE89370400440532013000", "ORD-123456"} {
 		f.Add(s)
 	}
 	user := []string{"ORD-[0-9]{6,}", "(?i)cookie|secret[-_]?key", "sk_(live|test)_[A-Za-z0-9]{16,}", "(?i)(ab)c", "foo", "x+y"}
@@ -183,6 +185,13 @@ func FuzzFastMatchers(f *testing.F) {
 		} {
 			if c.re(s) && !c.pre(s) {
 				t.Fatalf("prefilter %s rejects %q which the regex matches", c.n, s)
+			}
+		}
+		// findIPv6 windows long strings; pad the input past its threshold.
+		for _, long := range []string{s, strings.Repeat(" ", 512) + s, s + strings.Repeat(" x", 300), strings.Repeat(s+" ", 1+512/(len(s)+1))} {
+			got, want := findIPv6(long), reIPv6.FindAllStringSubmatchIndex(long, -1)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("findIPv6(%q) = %v, regex %v", long, got, want)
 			}
 		}
 		var ft features
