@@ -198,7 +198,7 @@ const (
 	sessionItem   = `{"sid":"7c7b6585f26846b2b9d04e5e3ef7b1b6","status":"ok","attrs":{"release":"password@1.0","ip_address":"203.0.113.7"}}`
 	clientReport  = `{"timestamp":1700000000,"discarded_events":[{"reason":"queue_overflow","category":"error","quantity":1}]}`
 	binaryPayload = "\x00\x01password=hunter2\xff\xfe\n\n"
-	logPayload    = `{"items":[{"timestamp":1700000000.5,"trace_id":"5b8efff798038103d269b633813fc60c","level":"info","body":"login ok","attributes":{"password":{"type":"string","value":"hunter2"},"client.address":{"type":"string","value":"203.0.113.7"},"http.status":{"type":"integer","value":200}}}]}`
+	logPayload    = `{"items":[{"timestamp":1700000000.5,"trace_id":"5b8efff798038103d269b633813fc60c","level":"info","body":"paid with 4111 1111 1111 1111","attributes":{"password":{"type":"string","value":"hunter2"},"client.address":{"type":"string","value":"203.0.113.7"},"http.status":{"type":"integer","value":200}}}]}`
 	spanV2Payload = `{"items":[{"trace_id":"5b8efff798038103d269b633813fc60c","span_id":"6e0c63257de34c92","name":"db","start_timestamp":1,"end_timestamp":2,"attributes":{"db.password":{"type":"string","value":"hunter2"},"db.system":{"type":"string","value":"postgresql"}}}]}`
 	spanV1Payload = `{"trace_id":"5b8efff798038103d269b633813fc60c","span_id":"6e0c63257de34c92","op":"db","start_timestamp":1,"timestamp":2,"data":{"password":"hunter2","rows":3}}`
 	metricPayload = `{"items":[{"timestamp":1700000000,"trace_id":"5b8efff798038103d269b633813fc60c","name":"checkout","type":"counter","value":1,"attributes":{"api_key":{"type":"string","value":"k-123"}}}]}`
@@ -300,8 +300,10 @@ func TestScrubStage(t *testing.T) {
 				{path: []string{"items", "0", "attributes", "client.address", "value"}, want: nil},
 				{path: []string{"items", "0", "_meta", "attributes", "client.address", "value", "", "rem", "0", "0"}, want: "@anything:remove"},
 				{path: []string{"items", "0", "attributes", "http.status", "value"}, want: 200},
-				{path: []string{"items", "0", "body"}, want: "login ok"},
-			}, absent: []string{"hunter2", "203.0.113.7"}}},
+				// $log.body gets only the replace-only rules (doc §2.2).
+				{path: []string{"items", "0", "body"}, want: "paid with [creditcard]"},
+				{path: []string{"items", "0", "_meta", "body", "", "rem", "0", "0"}, want: "@creditcard:replace"},
+			}, absent: []string{"hunter2", "203.0.113.7", "4111"}}},
 		},
 		{
 			name: "span v2 container",
