@@ -60,6 +60,7 @@ func stripMeta(n *node, depth int) {
 	if n.meta != nil {
 		if n.kind == kNull {
 			n.kind, n.s = kString, ""
+			n.raw = nil
 		}
 		n.meta = nil
 	}

@@ -60,7 +60,8 @@ forward such items byte-for-byte. Attachments keep their length and get no
   - Minidumps are not parsed; they are scrubbed like other binary attachments
     (only when a selector addresses `$attachments.<name>`), which is what
     Relay does when it cannot parse one.
-  - Replay recordings (rrweb) are passed through unchanged.
+  - Replay videos are passed through unchanged; replay recordings are
+    scrubbed as the doc's §9.5 describes (custom events only).
   - `_meta` original values (`val`) set by normalisation are not re-scrubbed:
     the relay runs before Sentry's normalisation, so events carry none.
   - Header keys are not title-cased (normalisation Sentry does upstream);

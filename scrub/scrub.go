@@ -155,6 +155,8 @@ func (s *Scrubber) ScrubItem(it Item, payload []byte) (out []byte, changed bool,
 		return s.scrubDoc(payload, spanRootSchema)
 	case "attachment":
 		return s.ScrubAttachment(it.Filename, it.AttachmentType, payload)
+	case "replay_recording":
+		return s.scrubRecording(payload)
 	}
 	return payload, false, nil
 }

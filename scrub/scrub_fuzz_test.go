@@ -57,6 +57,14 @@ var fuzzScrubber = func() *Scrubber {
 	return s
 }()
 
+var binScrubber = func() *Scrubber {
+	s, err := Compile(Config{PIIConfig: []byte(`{"applications":{"$binary":["@ip:hash","@creditcard","@email:mask","@password"]}}`)})
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
 // FuzzScrub: arbitrary JSON, used as a whole event and as the value of
 // `extra`. The scrubber never panics, the output is valid JSON, and under
 // `extra` (all pii=true) no credit card number, e-mail address or
@@ -80,6 +88,21 @@ func FuzzScrub(f *testing.F) {
 		out, _, err := s.ScrubEvent(b)
 		if err == nil && !json.Valid(out) {
 			t.Fatalf("invalid JSON output for %q: %q", b, out)
+		}
+		// the other item kinds never panic and keep their format
+		for _, it := range []Item{{Type: "log"}, {Type: "span"}, {Type: "trace_metric"}, {Type: "replay_event"},
+			{Type: "attachment", AttachmentType: "event.view_hierarchy"}} {
+			if out, changed, err := s.ScrubItem(it, b); err == nil && changed && !json.Valid(out) {
+				t.Fatalf("%s: invalid JSON output for %q: %q", it.Type, b, out)
+			}
+		}
+		rec := append([]byte("{\"segment_id\":0}\n"), b...)
+		if out, changed, err := s.ScrubItem(Item{Type: "replay_recording"}, rec); err == nil && changed && !json.Valid(out[bytes.IndexByte(out, '\n')+1:]) {
+			t.Fatalf("recording: invalid JSON output for %q", b)
+		}
+		bin, changed := scrubBytes(binScrubber.advanced, "f.txt", b)
+		if changed && len(bin) != len(b) {
+			t.Fatalf("attachment length changed for %q", b)
 		}
 		if !json.Valid(b) {
 			return

@@ -1,8 +1,11 @@
 package scrub
 
 import (
+	"bytes"
+	"compress/zlib"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 )
@@ -213,7 +216,7 @@ func TestScrubItemTypes(t *testing.T) {
 			t.Errorf("%s: %s = %v, want %q (%s)", c.typ, c.path, v, c.want, out)
 		}
 	}
-	for _, typ := range []string{"session", "sessions", "client_report", "check_in", "profile", "statsd", "user_report", "replay_recording"} {
+	for _, typ := range []string{"session", "sessions", "client_report", "check_in", "profile", "statsd", "user_report", "replay_video"} {
 		in := []byte(`{"extra":{"password":"x"}}`)
 		if out, changed, _ := s.ScrubItem(Item{Type: typ}, in); changed || &out[0] != &in[0] {
 			t.Errorf("%s must pass through", typ)
@@ -357,5 +360,65 @@ func TestLegacyConversionSelectors(t *testing.T) {
 	ipOnly := legacyToConfig(&DataScrubbing{ScrubIPAddresses: true})
 	if len(ipOnly.apps) != 2 {
 		t.Errorf("scrubIpAddresses only: %d applications", len(ipOnly.apps))
+	}
+}
+
+func TestReplayRecording(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: simple, PIIConfig: []byte(`{"applications":{"$string":["@email:replace"]}}`)})
+	rrweb := `[{"type":2,"data":{"node":{"textContent":"me@example.com"}}},` +
+		`{"type":5,"timestamp":1,"data":{"tag":"breadcrumb","payload":{"description":"GET /?password=1 from 10.0.0.1","data":{"password":"x","to":"me@example.com","n":4},"category":"me@example.com"}}}]`
+	for _, compressed := range []bool{false, true} {
+		body := []byte(rrweb)
+		if compressed {
+			var b bytes.Buffer
+			zw := zlib.NewWriter(&b)
+			zw.Write(body)
+			zw.Close()
+			body = b.Bytes()
+		}
+		in := append([]byte("{\"segment_id\":0}\n"), body...)
+		out, changed, err := s.ScrubItem(Item{Type: "replay_recording"}, in)
+		if err != nil || !changed {
+			t.Fatalf("compressed=%v: changed=%v err=%v", compressed, changed, err)
+		}
+		header, rest, _ := bytes.Cut(out, []byte("\n"))
+		if string(header) != `{"segment_id":0}` {
+			t.Fatalf("header %q", header)
+		}
+		if compressed {
+			zr, err := zlib.NewReader(bytes.NewReader(rest))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rest, err = io.ReadAll(zr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var doc any
+		if err := json.Unmarshal(rest, &doc); err != nil {
+			t.Fatalf("%v: %s", err, rest)
+		}
+		for path, want := range map[string]any{
+			"1/data/payload/description":   "[Filtered]",
+			"1/data/payload/data/password": "[Filtered]",
+			"1/data/payload/data/to":       "[email]",
+			"1/data/payload/category":      "me@example.com", // only description and data are scrubbed
+			"0/data/node/textContent":      "me@example.com", // only custom events
+		} {
+			if v, _ := lookup(doc, path); v != want {
+				t.Errorf("compressed=%v: %s = %v, want %v (%s)", compressed, path, v, want, rest)
+			}
+		}
+		if strings.Contains(string(rest), "_meta") {
+			t.Errorf("recording got _meta: %s", rest)
+		}
+	}
+	// unchanged recordings are passed through as they are
+	in := []byte("{\"segment_id\":0}\n[{\"type\":5,\"data\":{\"payload\":{\"description\":\"ok\"}}}]")
+	if out, changed, err := s.ScrubItem(Item{Type: "replay_recording"}, in); err != nil || changed || &out[0] != &in[0] {
+		t.Errorf("changed=%v err=%v", changed, err)
+	}
+	if _, _, err := s.ScrubItem(Item{Type: "replay_recording"}, []byte("{}\nnot json")); err == nil {
+		t.Error("expected an error for a broken recording")
 	}
 }
