@@ -1,7 +1,3 @@
-// Package stream is the relay's JetStream layer: it starts the embedded NATS
-// server (or connects to an external one), declares the stream and the durable
-// consumer, publishes with a PubAck, fetches with explicit acks, and owns
-// Message — the one versioned type that ingest writes and the worker reads.
 package stream
 
 import (

@@ -1,0 +1,26 @@
+// Package stream is the relay's JetStream layer: it starts the embedded NATS
+// server (or connects to an external one), declares the stream and the
+// durable consumer, publishes with a PubAck, fetches with explicit acks, and
+// owns Message — the one versioned type that ingest writes and the worker
+// reads (message.go).
+//
+// Files: stream.go (Config, Open, Ready, Close), embedded.go (the in-process
+// nats-server, its logger, damaged-store checks), publish.go (Publish and its
+// error mapping), syncer.go (sync "always" as a group fsync), consumer.go
+// (Consumer, Fetch, Delivery).
+//
+// The promises, in the terms of shared/docs/durability.md:
+//   - Publish returns nil only after the PubAck: the message is in the
+//     stream.s block file (it survives the relay being killed); with Sync
+//     "always" also fsynced (it survives a power loss).
+//   - The stream is a work queue: a message leaves it only when a worker
+//     acks it (Delivery.Ack, a double ack). Un-acked messages come back after
+//     AckWait, also across restarts; Nak brings one back sooner.
+//   - A full stream refuses new messages (ErrFull); it never drops old ones.
+//   - Open never hangs and never starts empty over a store the server could
+//     not load (see startEmbedded for what nats-server recovers).
+//
+// Subjects are "<lower-case stream name>.<project id>", e.g.
+// "relay_envelopes.42"; one durable consumer, shared by every worker, takes
+// them all.
+package stream
