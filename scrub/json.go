@@ -86,13 +86,18 @@ func (p *parser) alloc() *node {
 // childSlice returns an exact-size copy of xs carved from a shared slab
 // (capacity-limited, so appends by the processor reallocate).
 func (p *parser) childSlice(xs []*node) []*node {
+	if len(xs) > 512 {
+		return append([]*node(nil), xs...) // too big for a slab: its own slice
+	}
 	if len(xs) > len(p.ptrs) {
-		if p.pooled && len(xs) <= 512 {
+		// p.ptrs is always the tail of the last pooled chunk (or of a
+		// private slice when not pooled), which release relies on.
+		if p.pooled {
 			c := ptrPool.Get().(*[]*node)
 			p.pchunk = append(p.pchunk, c)
 			p.ptrs = *c
 		} else {
-			p.ptrs = make([]*node, max(len(xs), 64))
+			p.ptrs = make([]*node, 512)
 		}
 	}
 	out := p.ptrs[:len(xs):len(xs)]
@@ -102,13 +107,16 @@ func (p *parser) childSlice(xs []*node) []*node {
 }
 
 func (p *parser) keySlice(xs []string) []string {
+	if len(xs) > 256 {
+		return append([]string(nil), xs...)
+	}
 	if len(xs) > len(p.strs) {
-		if p.pooled && len(xs) <= 256 {
+		if p.pooled {
 			c := strPool.Get().(*[]string)
 			p.schunk = append(p.schunk, c)
 			p.strs = *c
 		} else {
-			p.strs = make([]string, max(len(xs), 32))
+			p.strs = make([]string, 256)
 		}
 	}
 	out := p.strs[:len(xs):len(xs)]
@@ -120,16 +128,28 @@ func (p *parser) keySlice(xs []string) []string {
 // release returns the node slabs to the pool. The tree must not be used
 // afterwards.
 func (p *parser) release() {
-	for _, c := range p.chunks {
-		clear(*c)
+	for i, c := range p.chunks {
+		used := *c
+		if i == len(p.chunks)-1 {
+			used = used[:len(used)-len(p.slab)] // only the front of the last slab was handed out
+		}
+		clear(used)
 		slabPool.Put(c)
 	}
-	for _, c := range p.pchunk {
-		clear(*c)
+	for i, c := range p.pchunk {
+		used := *c
+		if i == len(p.pchunk)-1 {
+			used = used[:len(used)-len(p.ptrs)]
+		}
+		clear(used)
 		ptrPool.Put(c)
 	}
-	for _, c := range p.schunk {
-		clear(*c)
+	for i, c := range p.schunk {
+		used := *c
+		if i == len(p.schunk)-1 {
+			used = used[:len(used)-len(p.strs)]
+		}
+		clear(used)
 		strPool.Put(c)
 	}
 	clear(p.chunks)
@@ -299,7 +319,7 @@ func (p *parser) value(depth int) (*node, error) {
 			return nil, err
 		}
 		n.kind = kNumber
-		n.s = string(p.b[start:p.pos])
+		n.s = bytesToString(p.b[start:p.pos]) // aliases the input, like strings
 	default:
 		return nil, p.errf("unexpected character %q", c)
 	}

@@ -467,7 +467,7 @@ type chunk struct {
 }
 
 // chunksOf splits n.s at its ranged remarks (doc §7.3). ok=false when the
-// string has no text chunk left.
+// string has no text chunk left (then nothing can match).
 func chunksOf(n *node) (search string, reds []chunk, ok bool) {
 	s := n.s
 	if n.meta == nil || !hasRanged(n.meta.rem) {
@@ -476,11 +476,31 @@ func chunksOf(n *node) (search string, reds []chunk, ok bool) {
 		}
 		return strings.ReplaceAll(s, "\x00", ""), nil, true
 	}
-	rems := slices.Clone(n.meta.rem)
-	slices.SortStableFunc(rems, func(a, b remark) int { return a.start - b.start })
+	rems := n.meta.rem
+	if !slices.IsSortedFunc(rems, func(a, b remark) int { return a.start - b.start }) {
+		rems = slices.Clone(rems)
+		slices.SortStableFunc(rems, func(a, b remark) int { return a.start - b.start })
+	}
+	// First pass: is there any text outside the redactions? A fully redacted
+	// value (the common case after a whole-value rule) costs nothing more.
+	pos, text := 0, false
+	for _, r := range rems {
+		if !r.ranged || r.start < pos || r.end < r.start || r.end > len(s) {
+			continue
+		}
+		if r.start > pos {
+			text = true
+			break
+		}
+		pos = r.end
+	}
+	if !text && pos >= len(s) {
+		return "", nil, false
+	}
 	var b strings.Builder
-	pos := 0
-	text := false
+	b.Grow(len(s))
+	pos = 0
+	text = false
 	for _, r := range rems {
 		if !r.ranged || r.start < pos || r.end < r.start || r.end > len(s) {
 			continue
