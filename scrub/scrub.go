@@ -131,10 +131,24 @@ type Item struct {
 }
 
 // ScrubItem scrubs one envelope item payload according to its type, as Relay
-// does (doc §1, §9): event-like JSON items with the event processor, logs,
-// spans and trace metrics attribute-wise, attachments only when an advanced
-// selector addresses them by name (and view hierarchies as JSON). Other item
-// types are returned unchanged. The contract on out/changed is ScrubEvent's.
+// does (doc §1, §9):
+//
+//   - event, transaction, feedback: the event processor (with _meta);
+//   - replay_event: the same, rooted at $replay;
+//   - log, trace_metric and span v2 containers ({"items":[…]}): per item,
+//     attributes as objects for the advanced config and keyed by their name
+//     for the legacy settings (with _meta per item); a plain span is an event
+//     rooted at $span;
+//   - replay_recording: custom rrweb events only (no _meta, recompressed);
+//   - attachment: view hierarchies as JSON, other files byte-wise with their
+//     length kept, and only when an advanced selector names
+//     $attachments.<file> (no _meta);
+//   - everything else (sessions, client reports, check-ins, profiles,
+//     user reports, raw security reports, replay videos) is returned as is.
+//
+// The contract on out/changed is ScrubEvent's. err means the payload could
+// not be parsed for its type; out is then the unchanged input, which Sentry
+// would reject as well.
 func (s *Scrubber) ScrubItem(it Item, payload []byte) (out []byte, changed bool, err error) {
 	if s.Noop() {
 		return payload, false, nil
