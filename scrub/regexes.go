@@ -48,43 +48,16 @@ func countDigits(s string, atLeast int) bool {
 	return false
 }
 
-func preCreditCard(s string) bool { return len(s) >= 15 && countDigits(s, 15) }
-func preIMEI(s string) bool       { return len(s) >= 15 && countDigits(s, 15) }
-
-// preIBAN: a country code (two upper-case letters) followed by two digits.
-func preIBAN(s string) bool {
-	if len(s) < 15 {
-		return false
-	}
-	for i := 0; i+3 < len(s); i++ {
-		if isUpper(s[i]) && isUpper(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
-			return true
-		}
-	}
-	return false
-}
-
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-func preUSSSN(s string) bool {
-	return len(s) >= 11 && strings.IndexByte(s, '-') >= 0 && countDigits(s, 9)
-}
 func preIPv4(s string) bool {
 	return len(s) >= 7 && strings.IndexByte(s, '.') >= 0 && countDigits(s, 4)
 }
-func preIPv6(s string) bool { return len(s) >= 2 && strings.Count(s, ":") >= 2 }
-func preMAC(s string) bool  { return len(s) >= 17 }
-func preUUID(s string) bool { return len(s) >= 32 }
-func preEmail(s string) bool {
-	return len(s) >= 6 && strings.IndexByte(s, '@') >= 0
-}
+func preIPv6(s string) bool    { return len(s) >= 2 && strings.Count(s, ":") >= 2 }
 func prePEM(s string) bool     { return strings.Contains(s, "-----BEGIN") }
 func preURLAuth(s string) bool { return strings.Contains(s, "//") && strings.IndexByte(s, '@') >= 0 }
-func preUserPath(s string) bool {
-	return strings.IndexByte(s, '/') >= 0 || strings.IndexByte(s, '\\') >= 0
-}
-func preBearer(s string) bool { return nonASCII(s) || containsFold(s, "bearer") }
-func preToken(s string) bool  { return nonASCII(s) || containsFold(s, "token") }
+func preBearer(s string) bool  { return nonASCII(s) || containsFold(s, "bearer") }
+func preToken(s string) bool   { return nonASCII(s) || containsFold(s, "token") }
 
 // nonASCII disables the case-folding prefilters: Unicode (?i) also folds
 // characters such as U+017F (ſ) and U+212A (K) onto ASCII letters.
@@ -95,14 +68,6 @@ func nonASCII(s string) bool {
 		}
 	}
 	return false
-}
-
-// prePassword: every alternative of PASSWORD_KEY_REGEX contains one of these.
-func prePassword(s string) bool {
-	return nonASCII(s) || containsFold(s, "pass") || containsFold(s, "secret") || containsFold(s, "api") ||
-		containsFold(s, "auth") || containsFold(s, "credentials") || containsFold(s, "mysql_pwd") ||
-		containsFold(s, "private") || containsFold(s, "token") || containsFold(s, "otp") ||
-		containsFold(s, "two")
 }
 
 // containsFold reports whether s contains the lower-case ASCII word sub,

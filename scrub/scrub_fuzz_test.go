@@ -197,14 +197,10 @@ func FuzzFastMatchers(f *testing.F) {
 			pre func(string) bool
 			n   string
 		}{
-			{reCreditCard.MatchString, preCreditCard, "creditcard"}, {reIBAN.MatchString, preIBAN, "iban"},
 			{reIPv4.MatchString, preIPv4, "ipv4"}, {reIPv6.MatchString, preIPv6, "ipv6"},
-			{reEmail.MatchString, preEmail, "email"}, {reUSSSN.MatchString, preUSSSN, "usssn"},
-			{reIMEI.MatchString, preIMEI, "imei"}, {reMAC.MatchString, preMAC, "mac"},
-			{reUUID.MatchString, preUUID, "uuid"}, {rePEMKey.MatchString, prePEM, "pem"},
-			{reURLAuth.MatchString, preURLAuth, "urlauth"}, {reURLAuthOld.MatchString, preURLAuth, "urlauth-legacy"},
-			{reUserPath.MatchString, preUserPath, "userpath"}, {reBearer.MatchString, preBearer, "bearer"},
-			{rePassword.MatchString, prePassword, "password"}, {reToken.MatchString, preToken, "token"},
+			{rePEMKey.MatchString, prePEM, "pem"}, {reURLAuth.MatchString, preURLAuth, "urlauth"},
+			{reURLAuthOld.MatchString, preURLAuth, "urlauth-legacy"}, {reBearer.MatchString, preBearer, "bearer"},
+			{reToken.MatchString, preToken, "token"},
 		} {
 			if c.re(s) && !c.pre(s) {
 				t.Fatalf("prefilter %s rejects %q which the regex matches", c.n, s)
