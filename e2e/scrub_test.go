@@ -454,3 +454,21 @@ func procCPU(tb testing.TB, pid int) time.Duration {
 	}
 	return time.Duration(ut+st) * 10 * time.Millisecond
 }
+
+// The README shows exactly the example these tests run: the config, the
+// sample and the output, so the documentation cannot drift from behaviour.
+func TestReadmeShowsTheTestedScrubExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(testfixture.Root(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"config.yml":  readmeScrubYAML,
+		"sample.json": readmeSample,
+		"output":      readmeScrubOutput,
+	} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("README.md does not show the tested %s:\n%s", name, want)
+		}
+	}
+}
