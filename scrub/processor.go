@@ -110,12 +110,19 @@ func (p *proc) visitEntered(n *node, key string, index int, sc *schema) {
 		case sc.special == spPairList && (sc.cookie || sc.query):
 			p.stringPairs(n, sc)
 		case sc.special == spMessage:
-			// a plain string "message" is logentry.formatted
+			// A plain string "message" is logentry.formatted (Relay's legacy
+			// alias). When a rule changes it, it is written as
+			// {"formatted": …} so the remarks sit on logentry.formatted, where
+			// Sentry's UI looks for them.
 			p.popState()
 			p.pushState("logentry", -1, mask(vtLogEntry))
+			c := &node{kind: kString, s: n.s, raw: n.raw, meta: n.meta}
 			p.nodes = append(p.nodes, n)
-			p.visit(n, "formatted", -1, logEntrySchema.fields["formatted"])
+			p.visit(c, "formatted", -1, logEntrySchema.fields["formatted"])
 			p.nodes = p.nodes[:len(p.nodes)-1]
+			if c.raw == nil {
+				*n = node{kind: kObject, keys: []string{"formatted"}, kids: []*node{c}, metaBelow: c.metaBelow}
+			}
 		default:
 			p.applyAll(n, ruleKey, pii)
 		}

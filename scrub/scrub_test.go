@@ -142,8 +142,15 @@ func TestScrubIPAddresses(t *testing.T) {
 func TestMessageAliasOfLogentry(t *testing.T) {
 	s := mustCompile(t, Config{DataScrubbing: simple})
 	doc, out := scrubJSON(t, s, `{"message":"mail jane@example.com, password hunter2"}`)
-	if doc["message"] != "mail [email], password hunter2" {
+	if v, _ := lookup(doc, "message/formatted"); v != "mail [email], password hunter2" {
 		t.Fatalf("got %s", out)
+	}
+	if m, _ := metaAt(doc, "message/formatted", false); !jsonEqual(m, `{"rem":[["@email:replace","s",5,12]],"len":39}`) {
+		t.Fatalf("meta %s", out)
+	}
+	in := []byte(`{"message":"nothing to see"}`)
+	if o, changed, _ := s.ScrubEvent(in); changed || &o[0] != &in[0] {
+		t.Fatal("an unchanged message must stay as it is")
 	}
 	doc, out = scrubJSON(t, s, `{"message":{"formatted":"card 4111-1111-1111-1111","message":"card %s"}}`)
 	if v, _ := lookup(doc, "message/formatted"); v != "card [creditcard]" {
@@ -420,5 +427,50 @@ func TestReplayRecording(t *testing.T) {
 	}
 	if _, _, err := s.ScrubItem(Item{Type: "replay_recording"}, []byte("{}\nnot json")); err == nil {
 		t.Error("expected an error for a broken recording")
+	}
+}
+
+// The issue's end-to-end case, at the library level: a sentry-go style event
+// (SendDefaultPII) with a card number in the message, a password in extra, an
+// Authorization header, a session cookie and the user's IP.
+func TestSentryGoStyleEvent(t *testing.T) {
+	s := mustCompile(t, Config{DataScrubbing: &DataScrubbing{ScrubData: true, ScrubDefaults: true, ScrubIPAddresses: true}})
+	in := `{"event_id":"0123456789abcdef0123456789abcdef","level":"error","platform":"go","message":"payment with card 4111 1111 1111 1111 failed",
+		"extra":{"password":"hunter2","order":42},"user":{"ip_address":"203.0.113.9"},
+		"request":{"url":"http://shop/pay","method":"POST","cookies":"session=s3cr3t; theme=dark","headers":{"Authorization":"Basic dXNlcjpwYXNz","Cookie":"session=s3cr3t; theme=dark","User-Agent":"Go-http-client/1.1"}},
+		"sdk":{"name":"sentry.go","version":"0.50.0"}}`
+	doc, out := scrubJSON(t, s, in)
+	checks := map[string]any{
+		"message/formatted":             "payment with card [creditcard] failed",
+		"extra/password":                "[Filtered]",
+		"extra/order":                   float64(42),
+		"user/ip_address":               nil,
+		"request/headers/Authorization": "[Filtered]",
+		"request/headers/User-Agent":    "Go-http-client/1.1",
+		"request/cookies/0/1":           "[Filtered]",
+		"request/cookies/1/1":           "dark",
+		"request/url":                   "http://shop/pay",
+	}
+	for p, want := range checks {
+		if v, _ := lookup(doc, p); v != want {
+			t.Errorf("%s = %v, want %v", p, v, want)
+		}
+	}
+	if _, ok := lookup(doc, "request/headers/Cookie"); ok {
+		t.Error("Cookie header kept")
+	}
+	for p, want := range map[string]string{
+		"message/formatted":             `{"rem":[["@creditcard:replace","s",18,30]],"len":44}`,
+		"extra/password":                `{"rem":[["@password:filter","s",0,10]],"len":7}`,
+		"user/ip_address":               `{"rem":[["@ip:replace","s",0,4],["@anything:remove","x"]],"len":11}`,
+		"request/headers/Authorization": `{"rem":[["@password:filter","s",0,10]],"len":18}`,
+		"request/cookies/0/1":           `{"rem":[["@anything:filter","s",0,10]],"len":6}`,
+	} {
+		if m, _ := metaAt(doc, p, false); !jsonEqual(m, want) {
+			t.Errorf("meta %s = %s, want %s", p, mustJSON(m), want)
+		}
+	}
+	if t.Failed() {
+		t.Log(out)
 	}
 }
