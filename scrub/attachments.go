@@ -99,18 +99,30 @@ func scrubBytes(cfg *compiledConfig, filename string, data []byte) ([]byte, bool
 	return out, string(out) != string(data)
 }
 
-var byteRegexes sync.Map // *regexp.Regexp → *regexp.Regexp compiled with (?s)
+// byteRegexes caches re with `.` matching newlines, as Relay's bytes
+// regexes; bounded like regexCache.
+var byteRegexes = struct {
+	sync.Mutex
+	m map[*regexp.Regexp]*regexp.Regexp
+}{m: map[*regexp.Regexp]*regexp.Regexp{}}
 
-// byteRegex is re with `.` matching newlines, as Relay's bytes regexes.
 func byteRegex(re *regexp.Regexp) *regexp.Regexp {
-	if v, ok := byteRegexes.Load(re); ok {
-		return v.(*regexp.Regexp)
+	byteRegexes.Lock()
+	b, ok := byteRegexes.m[re]
+	byteRegexes.Unlock()
+	if ok {
+		return b
 	}
 	b, err := regexp.Compile("(?s)" + re.String())
 	if err != nil {
 		b = re
 	}
-	byteRegexes.Store(re, b)
+	byteRegexes.Lock()
+	if len(byteRegexes.m) >= reCacheMax {
+		clear(byteRegexes.m)
+	}
+	byteRegexes.m[re] = b
+	byteRegexes.Unlock()
 	return b
 }
 
