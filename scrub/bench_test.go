@@ -64,7 +64,7 @@ func bigEvent(tb testing.TB) []byte {
 		"tags":    map[string]any{"browser": "Chrome", "customer": "acme"},
 	}
 	extra := map[string]any{}
-	for i := 0; i < 450; i++ {
+	for i := 0; i < 600; i++ {
 		extra[fmt.Sprintf("field_%d", i)] = fmt.Sprintf("some ordinary diagnostic text number %d with nothing special in it", i)
 	}
 	extra["db_url"] = "postgres://app:s3cret@db.internal:5432/app"
