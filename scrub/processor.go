@@ -69,10 +69,13 @@ func (p *proc) pushState(key string, index int, vt vtMask) {
 	if len(p.states) > 0 {
 		anc = p.states[len(p.states)-1].anc
 	}
+	st := state{key: key, index: index, vt: vt}
 	if index < 0 && key != "" {
-		anc |= keyBit(key)
+		st.kh, st.kasc = keyHash(key)
+		anc |= hashBit(st.kh, st.kasc)
 	}
-	p.states = append(p.states, state{key: key, index: index, vt: vt, anc: anc})
+	st.anc = anc
+	p.states = append(p.states, st)
 }
 
 func (p *proc) popState() { p.states = p.states[:len(p.states)-1] }

@@ -122,10 +122,12 @@ type Selector struct {
 	kind  selKind
 	subs  []*Selector // And/Or children, Not's single child
 	items []pathItem  // Path items, root → leaf
-	// byLeafKey indexes an Or whose children all end in a plain ASCII key
-	// (e.g. the 46 sensitive-cookie paths): only the children whose last
-	// key equals the node's key can match. Built once by index().
-	byLeafKey map[string][]*Selector
+	// byLeafHash indexes the children of an Or that end in a plain ASCII
+	// key (e.g. the 46 sensitive-cookie paths) by the hash of that key: only
+	// those whose last key hashes like the node's key can match. rest are
+	// the other children, always evaluated. Built once by index().
+	byLeafHash map[uint32][]*Selector
+	rest       []*Selector
 	// deepKeys: for a path with `**`, the Bloom bits of the keys before it
 	// (see state.anc).
 	deepKeys uint64
@@ -154,21 +156,26 @@ func (s *Selector) index() *Selector {
 			s.deepKeys = 0
 		}
 	}
-	if s.kind != selOr || len(s.subs) < 4 {
+	if s.kind != selOr || len(s.subs) < 3 {
 		return s
 	}
-	m := map[string][]*Selector{}
+	m := map[uint32][]*Selector{}
+	var rest []*Selector
+	keyed := 0
 	for _, x := range s.subs {
-		if x.kind != selPath || len(x.items) == 0 {
-			return s
+		if x.kind == selPath && len(x.items) > 0 {
+			last := x.items[len(x.items)-1]
+			if h, ascii := keyHash(last.lkey); last.kind == itemKey && ascii {
+				m[h] = append(m[h], x)
+				keyed++
+				continue
+			}
 		}
-		last := x.items[len(x.items)-1]
-		if last.kind != itemKey || !isASCII(last.lkey) {
-			return s
-		}
-		m[last.lkey] = append(m[last.lkey], x)
+		rest = append(rest, x)
 	}
-	s.byLeafKey = m
+	if keyed >= 2 {
+		s.byLeafHash, s.rest = m, rest
+	}
 	return s
 }
 
@@ -584,26 +591,42 @@ type state struct {
 	key   string // object key or pair key; "" with index >= 0 for array elements
 	index int    // -1 unless an array element
 	vt    vtMask
+	kh    uint32 // keyHash of key
+	kasc  bool   // key is non-empty ASCII (kh is valid)
 	// anc is a one-bit-per-key Bloom filter of the keys on the path down to
 	// and including this state (lower-cased): deep selectors that need a
 	// key above the `**` reject most paths without walking them.
 	anc uint64
 }
 
-// keyBit hashes a key case-insensitively (ASCII) to one of 64 bits. Non-ASCII
-// keys set every bit: Unicode case folding could make them equal to an ASCII
-// selector key.
-func keyBit(k string) uint64 {
+// keyHash is FNV-1a of the ASCII-lower-cased key; ascii=false for keys
+// with non-ASCII bytes (Unicode case folding could make them equal to an
+// ASCII selector key, so they are never looked up by hash).
+func keyHash(k string) (uint32, bool) {
 	h := uint32(2166136261)
 	for i := 0; i < len(k); i++ {
 		c := k[i]
 		if c >= utf8RuneSelf {
-			return ^uint64(0)
+			return 0, false
 		}
 		if c >= 'A' && c <= 'Z' {
 			c |= 0x20
 		}
 		h = (h ^ uint32(c)) * 16777619
+	}
+	return h, true
+}
+
+// keyBit maps a key hash to one of 64 Bloom bits; non-ASCII keys set every
+// bit.
+func keyBit(k string) uint64 {
+	h, ascii := keyHash(k)
+	return hashBit(h, ascii)
+}
+
+func hashBit(h uint32, ascii bool) uint64 {
+	if !ascii {
+		return ^uint64(0)
 	}
 	return 1 << (h % 64)
 }
@@ -613,7 +636,9 @@ func withAncestors(path []state) []state {
 	var anc uint64
 	for i := range path {
 		if path[i].index < 0 && path[i].key != "" {
-			anc |= keyBit(path[i].key)
+			h, ascii := keyHash(path[i].key)
+			anc |= hashBit(h, ascii)
+			path[i].kh, path[i].kasc = h, ascii
 		}
 		path[i].anc = anc
 	}
@@ -640,22 +665,6 @@ func (it *pathItem) matchState(pii piiLevel, i int, st *state) bool {
 		return st.index < 0 && keyEqual(st.key, it.lkey, it.ascii)
 	}
 	return false
-}
-
-// asciiLower lower-cases an ASCII key into buf; ok=false for non-ASCII keys
-// (which may fold onto ASCII in Unicode and must be compared in full).
-func asciiLower(k string, buf []byte) ([]byte, bool) {
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c >= utf8RuneSelf {
-			return nil, false
-		}
-		if c >= 'A' && c <= 'Z' {
-			c |= 0x20
-		}
-		buf = append(buf, c)
-	}
-	return buf, true
 }
 
 // keyEqual compares a path key with a lower-cased selector key as Relay does
@@ -711,19 +720,28 @@ func (s *Selector) matches(path []state, pii piiLevel) bool {
 		}
 		return true
 	case selOr:
-		subs := s.subs
-		if s.byLeafKey != nil {
-			leaf := &path[len(path)-1]
-			if leaf.index >= 0 || leaf.key == "" {
-				return false
+		if s.byLeafHash == nil {
+			for _, x := range s.subs {
+				if x.matches(path, pii) {
+					return true
+				}
 			}
-			var buf [64]byte
-			lk, ok := asciiLower(leaf.key, buf[:0])
-			if ok {
-				subs = s.byLeafKey[string(lk)] // no allocation for map lookups
+			return false
+		}
+		for _, x := range s.rest {
+			if x.matches(path, pii) {
+				return true
 			}
 		}
-		for _, x := range subs {
+		leaf := &path[len(path)-1]
+		var cands []*Selector
+		switch {
+		case leaf.kasc:
+			cands = s.byLeafHash[leaf.kh]
+		case leaf.index < 0 && leaf.key != "":
+			cands = s.subs // non-ASCII key: no shortcut
+		}
+		for _, x := range cands {
 			if x.matches(path, pii) {
 				return true
 			}
