@@ -69,5 +69,13 @@ forward such items byte-for-byte. Attachments keep their length and get no
   - Rust-regex syntax in user patterns that RE2 does not support (look-around,
     backreferences) makes that rule a no-op, as an invalid pattern does in
     Relay.
+  - Raw security reports (CSP, HPKP, …) are forwarded as the browser sent
+    them; Sentry converts and scrubs them with the project's own settings.
+  - PII flags of span data and EAP attribute keys come from a built-in
+    excerpt of sentry-conventions (schema.go); unknown keys are pii=true as
+    in Relay.
+  - A Cookie header or query string given as a string is parsed into pairs,
+    as Sentry does, but the string's own container rules ($object,
+    @anything on request.cookies) do not see it as a container.
 */
 package scrub
