@@ -74,8 +74,5 @@ forward such items byte-for-byte. Attachments keep their length and get no
   - PII flags of span data and EAP attribute keys come from a built-in
     excerpt of sentry-conventions (schema.go); unknown keys are pii=true as
     in Relay.
-  - A Cookie header or query string given as a string is parsed into pairs,
-    as Sentry does, but the string's own container rules ($object,
-    @anything on request.cookies) do not see it as a container.
 */
 package scrub

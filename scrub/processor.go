@@ -111,7 +111,7 @@ func (p *proc) visitEntered(n *node, key string, index int, sc *schema) {
 		case sc.special == spNativePath:
 			p.nativePath(n, ruleKey, pii)
 		case sc.special == spPairList && (sc.cookie || sc.query):
-			p.stringPairs(n, sc)
+			p.stringPairs(n, sc, ruleKey, pii)
 		case sc.special == spMessage:
 			// A plain string "message" is logentry.formatted (Relay's legacy
 			// alias). When a rule changes it, it is written as
@@ -240,7 +240,22 @@ func (p *proc) pairList(n *node, sc *schema) {
 // stringPairs handles a Cookie header string or a query string in a pair
 // list field: Sentry parses it into pairs before scrubbing. The node is only
 // rewritten into pair form when a rule changed one of the values.
-func (p *proc) stringPairs(n *node, sc *schema) {
+func (p *proc) stringPairs(n *node, sc *schema, key string, pii piiLevel) {
+	// First the rules for the pair list itself, as for any container (it is
+	// a list of pairs, not a string, once Sentry has parsed it).
+	st := &p.states[len(p.states)-1]
+	saved := st.vt
+	st.vt = sc.vt
+	container := &node{kind: kArray}
+	deleted := p.applyAll(container, key, pii)
+	st.vt = saved
+	if deleted {
+		n.kind, n.s = kNull, ""
+		m := n.ensureMeta()
+		m.rem = append(m.rem, container.meta.rem...)
+		p.touch(n)
+		return
+	}
 	var pairs [][2]string
 	if sc.cookie {
 		pairs = parseCookies(n.s)

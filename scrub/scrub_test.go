@@ -474,3 +474,17 @@ func TestSentryGoStyleEvent(t *testing.T) {
 		t.Log(out)
 	}
 }
+
+func TestStringPairListsAreContainers(t *testing.T) {
+	s := mustCompile(t, Config{PIIConfig: []byte(`{"applications":{"request.cookies":["@anything:remove"],"$string":["@email"]}}`)})
+	doc, out := scrubJSON(t, s, `{"request":{"cookies":"a=b; c=d","query_string":"mail=me@example.com&x=1"}}`)
+	if v, ok := lookup(doc, "request/cookies"); !ok || v != nil {
+		t.Fatalf("cookies not removed: %s", out)
+	}
+	if m, _ := metaAt(doc, "request/cookies", false); !jsonEqual(m, `{"rem":[["@anything:remove","x"]]}`) {
+		t.Fatalf("meta: %s", out)
+	}
+	if v, _ := lookup(doc, "request/query_string"); !jsonEqual(v, `[["mail","[email]"],["x","1"]]`) {
+		t.Fatalf("query: %s", out)
+	}
+}
