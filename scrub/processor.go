@@ -580,6 +580,17 @@ func newRedaction(r *leaf, matched string) chunk {
 // used for key matches); otherwise the configured groups of every match are
 // replaced. ranges, when non-nil, replaces m's matches (cookie values).
 func (p *proc) redact(n *node, r *leaf, m *matcher, ranges [][2]int, whole bool) {
+	// Fast reject on the raw value: the search string is the value minus
+	// NULs and earlier redactions, so a feature the value lacks the search
+	// string lacks too.
+	if m != nil && m.feat != nil && ranges == nil && !whole {
+		if p.feat.s != n.s || len(n.s) == 0 {
+			computeFeatures(&p.feat, n.s)
+		}
+		if !m.feat(&p.feat) {
+			return
+		}
+	}
 	search, reds, ok := chunksOf(n)
 	if !ok {
 		return
