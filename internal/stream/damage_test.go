@@ -139,7 +139,7 @@ func TestOpenDamagedStore(t *testing.T) {
 				t.Fatalf("Consumer after recovery: %v", err)
 			}
 			got := map[string]Message{}
-			for _, d := range fetchAll(t, k, total, 3*time.Second) {
+			for _, d := range fetchUntilEmpty(t, k, 30*time.Second) {
 				got[d.Msg.EventID] = d.Msg
 				if err := d.Ack(ctxT(t, 5*time.Second)); err != nil {
 					t.Fatal(err)
@@ -171,7 +171,7 @@ func TestOpenDamagedStore(t *testing.T) {
 			t.Logf("recovered %d of %d messages (%d outside the damage) in %s; server reports %d lost", len(got), total, intact, took, lostMsgs)
 			// And the stream takes new writes.
 			publishN(t, c, 1000, 1)
-			if ds := fetchAll(t, k, 1, 3*time.Second); len(ds) != 1 || ds[0].Msg.EventID != msgN(1000).EventID {
+			if ds := fetchAll(t, k, 1, 10*time.Second); len(ds) != 1 || ds[0].Msg.EventID != msgN(1000).EventID {
 				t.Fatalf("stream not usable after recovery: %d deliveries", len(ds))
 			}
 		})

@@ -143,3 +143,23 @@ func sameMessage(t testing.TB, got Message, want *Message) {
 		t.Fatalf("message mismatch:\n got %+v\nwant %+v", got, *want)
 	}
 }
+
+// fetchUntilEmpty fetches until a Fetch comes back empty (FetchWait passed
+// with nothing new), or d passed.
+func fetchUntilEmpty(t testing.TB, k *Consumer, d time.Duration) []*Delivery {
+	t.Helper()
+	ctx := ctxT(t, d+5*time.Second)
+	deadline := time.Now().Add(d)
+	var out []*Delivery
+	for time.Now().Before(deadline) {
+		ds, err := k.Fetch(ctx, 100)
+		if err != nil {
+			t.Fatalf("Fetch: %v", err)
+		}
+		if len(ds) == 0 {
+			break
+		}
+		out = append(out, ds...)
+	}
+	return out
+}
