@@ -488,3 +488,22 @@ func TestStringPairListsAreContainers(t *testing.T) {
 		t.Fatalf("query: %s", out)
 	}
 }
+
+func TestAdvancedRunsBeforeLegacy(t *testing.T) {
+	// The advanced config runs first; the legacy pass sees its redactions and
+	// does not redact them again. Safe fields only exempt the legacy rules.
+	s := mustCompile(t, Config{
+		DataScrubbing: &DataScrubbing{ScrubData: true, ScrubDefaults: true, ExcludeFields: []string{"note"}},
+		PIIConfig:     []byte(`{"applications":{"$string":["@email:replace"]}}`),
+	})
+	doc, out := scrubJSON(t, s, `{"extra":{"note":"me@x.org 4111111111111111","other":"me@x.org 4111111111111111"}}`)
+	if v, _ := lookup(doc, "extra/note"); v != "[email] 4111111111111111" {
+		t.Errorf("note = %v (%s)", v, out)
+	}
+	if v, _ := lookup(doc, "extra/other"); v != "[email] [Filtered]" {
+		t.Errorf("other = %v (%s)", v, out)
+	}
+	if m, _ := metaAt(doc, "extra/other", false); !jsonEqual(m, `{"rem":[["@email:replace","s",0,7],["@creditcard:filter","s",8,18]],"len":25}`) {
+		t.Errorf("meta %s", mustJSON(m))
+	}
+}
