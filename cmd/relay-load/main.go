@@ -51,6 +51,7 @@ type options struct {
 	body     string
 	bare     bool
 	serve    bool
+	delay    time.Duration
 }
 
 func run(args []string, out io.Writer) error {
@@ -64,12 +65,13 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.key, "key", "0123456789abcdef0123456789abcdef", "DSN public key sent in X-Sentry-Auth")
 	fs.StringVar(&o.body, "body", "", "envelope file to send (default: a built-in ~1.5 KB error event; event_id made unique per request)")
 	fs.BoolVar(&o.bare, "bare", true, "also measure a bare net/http server answering 200, and print the ratio")
-	fs.BoolVar(&o.serve, "serve-bare", false, "internal: run the bare server and print its address")
+	fs.BoolVar(&o.serve, "serve-bare", false, "run the bare server on 127.0.0.1 and print its address (also usable as a stand-in upstream for the relay)")
+	fs.DurationVar(&o.delay, "delay", 0, "with -serve-bare: answer each request only after this long (a slow upstream)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if o.serve {
-		return serveBare()
+		return serveBare(o.delay)
 	}
 	if o.conns < 1 || o.duration <= 0 {
 		return errors.New("-c must be ≥ 1 and -d > 0")
@@ -267,7 +269,7 @@ func makeBodies(file string, n int) ([][]byte, error) {
 
 // serveBare is the baseline: net/http reading the body and answering 200
 // with an id, as little as a server can do for the same request.
-func serveBare() error {
+func serveBare(delay time.Duration) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -277,6 +279,12 @@ func serveBare() error {
 	defer cancel()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"id":"00000000000000000000000000000000"}`))
 	})}
