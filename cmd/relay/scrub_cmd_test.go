@@ -38,16 +38,21 @@ func TestScrubCommand(t *testing.T) {
 			if r.code != 0 || r.stderr != "" {
 				t.Fatalf("exit %d: %s", r.code, r.stderr)
 			}
+			// A scrubbed top-level message string comes back as a LogEntry
+			// object, as Sentry normalises it, so its _meta can point at
+			// message.formatted.
 			var out struct {
-				Message string            `json:"message"`
+				Message struct {
+					Formatted string `json:"formatted"`
+				} `json:"message"`
 				Extra   map[string]string `json:"extra"`
 				Meta    map[string]any    `json:"_meta"`
 			}
 			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 				t.Fatalf("output is not JSON: %v\n%s", err, r.stdout)
 			}
-			if out.Message != "iban **********************" {
-				t.Errorf("message %q", out.Message)
+			if out.Message.Formatted != "iban **********************" {
+				t.Errorf("message %q", out.Message.Formatted)
 			}
 			if out.Extra["password"] != "[Filtered]" || out.Extra["my_custom_field"] != "[Filtered]" || out.Extra["fine"] != "ok" {
 				t.Errorf("extra %v", out.Extra)
