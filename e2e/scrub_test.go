@@ -241,7 +241,7 @@ func TestScrubSentryGoThroughRelay(t *testing.T) {
 		}
 	}
 	checkScrubbed(t, payload, []scrubbedField{
-		{path: []string{"message"}, want: "payment with card [creditcard] declined", remarks: []string{"@creditcard:replace/s"}},
+		{path: []string{"message", "formatted"}, want: "payment with card [creditcard] declined", remarks: []string{"@creditcard:replace/s"}},
 		{path: []string{"contexts", "checkout", "password"}, want: "[Filtered]", remarks: []string{"@password:filter/s"}},
 		// The bearer rule sorts before the password rule (doc §5.4).
 		{path: []string{"request", "headers", "Authorization"}, want: "[Filtered]", remarks: []string{"@bearer:filter/s"}},

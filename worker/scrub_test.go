@@ -251,7 +251,7 @@ func TestScrubStage(t *testing.T) {
 				withLen("client_report", clientReport, ""), clientReport),
 			items: []itemWant{
 				{checks: []check{
-					{path: []string{"message"}, want: "paid with [creditcard]", rem: []string{"@creditcard:replace/s"}},
+					{path: []string{"message", "formatted"}, want: "paid with [creditcard]", rem: []string{"@creditcard:replace/s"}},
 					{path: []string{"extra", "password"}, want: "[Filtered]", rem: []string{"@password:filter/s"}},
 					{path: []string{"extra", "order"}, want: 17},
 					{path: []string{"request", "headers", "Authorization"}, want: "[Filtered]", rem: []string{"@bearer:filter/s"}},
