@@ -247,61 +247,42 @@ func (p *selParser) skipSpace() {
 }
 
 func (p *selParser) parseOr() (*Selector, error) {
-	first, err := p.parseAnd()
-	if err != nil {
-		return nil, err
-	}
-	subs := []*Selector{first}
-	for {
-		p.skipSpace()
-		if p.pos < len(p.src) && p.src[p.pos] == '|' {
-			p.pos++
-			if p.pos < len(p.src) && p.src[p.pos] == '|' {
-				p.pos++
-			}
-			p.skipSpace()
-			next, err := p.parseAnd()
-			if err != nil {
-				return nil, err
-			}
-			subs = append(subs, next)
-			continue
-		}
-		break
-	}
-	if len(subs) == 1 {
-		return first, nil
-	}
-	return &Selector{kind: selOr, subs: subs}, nil
+	return p.parseChain('|', selOr, p.parseAnd)
 }
 
 func (p *selParser) parseAnd() (*Selector, error) {
-	first, err := p.parseMaybeNot()
+	return p.parseChain('&', selAnd, p.parseMaybeNot)
+}
+
+// parseChain parses operands joined by op (written once or twice: `a | b`
+// and `a || b` mean the same) into one selector of the given kind, or the
+// lone operand when there is no op.
+func (p *selParser) parseChain(op byte, kind selKind, operand func() (*Selector, error)) (*Selector, error) {
+	first, err := operand()
 	if err != nil {
 		return nil, err
 	}
 	subs := []*Selector{first}
 	for {
 		p.skipSpace()
-		if p.pos < len(p.src) && p.src[p.pos] == '&' {
-			p.pos++
-			if p.pos < len(p.src) && p.src[p.pos] == '&' {
-				p.pos++
-			}
-			p.skipSpace()
-			next, err := p.parseMaybeNot()
-			if err != nil {
-				return nil, err
-			}
-			subs = append(subs, next)
-			continue
+		if p.pos >= len(p.src) || p.src[p.pos] != op {
+			break
 		}
-		break
+		p.pos++
+		if p.pos < len(p.src) && p.src[p.pos] == op {
+			p.pos++
+		}
+		p.skipSpace()
+		next, err := operand()
+		if err != nil {
+			return nil, err
+		}
+		subs = append(subs, next)
 	}
 	if len(subs) == 1 {
 		return first, nil
 	}
-	return &Selector{kind: selAnd, subs: subs}, nil
+	return &Selector{kind: kind, subs: subs}, nil
 }
 
 func (p *selParser) parseMaybeNot() (*Selector, error) {
