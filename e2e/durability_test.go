@@ -44,13 +44,7 @@ func loadFor(ctx context.Context, base func() string, n int, l *ledger, stop <-c
 
 // (a) kill -9 of the relay mid-load, restart: every acknowledged id arrives.
 func TestKill9MidLoadLosesNothing(t *testing.T) {
-	up := fakesentry.New(fakesentry.Options{})
-	defer up.Close()
-	dir := t.TempDir()
-	rc := relayConfig{upstream: up.URL()}
-	p := startRelay(t, dir, rc)
-	port := mustPort(t, p.addr)
-	rc.port = port
+	up, dir, rc, p := startRestartable(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -145,12 +139,7 @@ func TestUpstreamOutageThenRecoveryDrainsInOrder(t *testing.T) {
 
 // (c) kill -9 while envelopes sit in the spool: they drain after restart.
 func TestKill9WithSpooledEnvelopesDrainsAfterRestart(t *testing.T) {
-	up := fakesentry.New(fakesentry.Options{})
-	defer up.Close()
-	dir := t.TempDir()
-	rc := relayConfig{upstream: up.URL()}
-	p := startRelay(t, dir, rc)
-	rc.port = mustPort(t, p.addr)
+	up, dir, rc, p := startRestartable(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -240,12 +229,7 @@ func TestDamagedStoresAtStartup(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			up := fakesentry.New(fakesentry.Options{})
-			defer up.Close()
-			dir := t.TempDir()
-			rc := relayConfig{upstream: up.URL()}
-			p := startRelay(t, dir, rc)
-			rc.port = mustPort(t, p.addr)
+			up, dir, rc, p := startRestartable(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			// Put data in both stores: spool (upstream down) and stream.

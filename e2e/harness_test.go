@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/relayhq/relay/internal/envelope"
+	"github.com/relayhq/relay/internal/fakesentry"
 )
 
 const (
@@ -131,6 +132,21 @@ func startRelay(t testing.TB, dir string, rc relayConfig) *relayProc {
 		t.Fatalf("relay did not become ready: %v\n%s", err, p.logs())
 	}
 	return p
+}
+
+// startRestartable starts a fake Sentry and a relay on a fresh config
+// directory, and returns the config with the relay's port filled in, so a
+// test can kill the relay and start it again on the same directory and port.
+// Cleanup stops the relay first, then the fake Sentry.
+func startRestartable(t testing.TB) (*fakesentry.Server, string, relayConfig, *relayProc) {
+	t.Helper()
+	up := fakesentry.New(fakesentry.Options{})
+	t.Cleanup(up.Close)
+	dir := t.TempDir()
+	rc := relayConfig{upstream: up.URL()}
+	p := startRelay(t, dir, rc)
+	rc.port = mustPort(t, p.addr)
+	return up, dir, rc, p
 }
 
 // launch starts the process without waiting for readiness.

@@ -275,12 +275,7 @@ func TestIngestDoesNotWaitForASlowUpstream(t *testing.T) {
 // SIGTERM stops the relay within limits.shutdown_timeout, and what it
 // acknowledged before is delivered after a restart.
 func TestGracefulShutdownKeepsAcknowledged(t *testing.T) {
-	up := fakesentry.New(fakesentry.Options{})
-	defer up.Close()
-	dir := t.TempDir()
-	rc := relayConfig{upstream: up.URL()}
-	p := startRelay(t, dir, rc)
-	rc.port = mustPort(t, p.addr)
+	up, dir, rc, p := startRestartable(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	up.Down()

@@ -45,8 +45,8 @@ func TestScrubCommand(t *testing.T) {
 				Message struct {
 					Formatted string `json:"formatted"`
 				} `json:"message"`
-				Extra   map[string]string `json:"extra"`
-				Meta    map[string]any    `json:"_meta"`
+				Extra map[string]string `json:"extra"`
+				Meta  map[string]any    `json:"_meta"`
 			}
 			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 				t.Fatalf("output is not JSON: %v\n%s", err, r.stdout)
