@@ -175,7 +175,7 @@ func (w *Worker) drainOne(ctx context.Context, rec spool.Record) (drainOutcome, 
 		return drainBuried, 0
 	}
 	req := upstream.RequestFrom(&m)
-	cats := envelopeCategories(m.Envelope)
+	cats := categoriesOf(m.Envelope)
 	b := w.newBackoff()
 	for attempts := 0; ; {
 		if ctx.Err() != nil || w.outage.Active() {

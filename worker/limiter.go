@@ -43,6 +43,14 @@ func (l *rateLimiter) record(key string, limits upstream.RateLimits) {
 	l.keys[key] = merged
 }
 
+// has reports whether key has any recorded limit (maybe expired).
+func (l *rateLimiter) has(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.keys[key]
+	return ok
+}
+
 // until returns when the limits that hold an envelope of key with categories
 // cats expire, or the zero time when none does. cats == nil means unknown:
 // every limit of the key applies.
@@ -76,8 +84,12 @@ func (l *rateLimiter) until(key string, cats []string) time.Time {
 }
 
 // wait is how long an envelope of key with categories cats must still wait.
-func (l *rateLimiter) wait(key string, cats []string) time.Duration {
-	u := l.until(key, cats)
+// A key with no limit costs one map lookup: cats are not worked out.
+func (l *rateLimiter) wait(key string, cats *categories) time.Duration {
+	if !l.has(key) {
+		return 0
+	}
+	u := l.until(key, cats.get())
 	if u.IsZero() {
 		return 0
 	}

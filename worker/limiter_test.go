@@ -54,7 +54,7 @@ func TestRateLimiter(t *testing.T) {
 				l.record(r.key, r.limits)
 			}
 			now = at(tt.now)
-			if got := l.wait(tt.key, tt.cats); got != tt.want {
+			if got := l.wait(tt.key, knownCategories(tt.cats)); got != tt.want {
 				t.Fatalf("wait = %s, want %s", got, tt.want)
 			}
 		})
@@ -66,7 +66,7 @@ func TestRateLimiterForgetsExpiredKeys(t *testing.T) {
 	l := newRateLimiter(func() time.Time { return now })
 	l.record("k", upstream.RateLimits{}.Add(upstream.RateLimit{Until: t0.Add(time.Second)}))
 	now = t0.Add(2 * time.Second)
-	if w := l.wait("k", nil); w != 0 {
+	if w := l.wait("k", knownCategories(nil)); w != 0 {
 		t.Fatalf("wait = %s after expiry", w)
 	}
 	if len(l.keys) != 0 {
@@ -110,10 +110,10 @@ func TestLimitsFrom(t *testing.T) {
 			}
 			l := newRateLimiter(func() time.Time { return t0 })
 			l.record("k", got)
-			if w := l.wait("k", tt.ask); w != tt.want {
+			if w := l.wait("k", knownCategories(tt.ask)); w != tt.want {
 				t.Errorf("wait(%v) = %s, want %s (limits %+v)", tt.ask, w, tt.want, got.Limits())
 			}
-			if w := l.wait("k", tt.cats); w <= 0 {
+			if w := l.wait("k", knownCategories(tt.cats)); w <= 0 {
 				t.Errorf("the envelope that got the 429 may be sent again at once (limits %+v)", got.Limits())
 			}
 		})

@@ -257,7 +257,7 @@ func (w *Worker) handle(ctx context.Context, d *stream.Delivery) {
 func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
 	m := &d.Msg
 	req := upstream.RequestFrom(m)
-	cats := envelopeCategories(m.Envelope)
+	cats := categoriesOf(m.Envelope)
 	sendBackoff, spoolBackoff := w.newBackoff(), w.newBackoff()
 	var data []byte // the spool encoding, made when first needed
 	for attempts := 0; ; {
@@ -357,7 +357,7 @@ func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
 // failure feeds it, a 429 teaches the rate limiter, a final rejection is
 // logged (without payload). A failure caused by ctx being cancelled is not
 // an upstream failure and feeds nothing.
-func (w *Worker) sendOnce(ctx context.Context, m *stream.Message, req upstream.Request, cats []string) upstream.Result {
+func (w *Worker) sendOnce(ctx context.Context, m *stream.Message, req upstream.Request, cats *categories) upstream.Result {
 	res := w.send.Send(ctx, req)
 	switch res.Class {
 	case upstream.Accepted:
@@ -365,7 +365,7 @@ func (w *Worker) sendOnce(ctx context.Context, m *stream.Message, req upstream.R
 	case upstream.RateLimited:
 		w.outage.Answered()
 		rateLimitedTotal.Inc()
-		w.limits.record(m.PublicKey, limitsFrom(res, cats, time.Now(), w.cfg.DefaultRetryAfter))
+		w.limits.record(m.PublicKey, limitsFrom(res, cats.get(), time.Now(), w.cfg.DefaultRetryAfter))
 		w.log.Info("upstream rate limit", "project", m.ProjectID, "event_id", m.EventID,
 			"retry_after", res.RetryAfter, "wait", w.limits.wait(m.PublicKey, cats))
 	case upstream.Rejected:
