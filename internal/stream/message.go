@@ -190,27 +190,19 @@ func (d *decoder) fail(field string, kind error, detail string) {
 }
 
 func (d *decoder) uvarint(field string) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	switch {
-	case n == 0:
-		d.fail(field, ErrMessageTruncated, "input ends inside a varint")
-		return 0
-	case n < 0:
-		d.fail(field, ErrMessageCorrupt, "varint overflows 64 bits")
-		return 0
-	}
-	d.off += n
-	return v
+	return varintOf(d, field, binary.Uvarint)
 }
 
 func (d *decoder) varint(field string) int64 {
+	return varintOf(d, field, binary.Varint)
+}
+
+// varintOf reads one varint with read (binary.Uvarint or binary.Varint).
+func varintOf[T uint64 | int64](d *decoder, field string, read func([]byte) (T, int)) T {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(d.b[d.off:])
+	v, n := read(d.b[d.off:])
 	switch {
 	case n == 0:
 		d.fail(field, ErrMessageTruncated, "input ends inside a varint")
