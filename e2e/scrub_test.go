@@ -92,30 +92,6 @@ const readmeScrubOutput = `{
 }
 `
 
-// valueAt returns the value at path (object keys, or array indexes as
-// decimal strings) in a decoded JSON document.
-func valueAt(doc any, path ...string) (any, bool) {
-	v := doc
-	for _, k := range path {
-		switch c := v.(type) {
-		case map[string]any:
-			var ok bool
-			if v, ok = c[k]; !ok {
-				return nil, false
-			}
-		case []any:
-			var i int
-			if _, err := fmt.Sscan(k, &i); err != nil || i < 0 || i >= len(c) {
-				return nil, false
-			}
-			v = c[i]
-		default:
-			return nil, false
-		}
-	}
-	return v, true
-}
-
 // scrubbedField is what a scrubbed field must look like upstream: its value
 // and the remarks Sentry writes for it in `_meta` ("rule_id/type", in order).
 type scrubbedField struct {
@@ -133,7 +109,7 @@ func checkScrubbed(t *testing.T, payload []byte, fields []scrubbedField) {
 	}
 	for _, f := range fields {
 		name := strings.Join(f.path, ".")
-		got, ok := valueAt(doc, f.path...)
+		got, ok := testfixture.JSONPath(doc, f.path...)
 		if !ok {
 			t.Errorf("%s: absent upstream, want %v", name, f.want)
 		} else if fmt.Sprint(got) != fmt.Sprint(f.want) {
@@ -143,7 +119,7 @@ func checkScrubbed(t *testing.T, payload []byte, fields []scrubbedField) {
 		if mp == nil {
 			mp = f.path
 		}
-		rem, ok := valueAt(doc, append(append([]string{"_meta"}, mp...), "", "rem")...)
+		rem, ok := testfixture.JSONPath(doc, append(append([]string{"_meta"}, mp...), "", "rem")...)
 		if !ok {
 			t.Errorf("%s: no _meta remark upstream, want %v", name, f.remarks)
 			continue
@@ -263,11 +239,11 @@ func TestScrubSentryGoThroughRelay(t *testing.T) {
 		{[]string{"request", "url"}, "https://shop.example.com/checkout"},
 		{[]string{"request", "headers", "Content-Type"}, "application/json"},
 	} {
-		if got, _ := valueAt(doc, keep.path...); fmt.Sprint(got) != fmt.Sprint(keep.want) {
+		if got, _ := testfixture.JSONPath(doc, keep.path...); fmt.Sprint(got) != fmt.Sprint(keep.want) {
 			t.Errorf("%s = %v, want it kept as %v", strings.Join(keep.path, "."), got, keep.want)
 		}
 	}
-	if _, ok := valueAt(doc, "request", "headers", "Cookie"); ok {
+	if _, ok := testfixture.JSONPath(doc, "request", "headers", "Cookie"); ok {
 		t.Errorf("the Cookie header was forwarded; Relay moves it into request.cookies")
 	}
 	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {

@@ -90,24 +90,7 @@ func jsonAt(t *testing.T, payload []byte, path ...string) (any, bool) {
 	if err := json.Unmarshal(payload, &v); err != nil {
 		t.Fatalf("payload is not JSON: %v\n%s", err, payload)
 	}
-	for _, k := range path {
-		switch c := v.(type) {
-		case map[string]any:
-			var ok bool
-			if v, ok = c[k]; !ok {
-				return nil, false
-			}
-		case []any:
-			var i int
-			if _, err := fmt.Sscan(k, &i); err != nil || i < 0 || i >= len(c) {
-				return nil, false
-			}
-			v = c[i]
-		default:
-			return nil, false
-		}
-	}
-	return v, true
+	return testfixture.JSONPath(v, path...)
 }
 
 // remarks returns the rule ids and types of the `_meta` remarks at metaPath

@@ -5,6 +5,7 @@ package testfixture
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -52,4 +53,28 @@ func SDKFile(t testing.TB, name string) []byte {
 		t.Fatalf("testfixture: %v", err)
 	}
 	return b
+}
+
+// JSONPath returns the value at path in a document decoded by encoding/json
+// into any: object keys, or array indexes as decimal strings. ok is false
+// when the path is absent.
+func JSONPath(doc any, path ...string) (v any, ok bool) {
+	v = doc
+	for _, k := range path {
+		switch c := v.(type) {
+		case map[string]any:
+			if v, ok = c[k]; !ok {
+				return nil, false
+			}
+		case []any:
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil, false
+			}
+			v = c[i]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
 }
