@@ -183,6 +183,16 @@ type Spool struct {
 	MaxDiskSize ByteSize `yaml:"max_disk_size"`
 	// MaxBatch is the most envelopes one spool transaction commits.
 	MaxBatch int `yaml:"max_batch"`
+	// MaxEnvelopeDelay is how long an acknowledged envelope may wait for an
+	// upstream that refuses it without saying why it is wrong (401, 403, 404)
+	// or rate limits it, before it is moved to the dead letters (Relay's
+	// spool.envelopes.max_envelope_delay, 24 h).
+	MaxEnvelopeDelay time.Duration `yaml:"max_envelope_delay"`
+	// MaxDeadSize and MaxDeadCount cap the dead letters. Dead letters are never
+	// evicted: at the cap the workers stop taking from the stream (ingest then
+	// answers 503) until an operator deals with them (`relay spool dead`).
+	MaxDeadSize  ByteSize `yaml:"max_dead_size"`
+	MaxDeadCount int      `yaml:"max_dead_count"`
 }
 
 // Worker is the `worker` section: the forwarding workers.
@@ -247,8 +257,11 @@ func Default() *Config {
 			AckWait:  30 * time.Second,
 		},
 		Spool: Spool{
-			MaxDiskSize: 500 * MB,
-			MaxBatch:    128,
+			MaxDiskSize:      500 * MB,
+			MaxBatch:         128,
+			MaxEnvelopeDelay: 24 * time.Hour,
+			MaxDeadSize:      100 * MB,
+			MaxDeadCount:     100000,
 		},
 		Worker: Worker{Enabled: true, Concurrency: 64},
 		Ingest: Ingest{Enabled: true},

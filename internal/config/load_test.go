@@ -98,6 +98,9 @@ func TestDefaults(t *testing.T) {
 		{"spool.path", c.Spool.Path, filepath.Join(dir, "spool.db")},
 		{"spool.max_disk_size", c.Spool.MaxDiskSize, ByteSize(500 * 1000 * 1000)},
 		{"spool.max_batch", c.Spool.MaxBatch, 128},
+		{"spool.max_envelope_delay", c.Spool.MaxEnvelopeDelay, 24 * time.Hour},
+		{"spool.max_dead_size", c.Spool.MaxDeadSize, ByteSize(100 * 1000 * 1000)},
+		{"spool.max_dead_count", c.Spool.MaxDeadCount, 100000},
 		{"worker.enabled", c.Worker.Enabled, true},
 		{"worker.concurrency", c.Worker.Concurrency, 64},
 		{"ingest.enabled", c.Ingest.Enabled, true},
@@ -191,7 +194,7 @@ scrub:
 	if c.JetStream != wantJS {
 		t.Errorf("jetstream = %+v, want %+v", c.JetStream, wantJS)
 	}
-	if c.Spool != (Spool{"/var/lib/relay/spool.db", GB, 64}) {
+	if c.Spool != (Spool{"/var/lib/relay/spool.db", GB, 64, 24 * time.Hour, 100 * MB, 100000}) {
 		t.Errorf("spool = %+v", c.Spool)
 	}
 	if c.Worker != (Worker{false, 8}) || !c.Ingest.Enabled {

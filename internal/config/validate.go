@@ -125,6 +125,9 @@ func (c *Config) Validate() error {
 	}
 	v.size("spool.max_disk_size", c.Spool.MaxDiskSize)
 	v.count("spool.max_batch", c.Spool.MaxBatch)
+	v.positive("spool.max_envelope_delay", c.Spool.MaxEnvelopeDelay)
+	v.size("spool.max_dead_size", c.Spool.MaxDeadSize)
+	v.count("spool.max_dead_count", c.Spool.MaxDeadCount)
 
 	// worker, ingest
 	v.count("worker.concurrency", c.Worker.Concurrency)
