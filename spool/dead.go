@@ -36,7 +36,7 @@ const (
 
 var (
 	buriedTotal = metrics.NewCounter(`relay_spool_buried_total`)
-	deadEvicted = metrics.NewCounter(`relay_spool_dropped_total{reason="dead_letter_evicted"}`)
+	deadRefused = metrics.NewCounter(`relay_spool_bury_refused_total{reason="dead_letters_full"}`)
 )
 
 func appendDead(dst []byte, at time.Time, reason string, data []byte) []byte {
@@ -143,9 +143,10 @@ func (s *Spool) openDead() (*deadStore, error) {
 
 // Bury keeps data as a dead letter with the reason it will never be
 // forwarded (e.g. "upstream answered 400: <detail>"; never the payload). It
-// returns after the commit, so the caller may then ack the message. Beyond
-// MaxBuried records or MaxBuriedBytes the oldest dead letters are evicted and
-// counted in relay_spool_dropped_total{reason="dead_letter_evicted"}.
+// returns after the commit, so the caller may then ack the message. At
+// MaxBuried records or MaxBuriedBytes it refuses with ErrDeadFull (counted in
+// relay_spool_bury_refused_total) and stores nothing: dead letters are never
+// evicted to make room, because each is an envelope an SDK was promised.
 func (s *Spool) Bury(ctx context.Context, data []byte, reason string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("spool: bury: not stored: %w", err)
@@ -156,14 +157,33 @@ func (s *Spool) Bury(ctx context.Context, data []byte, reason string) error {
 	return nil
 }
 
+// DeadFull reports whether the dead letters are at their cap, so that the
+// next Bury would fail with ErrDeadFull.
+func (s *Spool) DeadFull() bool {
+	d := s.dead
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.full(0)
+}
+
+// full reports whether burying n more payload bytes would pass a cap.
+// d.mu must be held.
+func (d *deadStore) full(n int) bool {
+	return d.count >= d.maxCount || d.bytes+int64(n) > d.maxBytes
+}
+
 func (d *deadStore) bury(data []byte, reason string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.db == nil {
 		return ErrClosed
 	}
-	count, bytes := d.count, d.bytes
-	var evicted int
+	// An envelope larger than the whole byte cap is still taken into empty
+	// dead letters: refusing it would hold it in the stream forever.
+	if d.full(len(data)) && (d.count > 0 || d.count >= d.maxCount) {
+		deadRefused.Inc()
+		return fmt.Errorf("%w (%d of %d records, %d of %d bytes)", ErrDeadFull, d.count, d.maxCount, d.bytes, d.maxBytes)
+	}
 	err := d.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(deadBucket)
 		if err != nil {
@@ -173,33 +193,14 @@ func (d *deadStore) bury(data []byte, reason string) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Put(encodeKey(nil, id), appendDead(nil, time.Now(), reason, data)); err != nil {
-			return err
-		}
-		count++
-		bytes += int64(len(data))
-		// Evict the oldest, but always keep the one just buried.
-		c := b.Cursor()
-		for k, v := c.First(); k != nil && count > 1 && (count > d.maxCount || bytes > d.maxBytes); k, v = c.First() {
-			n, _ := deadPayload(v)
-			if err := c.Delete(); err != nil {
-				return err
-			}
-			count--
-			bytes -= n
-			evicted++
-		}
-		return nil
+		return b.Put(encodeKey(nil, id), appendDead(nil, time.Now(), reason, data))
 	})
 	if err != nil {
 		return fmt.Errorf("commit to %s: %w", d.path, err)
 	}
-	d.count, d.bytes = count, bytes
+	d.count++
+	d.bytes += int64(len(data))
 	buriedTotal.Inc()
-	if evicted > 0 {
-		deadEvicted.Add(evicted)
-		d.log.Warn("spool: dead letters over their cap; the oldest were evicted", "evicted", evicted, "kept", count)
-	}
 	return nil
 }
 

@@ -59,8 +59,8 @@
 // stored bytes (payload plus a fixed per-record overhead) of committed and
 // pending records would exceed it. The files themselves can be larger by up
 // to about one segment plus bbolt's page slack, and by the dead letters,
-// which have their own caps (Options.MaxBuried, Options.MaxBuriedBytes; the
-// oldest are evicted and counted in relay_spool_dropped_total).
+// which have their own caps (Options.MaxBuried, Options.MaxBuriedBytes): at
+// the cap Bury fails with ErrDeadFull. Dead letters are never evicted.
 //
 // # Damaged files
 //

@@ -20,6 +20,13 @@ import (
 // (for the worker: it does not ack the JetStream message).
 var ErrFull = errors.New("spool is full")
 
+// ErrDeadFull is returned (wrapped) by Bury when the dead letters are at
+// Options.MaxBuried records or Options.MaxBuriedBytes. Nothing was buried and
+// nothing was evicted: a dead letter is an envelope some SDK got a 200 for,
+// and only an operator may delete it. The caller keeps the message (for the
+// worker: it stops taking from the stream, as for a full spool).
+var ErrDeadFull = errors.New("spool dead letters are full")
+
 // ErrClosed is returned (wrapped) by every method called after Close.
 var ErrClosed = errors.New("spool is closed")
 
@@ -28,8 +35,8 @@ const (
 	DefaultMaxBatch       = 128
 	DefaultSegmentSize    = 64 << 20
 	DefaultLockTimeout    = time.Second
-	DefaultMaxBuried      = 1000
-	DefaultMaxBuriedBytes = 64 << 20
+	DefaultMaxBuried      = 100000
+	DefaultMaxBuriedBytes = 100 * 1000 * 1000
 )
 
 // recordOverhead is what a record costs beyond its payload in the MaxDiskSize
@@ -64,8 +71,10 @@ type Options struct {
 	SegmentSize int64
 	// LockTimeout bounds the wait for the directory and file locks (default 1s).
 	LockTimeout time.Duration
-	// MaxBuried and MaxBuriedBytes cap the dead letters; the oldest are evicted
-	// (and counted) beyond either. Defaults 1000 and 64 MiB.
+	// MaxBuried and MaxBuriedBytes cap the dead letters: Bury fails with
+	// ErrDeadFull once either is reached; nothing is ever evicted.
+	// Defaults 100000 and 100 MB (the config's spool.max_dead_count and
+	// spool.max_dead_size).
 	MaxBuried      int
 	MaxBuriedBytes int64
 	// Logger receives recovery reports and housekeeping errors; nil means

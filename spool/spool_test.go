@@ -578,14 +578,21 @@ func TestBury(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool.db")
 	opts := Options{NoSync: true, MaxBuried: 3, MaxBuriedBytes: 1 << 20}
 	s := openT(t, dir, opts)
-	before := deadEvicted.Get()
+	before := deadRefused.Get()
 	for i := 0; i < 5; i++ {
-		if err := s.Bury(context.Background(), payload(i, 100), fmt.Sprintf("upstream answered 400 (%d)", i)); err != nil {
+		err := s.Bury(context.Background(), payload(i, 100), fmt.Sprintf("upstream answered 400 (%d)", i))
+		switch {
+		case i < 3 && err != nil:
 			t.Fatal(err)
+		case i >= 3 && !errors.Is(err, ErrDeadFull):
+			t.Fatalf("bury %d past the cap: err = %v, want ErrDeadFull", i, err)
 		}
 	}
-	if got := deadEvicted.Get() - before; got != 2 {
-		t.Errorf("evicted counter +%d, want +2", got)
+	if got := deadRefused.Get() - before; got != 2 {
+		t.Errorf("refused counter +%d, want +2", got)
+	}
+	if !s.DeadFull() {
+		t.Error("DeadFull() = false at the cap")
 	}
 	check := func(s *Spool) {
 		t.Helper()
@@ -599,8 +606,9 @@ func TestBury(t *testing.T) {
 		if len(recs) != 3 {
 			t.Fatalf("Buried: %d records, want 3", len(recs))
 		}
+		// Nothing was evicted: the first three are kept.
 		for i, r := range recs {
-			if seqOf(t, r.Data) != i+2 || r.Reason != fmt.Sprintf("upstream answered 400 (%d)", i+2) ||
+			if seqOf(t, r.Data) != i || r.Reason != fmt.Sprintf("upstream answered 400 (%d)", i) ||
 				time.Since(r.BuriedAt) > time.Minute {
 				t.Fatalf("dead letter %d: %+v", i, r)
 			}
@@ -616,22 +624,21 @@ func TestBury(t *testing.T) {
 	if err := s.DeleteBuried(recs[0].ID, 12345); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Stats(); st.Buried != 2 {
-		t.Fatalf("after DeleteBuried: %+v", st)
+	if st := s.Stats(); st.Buried != 2 || s.DeadFull() {
+		t.Fatalf("after DeleteBuried: %+v, full %v", st, s.DeadFull())
 	}
 
-	// The byte cap evicts too, but keeps the newest even when it alone is over.
+	// The byte cap refuses too, but empty dead letters take even an
+	// envelope larger than the cap (else it would be held forever).
 	s2 := openT(t, filepath.Join(t.TempDir(), "spool.db"), Options{NoSync: true, MaxBuriedBytes: 250})
-	for i := 0; i < 3; i++ {
-		if err := s2.Bury(context.Background(), payload(i, 100), "r"); err != nil {
-			t.Fatal(err)
-		}
+	if err := s2.Bury(context.Background(), payload(0, 400), "r"); err != nil {
+		t.Fatalf("oversized bury into empty dead letters: %v", err)
 	}
-	if err := s2.Bury(context.Background(), payload(3, 400), "r"); err != nil {
-		t.Fatal(err)
+	if err := s2.Bury(context.Background(), payload(1, 10), "r"); !errors.Is(err, ErrDeadFull) {
+		t.Fatalf("bury past the byte cap: %v", err)
 	}
-	if recs, _ := s2.Buried(10); len(recs) != 1 || seqOf(t, recs[0].Data) != 3 {
-		t.Fatalf("after an oversized bury: %d dead letters", len(recs))
+	if recs, _ := s2.Buried(10); len(recs) != 1 || seqOf(t, recs[0].Data) != 0 {
+		t.Fatalf("after refusals: %d dead letters", len(recs))
 	}
 }
 
