@@ -17,7 +17,7 @@ import (
 	"github.com/relayhq/relay/internal/testfixture"
 )
 
-// capturedRequest is one request of ../shared/fixtures/sdk: the request line
+// capturedRequest is one recorded request (testfixture.SDKDir): the request line
 // and headers of NAME.headers, and the body as the client sent it.
 type capturedRequest struct {
 	name    string

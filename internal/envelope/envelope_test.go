@@ -16,7 +16,7 @@ import (
 	"github.com/relayhq/relay/internal/testfixture"
 )
 
-// indexedEnvelope is one row of ../shared/fixtures/sdk/INDEX.md describing an envelope capture.
+// indexedEnvelope is one row of the recorded traffic's INDEX.md describing an envelope capture.
 type indexedEnvelope struct {
 	name     string
 	types    []string

@@ -1,5 +1,11 @@
-// Package testfixture locates the shared test material (../shared beside the
-// repository) for tests in any package.
+// Package testfixture locates the repository's recorded test material for
+// tests in any package.
+//
+// testdata/sdk is a copy of the requests recorded from the official Sentry
+// clients (the project's shared fixtures; testdata/sdk/INDEX.md lists them).
+// It lives in the repository so that a lone clone passes its own tests: no
+// test reads anything beside the checkout. One copy here, rather than one in
+// every package that replays it, keeps the packages' views identical.
 package testfixture
 
 import (
@@ -28,21 +34,15 @@ func Root(t testing.TB) string {
 	}
 }
 
-// SharedDir returns ../shared beside the repository. Tests that need it fail
-// (never skip) when it is missing: CI always has it.
-func SharedDir(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join(filepath.Dir(Root(t)), "shared")
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("testfixture: shared material not found at %s: %v", dir, err)
-	}
-	return dir
-}
-
-// SDKDir returns ../shared/fixtures/sdk, the captured traffic of the real clients.
+// SDKDir returns the directory of the recorded client traffic
+// (internal/testfixture/testdata/sdk).
 func SDKDir(t testing.TB) string {
 	t.Helper()
-	return filepath.Join(SharedDir(t), "fixtures", "sdk")
+	dir := filepath.Join(Root(t), "internal", "testfixture", "testdata", "sdk")
+	if _, err := os.Stat(filepath.Join(dir, "INDEX.md")); err != nil {
+		t.Fatalf("testfixture: recorded SDK traffic not found: %v", err)
+	}
+	return dir
 }
 
 // SDKFile reads one captured fixture by name.
