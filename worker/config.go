@@ -10,7 +10,7 @@ import (
 // outage figures are Relay's (http.retry_delay, http.max_retry_interval,
 // http.outage_grace_period).
 const (
-	DefaultConcurrency          = 32
+	DefaultConcurrency          = 64
 	DefaultFetchBatch           = 8
 	DefaultRetryDelay           = time.Second
 	DefaultMaxRetryInterval     = 60 * time.Second

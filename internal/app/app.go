@@ -149,11 +149,49 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		}
 	}
 	cancel() // workers: stop fetching, nak what they hold
-	wg.Wait()
-	closeSpool(sp, log)
+	// Every step below is bounded by the one deadline. A worker stuck where
+	// no context reaches (a bbolt fsync on a hung disk, a stage that does not
+	// return) must not keep the process alive past limits.shutdown_timeout:
+	// an orchestrator would kill it anyway, and exiting is safe — whatever
+	// such a worker holds is not acked, so JetStream redelivers it after the
+	// restart, and a spool commit that did not finish was never promised.
+	if !waitUntil(deadline, wg.Wait) {
+		log.Error("shutdown timeout: workers still busy (a stuck disk or stage?); exiting without waiting for them — what they hold is not acked and will be redelivered",
+			"timeout", cfg.Limits.ShutdownTimeout)
+		return errors.Join(runErr, ErrShutdownTimeout)
+	}
+	if sp != nil && !waitUntil(deadline, func() { closeSpool(sp, log) }) {
+		log.Error("shutdown timeout: the spool did not close in time (a stuck disk?); exiting — committed records are on disk, the rest was never acknowledged",
+			"timeout", cfg.Limits.ShutdownTimeout)
+		return errors.Join(runErr, ErrShutdownTimeout)
+	}
 	closeStream(st, time.Until(deadline), log)
 	log.Info("stopped")
 	return runErr
+}
+
+// ErrShutdownTimeout is returned by Run when a part of the relay did not stop
+// within limits.shutdown_timeout and was left behind; the caller should exit.
+var ErrShutdownTimeout = errors.New("shutdown timed out")
+
+// waitUntil runs fn and reports whether it returned before deadline. When it
+// did not, fn's goroutine is left running: the caller is about to exit the
+// process, which is the only owner that can stop something stuck where no
+// context reaches.
+func waitUntil(deadline time.Time, fn func()) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func syncLabel(s string) string {
@@ -201,6 +239,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 	if err != nil {
 		return nil, err
 	}
+	stages = append(stages, testStages...)
 	return worker.New(worker.Config{
 		Concurrency:       cfg.Worker.Concurrency,
 		RetryDelay:        cfg.HTTP.RetryDelay,
@@ -209,6 +248,11 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 		AckWait:           cfg.JetStream.AckWait,
 	}, cons, up, sp, log, stages...)
 }
+
+// testStages are appended to the worker's stages by tests in this package,
+// to put the running relay into states no configuration reaches (a stage
+// stuck where no context reaches it). Always empty in the relay.
+var testStages []worker.Stage
 
 // workerStages builds the worker's processing stages in data-path order.
 func workerStages(cfg *config.Config, log *slog.Logger) ([]worker.Stage, error) {

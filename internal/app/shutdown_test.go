@@ -1,0 +1,116 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relayhq/relay/internal/config"
+	"github.com/relayhq/relay/internal/fakesentry"
+	"github.com/relayhq/relay/internal/stream"
+	"github.com/relayhq/relay/worker"
+)
+
+// stuckStage stands for a worker stuck where no context reaches it (a bbolt
+// fsync on a hung disk, a stage that never returns): it ignores ctx and
+// blocks until release is closed.
+type stuckStage struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *stuckStage) Name() string { return "stuck" }
+
+func (s *stuckStage) Process(context.Context, *stream.Message) (worker.Verdict, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	<-s.release
+	return worker.Keep(), nil
+}
+
+// Shutdown is bounded by limits.shutdown_timeout even when a worker never
+// comes back: Run returns ErrShutdownTimeout instead of waiting forever.
+func TestRunShutdownBoundedWithAStuckWorker(t *testing.T) {
+	up := fakesentry.New(fakesentry.Options{})
+	t.Cleanup(up.Close)
+
+	stage := &stuckStage{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	testStages = []worker.Stage{stage}
+	t.Cleanup(func() {
+		close(stage.release) // let the abandoned goroutine finish
+		testStages = nil
+	})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	dir := t.TempDir()
+	yml := fmt.Sprintf("relay:\n  mode: proxy\n  upstream: %s\n  host: 127.0.0.1\n  port: %d\nlimits:\n  shutdown_timeout: 1s\n", up.URL(), port)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+
+	// One envelope reaches the stuck stage.
+	url := fmt.Sprintf("http://127.0.0.1:%d/api/42/envelope/", port)
+	body := `{"event_id":"0123456789abcdef0123456789abcdef"}` + "\n" + `{"type":"event","length":2}` + "\n{}\n"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("X-Sentry-Auth", "Sentry sentry_key=0123456789abcdef0123456789abcdef, sentry_version=7")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("relay never accepted the envelope (last: %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case <-stage.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the envelope never reached the worker's stage")
+	}
+
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrShutdownTimeout) {
+			t.Fatalf("Run returned %v, want ErrShutdownTimeout", err)
+		}
+		// The bound is 1 s; anything near it passes, a hang does not.
+		if took := time.Since(start); took > 15*time.Second {
+			t.Fatalf("shutdown took %s with shutdown_timeout 1s", took)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return: shutdown is not bounded by limits.shutdown_timeout")
+	}
+}
