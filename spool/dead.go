@@ -112,6 +112,7 @@ func (s *Spool) openDead() (*deadStore, error) {
 	path := filepath.Join(s.dir, deadName)
 	d := &deadStore{log: s.log, maxCount: int64(s.opts.MaxBuried), maxBytes: s.opts.MaxBuriedBytes, path: path}
 	var fi fileInfo
+	var seq uint64 // the least the bucket's sequence must be
 	if _, err := os.Stat(path); err == nil {
 		var damage string
 		fi, damage, err = s.checkFile(path, deadBucket, 0, deadPayload)
@@ -124,6 +125,7 @@ func (s *Spool) openDead() (*deadStore, error) {
 				return nil, err
 			}
 			fi = fileInfo{records: res.records, bytes: res.bytes}
+			seq = res.seq
 		}
 	}
 	db, err := openBolt(path, s.boltOptions(false, true))
@@ -131,8 +133,16 @@ func (s *Spool) openDead() (*deadStore, error) {
 		return nil, fmt.Errorf("spool: open dead letters %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(deadBucket)
-		return err
+		b, err := tx.CreateBucketIfNotExists(deadBucket)
+		if err != nil {
+			return err
+		}
+		// When nothing could be salvaged the file starts afresh; its IDs
+		// still continue after the set-aside file's.
+		if b.Sequence() < seq {
+			return b.SetSequence(seq)
+		}
+		return nil
 	}); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("spool: open dead letters %s: %w", path, err)

@@ -90,7 +90,9 @@
 // keep warning about set-aside files until they are deleted. The scan may
 // also find records that had been deleted before the damage, on pages not
 // yet reused: a salvage errs towards duplicates upstream, never towards
-// loss. If the salvage cannot be written (disk full), Open fails with an
+// loss. Salvaged dead letters keep their IDs, and the salvaged dead.db keeps
+// its ID sequence (the highest copy of it found on any page, and at least
+// the highest ID salvaged), so later burials never reuse a salvaged ID. If the salvage cannot be written (disk full), Open fails with an
 // error that names the file and what to do. A crash in the middle of a
 // salvage is finished or redone by the next Open. Files in the directory
 // that are not the spool's are left untouched, logged and reported.

@@ -428,7 +428,11 @@ func (s *Spool) createSegment(floor uint64) (*segment, error) {
 type salvageResult struct {
 	records, bytes, skipped int64
 	next                    uint64
-	used                    int64
+	// seq is the bucket's sequence (bbolt's NextSequence counter, which
+	// numbers the dead letters): the highest copy found, and at least the
+	// highest key salvaged.
+	seq  uint64
+	used int64
 }
 
 // salvageFunc validates a value for the salvaged copy, returning its payload

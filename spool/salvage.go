@@ -111,8 +111,13 @@ func (s *Spool) salvage(src, dst string, bucket []byte, floor uint64, valid salv
 		}
 		return nil
 	}
-	meta := func(k, v []byte) {
-		if bytes.Equal(k, nextKey) && len(v) == 8 {
+	meta := func(k, v []byte, isBucket bool) {
+		switch {
+		case isBucket && bytes.Equal(k, bucket) && len(v) >= boltInBucketLen:
+			// Every copy of the bucket's header still on disk; the sequence
+			// only grows, so the highest is the newest.
+			res.seq = max(res.seq, binary.NativeEndian.Uint64(v[8:16]))
+		case !isBucket && bytes.Equal(k, nextKey) && len(v) == 8:
 			res.next = max(res.next, binary.BigEndian.Uint64(v))
 		}
 	}
@@ -152,7 +157,15 @@ func (s *Spool) salvage(src, dst string, bucket []byte, floor uint64, valid salv
 	}
 	if res.records > 0 {
 		res.next = max(res.next, maxKey+1)
-		if err := out.Update(func(tx *bolt.Tx) error { return putNext(tx, res.next) }); err != nil {
+		res.seq = max(res.seq, maxKey)
+		// The bucket's sequence (the dead letters' next ID) goes with the
+		// records: a copy restarting at 0 would hand out salvaged IDs again.
+		if err := out.Update(func(tx *bolt.Tx) error {
+			if err := tx.Bucket(bucket).SetSequence(res.seq); err != nil {
+				return err
+			}
+			return putNext(tx, res.next)
+		}); err != nil {
 			return res, err
 		}
 	}
@@ -163,10 +176,10 @@ func (s *Spool) salvage(src, dst string, bucket []byte, floor uint64, valid salv
 	return res, nil
 }
 
-// scanLeaf calls emit for each element of a leaf page with every bound
-// checked, descending once into inline buckets (a small bucket's page is
-// stored inside its parent's leaf value).
-func scanLeaf(page []byte, emit func(k, v []byte) error, meta func(k, v []byte), depth int) error {
+// scanLeaf calls meta for each element of a leaf page and emit for each one
+// that is not a bucket, with every bound checked, descending once into inline
+// buckets (a small bucket's page is stored inside its parent's leaf value).
+func scanLeaf(page []byte, emit func(k, v []byte) error, meta func(k, v []byte, isBucket bool), depth int) error {
 	ne := binary.NativeEndian
 	count := int(ne.Uint16(page[10:12]))
 	for i := 0; i < count; i++ {
@@ -183,6 +196,7 @@ func scanLeaf(page []byte, emit func(k, v []byte) error, meta func(k, v []byte),
 		}
 		k, v := page[ks:ke], page[ke:ve]
 		if flags&boltBucketLeafFlag != 0 {
+			meta(k, v, true)
 			if depth == 0 && len(v) >= boltInBucketLen+boltPageHeaderLen && ne.Uint64(v[0:8]) == 0 &&
 				ne.Uint16(v[boltInBucketLen+8:]) == boltLeafPageFlag {
 				if err := scanLeaf(v[boltInBucketLen:], emit, meta, depth+1); err != nil {
@@ -191,7 +205,7 @@ func scanLeaf(page []byte, emit func(k, v []byte) error, meta func(k, v []byte),
 			}
 			continue
 		}
-		meta(k, v)
+		meta(k, v, false)
 		if err := emit(k, v); err != nil {
 			return err
 		}
