@@ -52,6 +52,11 @@
 // bbolt has no page checksums; the CRC lets Oldest notice payload bytes that
 // were damaged on disk. Such a record is moved to the dead letters (counted in
 // relay_spool_corrupt_records_total) instead of being forwarded as garbage.
+// So is a record whose key is damaged — not an ID its segment can hold, or out
+// of order — since its ID would send Delete to another record or to none. A
+// damaged record is deleted by its raw key and value from the segment it was
+// read in (rebuilding that segment's bucket when the damage hides the key
+// from bbolt's lookups), so it is set aside once, not on every read.
 //
 // # Capacity
 //

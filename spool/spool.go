@@ -1,11 +1,15 @@
 package spool
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -378,17 +382,23 @@ func (s *Spool) Oldest(n int) ([]Record, error) {
 		if len(bad) == 0 {
 			return recs, nil
 		}
-		// Each round removes at least one bad record, so this ends.
+		// Each round removes at least one bad record (by its segment and raw
+		// key, whatever its key says), so this ends.
 		if err := s.quarantine(bad); err != nil {
 			return nil, err
 		}
 	}
 }
 
+// badRecord is a record Oldest cannot hand out: its value failed its
+// checksum, or its key is not an ID its segment may hold. It is identified by
+// its segment and raw key, not by ID: a damaged key's ID would point Delete at
+// another segment (and another record), or at none.
 type badRecord struct {
-	id   uint64
+	seg  *segment
+	key  []byte
 	data []byte
-	seg  string
+	why  string
 }
 
 func (s *Spool) readOldest(n int) (recs []Record, bad []badRecord, err error) {
@@ -397,27 +407,50 @@ func (s *Spool) readOldest(n int) (recs []Record, bad []badRecord, err error) {
 	if s.segs == nil {
 		return nil, nil, fmt.Errorf("spool: oldest: %w", ErrClosed)
 	}
-	for _, seg := range s.segs {
+	for i, seg := range s.segs {
 		if len(recs) >= n || len(bad) >= n {
 			break
 		}
 		if seg.records.Load() == 0 {
 			continue
 		}
+		// IDs the segment may hold: from its floor to below the next
+		// segment's floor and below the next ID it recorded.
+		ceil := uint64(math.MaxUint64)
+		if i+1 < len(s.segs) {
+			ceil = s.segs[i+1].floor - 1
+		}
 		err := seg.db.View(func(tx *bolt.Tx) error {
 			b := tx.Bucket(recordsBucket)
 			if b == nil {
 				return nil
 			}
+			if m := tx.Bucket(metaBucket); m != nil {
+				if v := m.Get(nextKey); len(v) == 8 && binary.BigEndian.Uint64(v) > seg.floor {
+					ceil = min(ceil, binary.BigEndian.Uint64(v)-1)
+				}
+			}
 			c := b.Cursor()
+			var prev []byte
 			for k, v := c.First(); k != nil && len(recs) < n && len(bad) < n; k, v = c.Next() {
+				var why string
 				id := decodeKey(k)
 				data, ok := decodeRecord(v)
-				if !ok {
-					bad = append(bad, badRecord{id: id, data: append([]byte(nil), v...), seg: seg.path})
+				switch {
+				case len(k) != 8 || id < seg.floor || id > ceil:
+					why = fmt.Sprintf("its key %x is not an ID this segment holds (%d to %d): damaged on disk", k, seg.floor, ceil)
+				case prev != nil && bytes.Compare(k, prev) <= 0:
+					// Out of order: bbolt's lookups would not find it to delete.
+					why = fmt.Sprintf("its key %x is out of order after %x: damaged on disk", k, prev)
+				case !ok:
+					why = fmt.Sprintf("record %d failed its checksum (damaged on disk)", id)
+				}
+				prev = k
+				if why != "" {
+					bad = append(bad, badRecord{seg: seg, key: slices.Clone(k), data: slices.Clone(v), why: why})
 					continue
 				}
-				recs = append(recs, Record{ID: id, Data: append([]byte(nil), data...)})
+				recs = append(recs, Record{ID: id, Data: slices.Clone(data)})
 			}
 			return nil
 		})
@@ -430,20 +463,26 @@ func (s *Spool) readOldest(n int) (recs []Record, bad []badRecord, err error) {
 
 var corruptRecords = metrics.NewCounter(`relay_spool_corrupt_records_total`)
 
-// quarantine moves records that failed their checksum to the dead letters, so
-// they are kept for an operator but never forwarded as garbage.
+// quarantine moves damaged records to the dead letters, so they are kept for
+// an operator but never forwarded as garbage, then deletes each by its raw
+// key from the segment it was read from. Should that delete fail, the next
+// read buries the record again: a duplicate dead letter, never a loss.
 func (s *Spool) quarantine(bad []badRecord) error {
-	ids := make([]uint64, 0, len(bad))
+	keys := make([]segKey, 0, len(bad))
 	for _, b := range bad {
-		reason := fmt.Sprintf("spool: record %d in %s failed its checksum (damaged on disk)", b.id, b.seg)
-		s.log.Error("spool: damaged record moved to the dead letters", "id", b.id, "segment", b.seg, "bytes", len(b.data))
+		reason := fmt.Sprintf("spool: %s in %s", b.why, b.seg.path)
+		s.log.Error("spool: damaged record moved to the dead letters", "key", fmt.Sprintf("%x", b.key), "segment", b.seg.path, "reason", b.why, "bytes", len(b.data))
 		if err := s.dead.bury(b.data, reason); err != nil {
-			return fmt.Errorf("spool: oldest: set aside damaged record %d: %w", b.id, err)
+			return fmt.Errorf("spool: oldest: set aside damaged record %x of %s: %w", b.key, b.seg.path, err)
 		}
 		corruptRecords.Inc()
-		ids = append(ids, b.id)
+		keys = append(keys, segKey{seg: b.seg, key: b.key, val: b.data})
 	}
-	if err := s.Delete(ids...); err != nil {
+	o := &op{kind: opDelete, keys: keys, done: make(chan error, 1)}
+	if err := s.submit(context.Background(), o); err != nil {
+		return fmt.Errorf("spool: oldest: delete damaged records: %w", err)
+	}
+	if err := <-o.done; err != nil {
 		return fmt.Errorf("spool: oldest: %w", err)
 	}
 	return nil
