@@ -198,8 +198,10 @@ func (s *Spool) commit(batch []*op) {
 		var d deleted
 		err := seg.db.Update(func(tx *bolt.Tx) error {
 			var err error
-			d, err = deleteDamaged(tx, keys)
-			return err
+			if d, err = deleteDamaged(tx, keys); err != nil {
+				return err
+			}
+			return putCount(tx, seg.records.Load()-d.records)
 		})
 		if err != nil {
 			damagedErr[seg] = err
@@ -239,8 +241,10 @@ func (s *Spool) commit(batch []*op) {
 					return err
 				}
 			}
-			d, err = deleteKeys(b, bySeg[active])
-			return err
+			if d, err = deleteKeys(b, bySeg[active]); err != nil {
+				return err
+			}
+			return putCount(tx, active.records.Load()+int64(nrec)-d.records)
 		})
 		if err != nil {
 			segErr[active] = err
@@ -257,8 +261,10 @@ func (s *Spool) commit(batch []*op) {
 				return nil
 			}
 			var err error
-			d, err = deleteKeys(b, keys)
-			return err
+			if d, err = deleteKeys(b, keys); err != nil {
+				return err
+			}
+			return putCount(tx, seg.records.Load()-d.records)
 		})
 		if err != nil {
 			segErr[seg] = err

@@ -120,7 +120,7 @@ func (s *Spool) openDead() (*deadStore, error) {
 			return nil, err
 		}
 		if damage != "" {
-			res, err := s.recoverFile(path, deadBucket, 0, salvageDead, damage)
+			res, err := s.recoverFile(path, deadBucket, 0, 0, salvageDead, damage)
 			if err != nil {
 				return nil, err
 			}
@@ -203,7 +203,13 @@ func (d *deadStore) bury(data []byte, reason string) error {
 		if err != nil {
 			return err
 		}
-		return b.Put(encodeKey(nil, id), appendDead(nil, time.Now(), reason, data))
+		if err := b.Put(encodeKey(nil, id), appendDead(nil, time.Now(), reason, data)); err != nil {
+			return err
+		}
+		if err := putNext(tx, id+1); err != nil {
+			return err
+		}
+		return putCount(tx, d.count+1)
 	})
 	if err != nil {
 		return fmt.Errorf("commit to %s: %w", d.path, err)
@@ -278,7 +284,7 @@ func (s *Spool) DeleteBuried(ids ...uint64) error {
 			count--
 			bytes -= n
 		}
-		return nil
+		return putCount(tx, count)
 	})
 	if err != nil {
 		return fmt.Errorf("spool: delete buried: %w", err)

@@ -90,8 +90,12 @@
 //  3. the salvaged copy takes its place as <name>.
 //
 // Each such event is logged at ERROR level with the file, where it was moved,
-// why and how many records were salvaged; counted in
-// relay_spool_damaged_files_total; and listed in Spool.Report. Later starts
+// why, how many records were salvaged and how many could not be read;
+// counted in relay_spool_damaged_files_total (and the unreadable records in
+// relay_spool_unreadable_records_total); and listed in Spool.Report. How
+// many records could not be read is derived from the record count each file
+// keeps with every commit, or when damage took that, bounded by the file's ID
+// range; DamagedFile.Lost and LostEstimate say which, and what it means. Later starts
 // keep warning about set-aside files until they are deleted. The scan may
 // also find records that had been deleted before the damage, on pages not
 // yet reused: a salvage errs towards duplicates upstream, never towards
