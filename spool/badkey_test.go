@@ -134,9 +134,8 @@ func TestDamagedKeyIsSetAsideOnce(t *testing.T) {
 			}
 			if !tc.breakValue {
 				// Its payload was intact: an operator can send it again.
-				data, ok := decodeRecord(buried[0].Data)
-				if !ok || seqOf(t, data) != victimSeq {
-					t.Fatalf("dead letter holds %.30q, want record %d", buried[0].Data, victimSeq)
+				if data := buried[0].Data; seqOf(t, data) != victimSeq || !bytes.Equal(data, payload(victimSeq, size)) {
+					t.Fatalf("dead letter holds %.30q, want record %d's payload", buried[0].Data, victimSeq)
 				}
 			}
 			if st := s.Stats(); st.Records != 0 || st.Buried != 1 {

@@ -3,10 +3,12 @@ package spool
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +39,9 @@ const (
 var (
 	buriedTotal = metrics.NewCounter(`relay_spool_buried_total`)
 	deadRefused = metrics.NewCounter(`relay_spool_bury_refused_total{reason="dead_letters_full"}`)
+	// unburiedTotal counts dead letters an operator moved back to the live
+	// records.
+	unburiedTotal = metrics.NewCounter(`relay_spool_unburied_total`)
 )
 
 func appendDead(dst []byte, at time.Time, reason string, data []byte) []byte {
@@ -223,6 +228,12 @@ func (d *deadStore) bury(data []byte, reason string) error {
 // Buried returns up to n dead letters, oldest first. A dead letter whose
 // checksum fails is still returned, with that noted in its Reason.
 func (s *Spool) Buried(n int) ([]Record, error) {
+	return s.BuriedFrom(0, n)
+}
+
+// BuriedFrom returns up to n dead letters with IDs from id on, oldest first,
+// as Buried does: a listing pages through them without holding them all.
+func (s *Spool) BuriedFrom(id uint64, n int) ([]Record, error) {
 	d := s.dead
 	d.mu.Lock()
 	db := d.db
@@ -237,7 +248,7 @@ func (s *Spool) Buried(n int) ([]Record, error) {
 			return nil
 		}
 		c := b.Cursor()
-		for k, v := c.First(); k != nil && len(out) < n; k, v = c.Next() {
+		for k, v := c.Seek(encodeKey(nil, id)); k != nil && len(out) < n; k, v = c.Next() {
 			rec, crcOK, ok := decodeDead(decodeKey(k), v)
 			if !ok {
 				out = append(out, Record{ID: decodeKey(k), Reason: "spool: dead letter damaged on disk (unknown format)", Data: append([]byte(nil), v...)})
@@ -290,6 +301,71 @@ func (s *Spool) DeleteBuried(ids ...uint64) error {
 		return fmt.Errorf("spool: delete buried: %w", err)
 	}
 	d.count, d.bytes = count, bytes
+	return nil
+}
+
+// ErrNotBuried is returned (wrapped) by Unbury when an ID is not a dead letter.
+var ErrNotBuried = errors.New("no such dead letter")
+
+// Unbury moves the dead letters with these IDs back into the live records,
+// where the drain sends them upstream again (an operator's retry, once the
+// cause is fixed). They are stored with one PutBatch, under new IDs, in ID
+// order, and deleted from the dead letters only after that commit: a crash or
+// an error in between leaves them in both places (a duplicate upstream),
+// never in neither. Nothing is moved when an ID is not a dead letter
+// (ErrNotBuried) or a dead letter is damaged on disk; a full spool refuses
+// with ErrFull as Put does.
+func (s *Spool) Unbury(ctx context.Context, ids ...uint64) error {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	d := s.dead
+	d.mu.Lock()
+	db := d.db
+	d.mu.Unlock()
+	if db == nil {
+		return fmt.Errorf("spool: unbury: %w", ErrClosed)
+	}
+	datas := make([][]byte, 0, len(ids))
+	err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(deadBucket)
+		var missing []uint64
+		for _, id := range ids {
+			var v []byte
+			if b != nil {
+				v = b.Get(encodeKey(nil, id))
+			}
+			if v == nil {
+				missing = append(missing, id)
+				continue
+			}
+			rec, crcOK, ok := decodeDead(id, v)
+			if !ok || !crcOK {
+				return fmt.Errorf("dead letter %d is damaged on disk (its checksum fails); it cannot be sent again", id)
+			}
+			datas = append(datas, rec.Data)
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%w: %v", ErrNotBuried, missing)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("spool: unbury: %w", err)
+	}
+	if err := s.PutBatch(ctx, datas); err != nil {
+		return fmt.Errorf("spool: unbury: nothing moved: %w", err)
+	}
+	if s.afterUnburyPut != nil {
+		s.afterUnburyPut()
+	}
+	if err := s.DeleteBuried(ids...); err != nil {
+		return fmt.Errorf("spool: unbury: back in the live records, but still in the dead letters too (they will be sent once and stay here): %w", err)
+	}
+	unburiedTotal.Add(len(ids))
 	return nil
 }
 

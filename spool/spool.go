@@ -175,6 +175,9 @@ type Spool struct {
 	// beforeCommit, when set (by tests, before the first op is submitted),
 	// runs at the start of every commit on the committer goroutine.
 	beforeCommit func()
+	// afterUnburyPut, when set (by tests), runs in Unbury between the commit
+	// of the live records and the delete of the dead letters.
+	afterUnburyPut func()
 }
 
 // segment is one bbolt file of records with IDs in [floor, next segment's floor).
@@ -397,7 +400,8 @@ func (s *Spool) Oldest(n int) ([]Record, error) {
 type badRecord struct {
 	seg  *segment
 	key  []byte
-	data []byte
+	val  []byte // the value as stored
+	data []byte // what is buried
 	why  string
 }
 
@@ -447,7 +451,14 @@ func (s *Spool) readOldest(n int) (recs []Record, bad []badRecord, err error) {
 				}
 				prev = k
 				if why != "" {
-					bad = append(bad, badRecord{seg: seg, key: slices.Clone(k), data: slices.Clone(v), why: why})
+					// The dead letter keeps the payload when its checksum
+					// holds (only the key was damaged), so that an operator
+					// can send it again; else the whole value as found.
+					bury := v
+					if ok {
+						bury = data
+					}
+					bad = append(bad, badRecord{seg: seg, key: slices.Clone(k), val: slices.Clone(v), data: slices.Clone(bury), why: why})
 					continue
 				}
 				recs = append(recs, Record{ID: id, Data: slices.Clone(data)})
@@ -476,7 +487,7 @@ func (s *Spool) quarantine(bad []badRecord) error {
 			return fmt.Errorf("spool: oldest: set aside damaged record %x of %s: %w", b.key, b.seg.path, err)
 		}
 		corruptRecords.Inc()
-		keys = append(keys, segKey{seg: b.seg, key: b.key, val: b.data})
+		keys = append(keys, segKey{seg: b.seg, key: b.key, val: b.val})
 	}
 	o := &op{kind: opDelete, keys: keys, done: make(chan error, 1)}
 	if err := s.submit(context.Background(), o); err != nil {
