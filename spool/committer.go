@@ -485,7 +485,7 @@ func (s *Spool) removeSegment(seg *segment) {
 		s.housekeepingFailed("remove a drained segment", seg.path, err)
 		return
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := s.opts.syncDir(s.dir); err != nil {
 		s.housekeepingFailed("sync the spool directory", s.dir, err)
 	}
 	segmentsRemoved.Inc()

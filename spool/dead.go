@@ -133,6 +133,8 @@ func (s *Spool) openDead() (*deadStore, error) {
 			seq = res.seq
 		}
 	}
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, os.ErrNotExist)
 	db, err := openBolt(path, s.boltOptions(false, true))
 	if err != nil {
 		return nil, fmt.Errorf("spool: open dead letters %s: %w", path, err)
@@ -151,6 +153,14 @@ func (s *Spool) openDead() (*deadStore, error) {
 	}); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("spool: open dead letters %s: %w", path, err)
+	}
+	// A new file's directory entry is durable only once the directory is
+	// fsynced; the commits inside it do not cover it.
+	if created {
+		if err := s.opts.syncDir(s.dir); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("spool: create dead letters %s: %w", path, err)
+		}
 	}
 	d.db, d.count, d.bytes = db, fi.records, fi.bytes
 	return d, nil

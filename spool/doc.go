@@ -25,6 +25,12 @@
 //     error from Put as "not committed": at worst the record is stored twice
 //     (a duplicate upstream later), never lost.
 //   - Delete is idempotent: IDs not in the spool are ignored.
+//   - Directory entries are durable before anything relies on them: Open
+//     fsyncs the parent of every directory it creates (the spool directory
+//     and any missing parents, e.g. the config directory), top down, and
+//     every segment or dead.db file created, renamed (salvage) or removed is
+//     followed by an fsync of the spool directory before Open returns or the
+//     next commit goes to it. A failed directory fsync fails Open.
 //
 // # On-disk layout
 //

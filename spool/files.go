@@ -331,7 +331,7 @@ func (s *Spool) load() error {
 		changed = true
 	}
 	if changed {
-		if err := syncDir(s.dir); err != nil {
+		if err := s.opts.syncDir(s.dir); err != nil {
 			return fmt.Errorf("spool: open: %w", err)
 		}
 		if entries, err = os.ReadDir(s.dir); err != nil {
@@ -475,7 +475,7 @@ func (s *Spool) createSegment(floor uint64) (*segment, error) {
 		return putNext(tx, floor)
 	})
 	if err == nil {
-		err = syncDir(s.dir)
+		err = s.opts.syncDir(s.dir)
 	}
 	if err != nil {
 		_ = db.Close()
@@ -546,7 +546,7 @@ func (s *Spool) recoverFile(path string, bucket []byte, floor, end uint64, valid
 		err = os.Remove(tmp)
 	}
 	if err == nil {
-		err = syncDir(s.dir)
+		err = s.opts.syncDir(s.dir)
 	}
 	if err != nil {
 		return res, fmt.Errorf("spool: put the salvaged copy of damaged %s in place: %w", path, err)
@@ -566,6 +566,36 @@ func (s *Spool) recoverFile(path string, bucket []byte, floor, end uint64, valid
 		"salvaged_records", res.records, "salvaged_bytes", res.bytes, "skipped_records", res.skipped,
 		"unreadable_records", lost, "unreadable_estimate", how.String())
 	return res, nil
+}
+
+// mkdirAllSynced creates path and any missing parents, as os.MkdirAll does,
+// and fsyncs the parent of each directory it creates, top down, before going
+// on: otherwise a power loss could take back the directory entry of a spool
+// whose records were acknowledged as durable (their files' fsyncs do not
+// cover the directories above them).
+func mkdirAllSynced(path string, sync func(string) error) error {
+	path = filepath.Clean(path)
+	var missing []string
+	for p := path; ; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if err := sync(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

@@ -84,6 +84,10 @@ type Options struct {
 	// Logger receives recovery reports and housekeeping errors; nil means
 	// slog.Default(). Payloads are never logged.
 	Logger *slog.Logger
+
+	// syncDir fsyncs a directory (tests record the calls); nil means
+	// syncDir.
+	syncDir func(dir string) error
 }
 
 func (o Options) withDefaults() Options {
@@ -104,6 +108,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.syncDir == nil {
+		o.syncDir = syncDir
 	}
 	return o
 }
@@ -234,8 +241,8 @@ func Open(path string, opts Options) (*Spool, error) {
 	if st, err := os.Stat(path); err == nil && !st.IsDir() {
 		return nil, fmt.Errorf("spool: open: %s is a file, but the spool is a directory of segment files; move the file away or choose another spool.path", path)
 	}
-	if err := os.MkdirAll(path, 0o700); err != nil {
-		return nil, fmt.Errorf("spool: open: %w", err)
+	if err := mkdirAllSynced(path, opts.syncDir); err != nil {
+		return nil, fmt.Errorf("spool: open: create %s: %w", path, err)
 	}
 	lock, err := lockDir(path, opts.LockTimeout)
 	if err != nil {
