@@ -25,6 +25,10 @@
 //     error from Put as "not committed": at worst the record is stored twice
 //     (a duplicate upstream later), never lost.
 //   - Delete is idempotent: IDs not in the spool are ignored.
+//   - Dead letters leave only by an operator's hand: DeleteBuried, or Unbury,
+//     which commits them to the live records before it deletes them from
+//     dead.db (an interruption leaves a duplicate, never a loss). Their IDs
+//     come from dead.db's bucket sequence and are never reused.
 //   - Directory entries are durable before anything relies on them: Open
 //     fsyncs the parent of every directory it creates (the spool directory
 //     and any missing parents, e.g. the config directory), top down, and
@@ -38,9 +42,9 @@
 //
 //	spool.db/
 //	  LOCK                          flock'ed while a Spool is open
-//	  00000000000000000001.seg      segment: bbolt file, bucket "records"
+//	  00000000000000000001.seg      segment: bbolt file, buckets "records", "meta"
 //	  00000000000000052113.seg      the newest segment is the active one
-//	  dead.db                       dead letters: bbolt file, bucket "dead"
+//	  dead.db                       dead letters: bbolt file, buckets "dead", "meta"
 //	  00000000000000000001.seg.corrupt-20250102T150405Z   a damaged file set aside
 //
 // A segment's name is the first record ID it may hold (its floor), in 20
