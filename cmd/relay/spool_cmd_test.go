@@ -271,3 +271,23 @@ func TestSpoolDeadRefusesWhileTheSpoolIsInUse(t *testing.T) {
 		t.Fatalf("retry once the spool is free: %+v", r)
 	}
 }
+
+func TestSpoolDeadHelp(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"spool"}, "Available Commands:"},
+		{[]string{"spool", "dead", "--help"}, "They refuse while a relay that uses the same\nspool.path is running"},
+		{[]string{"spool", "dead", "list", "--help"}, "--json"},
+		{[]string{"spool", "dead", "show", "--help"}, "only with --payload"},
+		{[]string{"spool", "dead", "retry", "--help"}, "never in neither"},
+		{[]string{"spool", "dead", "purge", "--help"}, "--yes is required"},
+	} {
+		r := run(t, runOpts{}, tt.args...)
+		if r.code != 0 || !strings.Contains(r.stdout, tt.want) {
+			t.Errorf("%v: exit %d, output lacks %q:\n%s", tt.args, r.code, tt.want, r.stdout)
+		}
+	}
+	oneErrorLine(t, run(t, runOpts{}, "spool", "ded"), 2, `unknown command "ded" for "relay spool" (did you mean "dead"?)`)
+}
