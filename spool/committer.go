@@ -198,7 +198,9 @@ func (s *Spool) commit(batch []*op) {
 		var d deleted
 		err := seg.db.Update(func(tx *bolt.Tx) error {
 			var err error
-			if d, err = deleteDamaged(tx, keys); err != nil {
+			if d, err = deleteDamaged(tx, keys, func(v []byte, why string) error {
+				return s.buryDamaged(seg, v, why)
+			}); err != nil {
 				return err
 			}
 			return putCount(tx, seg.records.Load()-d.records)
@@ -345,8 +347,9 @@ func deleteKeys(b *bolt.Bucket, keys [][]byte) (deleted, error) {
 // value. bbolt finds a key by binary search, which misses a key that damage
 // moved out of order; then the records bucket is rebuilt without the damaged
 // records, in this one transaction (it costs memory and writes in proportion
-// to the segment, once, for damage that is rare).
-func deleteDamaged(tx *bolt.Tx, keys []segKey) (deleted, error) {
+// to the segment, once, for damage that is rare). bury keeps a record the
+// rebuild cannot (see below) as a dead letter.
+func deleteDamaged(tx *bolt.Tx, keys []segKey, bury func(v []byte, why string) error) (deleted, error) {
 	var d deleted
 	b := tx.Bucket(recordsBucket)
 	if b == nil {
@@ -380,6 +383,25 @@ func deleteDamaged(tx *bolt.Tx, keys []segKey) (deleted, error) {
 		keep = append(keep, kv{slices.Clone(k), slices.Clone(v)})
 	}
 	slices.SortStableFunc(keep, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	// Damage can also make two records share a key; a rebuild would keep
+	// only one of them. Identical copies are one record; different ones stop
+	// the rebuild (and roll it back) rather than lose either.
+	keep = slices.CompactFunc(keep, func(a, b kv) bool { return bytes.Equal(a.k, b.k) && bytes.Equal(a.v, b.v) })
+	for i := 0; i+1 < len(keep); {
+		if !bytes.Equal(keep[i].k, keep[i+1].k) {
+			i++
+			continue
+		}
+		// The later one in file order stays (damage more likely raised an
+		// earlier key); the other goes to the dead letters before this
+		// transaction commits. Should the commit fail, it is there twice.
+		if err := bury(keep[i].v, fmt.Sprintf("its key %x was also another record's after damage on disk", keep[i].k)); err != nil {
+			return d, fmt.Errorf("rebuild without damaged records: set aside a second record with key %x: %w", keep[i].k, err)
+		}
+		d.records++
+		d.bytes += int64(max(len(keep[i].v)-recordHeaderLen, 0))
+		keep = slices.Delete(keep, i, i+1)
+	}
 	if err := tx.DeleteBucket(recordsBucket); err != nil {
 		return d, fmt.Errorf("rebuild without damaged records: %w", err)
 	}

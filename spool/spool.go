@@ -405,11 +405,10 @@ func (s *Spool) Oldest(n int) ([]Record, error) {
 // its segment and raw key, not by ID: a damaged key's ID would point Delete at
 // another segment (and another record), or at none.
 type badRecord struct {
-	seg  *segment
-	key  []byte
-	val  []byte // the value as stored
-	data []byte // what is buried
-	why  string
+	seg *segment
+	key []byte
+	val []byte // the value as stored
+	why string
 }
 
 func (s *Spool) readOldest(n int) (recs []Record, bad []badRecord, err error) {
@@ -458,14 +457,7 @@ func (s *Spool) readOldest(n int) (recs []Record, bad []badRecord, err error) {
 				}
 				prev = k
 				if why != "" {
-					// The dead letter keeps the payload when its checksum
-					// holds (only the key was damaged), so that an operator
-					// can send it again; else the whole value as found.
-					bury := v
-					if ok {
-						bury = data
-					}
-					bad = append(bad, badRecord{seg: seg, key: slices.Clone(k), val: slices.Clone(v), data: slices.Clone(bury), why: why})
+					bad = append(bad, badRecord{seg: seg, key: slices.Clone(k), val: slices.Clone(v), why: why})
 					continue
 				}
 				recs = append(recs, Record{ID: id, Data: slices.Clone(data)})
@@ -488,12 +480,9 @@ var corruptRecords = metrics.NewCounter(`relay_spool_corrupt_records_total`)
 func (s *Spool) quarantine(bad []badRecord) error {
 	keys := make([]segKey, 0, len(bad))
 	for _, b := range bad {
-		reason := fmt.Sprintf("spool: %s in %s", b.why, b.seg.path)
-		s.log.Error("spool: damaged record moved to the dead letters", "key", fmt.Sprintf("%x", b.key), "segment", b.seg.path, "reason", b.why, "bytes", len(b.data))
-		if err := s.dead.bury(b.data, reason); err != nil {
+		if err := s.buryDamaged(b.seg, b.val, b.why); err != nil {
 			return fmt.Errorf("spool: oldest: set aside damaged record %x of %s: %w", b.key, b.seg.path, err)
 		}
-		corruptRecords.Inc()
 		keys = append(keys, segKey{seg: b.seg, key: b.key, val: b.val})
 	}
 	o := &op{kind: opDelete, keys: keys, done: make(chan error, 1)}
@@ -503,6 +492,21 @@ func (s *Spool) quarantine(bad []badRecord) error {
 	if err := <-o.done; err != nil {
 		return fmt.Errorf("spool: oldest: %w", err)
 	}
+	return nil
+}
+
+// buryDamaged keeps a record damaged on disk (v is its stored value) as a
+// dead letter: its payload when the checksum holds (only the key was
+// damaged), so that an operator can send it again; else the value as found.
+func (s *Spool) buryDamaged(seg *segment, v []byte, why string) error {
+	s.log.Error("spool: damaged record moved to the dead letters", "segment", seg.path, "reason", why, "bytes", len(v))
+	if data, ok := decodeRecord(v); ok {
+		v = data
+	}
+	if err := s.dead.bury(v, fmt.Sprintf("spool: %s in %s", why, seg.path)); err != nil {
+		return err
+	}
+	corruptRecords.Inc()
 	return nil
 }
 
