@@ -1,6 +1,8 @@
 package spool
 
 import (
+	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"slices"
@@ -33,9 +35,18 @@ type op struct {
 	datas [][]byte // put
 	cost  int64    // put: accounted bytes (reserved as pending)
 	size  int64    // put: payload bytes
-	ids   []uint64 // delete
+	ids   []uint64 // delete: by ID, from the segment its range falls in
+	keys  []segKey // delete: by raw key, from the segment it was read in
 	state atomic.Int32
 	done  chan error // buffered 1: the committer never blocks on a reply
+}
+
+// segKey names a record by where it was read and what it holds, for
+// records whose key may be damaged (see quarantine).
+type segKey struct {
+	seg *segment
+	key []byte
+	val []byte
 }
 
 var (
@@ -154,11 +165,22 @@ func (s *Spool) commit(batch []*op) {
 			dels = append(dels, o)
 		}
 	}
-	bySeg := make(map[*segment][]uint64)
-	for _, o := range dels {
+	// The keys to delete per segment, and the segments each delete touches.
+	bySeg := make(map[*segment][][]byte)
+	damagedBySeg := make(map[*segment][]segKey)
+	delSegs := make([][]*segment, len(dels))
+	for i, o := range dels {
 		for _, id := range o.ids {
 			if seg := s.segmentFor(id); seg != nil {
-				bySeg[seg] = append(bySeg[seg], id)
+				bySeg[seg] = append(bySeg[seg], encodeKey(nil, id))
+				delSegs[i] = append(delSegs[i], seg)
+			}
+		}
+		for _, sk := range o.keys {
+			// The segment may have been removed since the key was read.
+			if slices.Contains(s.segs, sk.seg) {
+				damagedBySeg[sk.seg] = append(damagedBySeg[sk.seg], sk)
+				delSegs[i] = append(delSegs[i], sk.seg)
 			}
 		}
 	}
@@ -169,6 +191,26 @@ func (s *Spool) commit(batch []*op) {
 	// still have left the records on disk.
 	s.nextID += uint64(nrec)
 	segErr := make(map[*segment]error)
+	// Damaged records first, each segment in its own transaction, so that a
+	// failure here does not fail the puts.
+	damagedErr := make(map[*segment]error)
+	for seg, keys := range damagedBySeg {
+		var d deleted
+		err := seg.db.Update(func(tx *bolt.Tx) error {
+			var err error
+			if d, err = deleteDamaged(tx, keys, func(v []byte, why string) error {
+				return s.buryDamaged(seg, v, why)
+			}); err != nil {
+				return err
+			}
+			return putCount(tx, seg.records.Load()-d.records)
+		})
+		if err != nil {
+			damagedErr[seg] = err
+		} else {
+			s.applyDeleted(seg, d)
+		}
+	}
 	wroteActive := false
 	if nrec > 0 || len(bySeg[active]) > 0 {
 		wroteActive = true
@@ -201,8 +243,10 @@ func (s *Spool) commit(batch []*op) {
 					return err
 				}
 			}
-			d, err = deleteIDs(b, bySeg[active])
-			return err
+			if d, err = deleteKeys(b, bySeg[active]); err != nil {
+				return err
+			}
+			return putCount(tx, active.records.Load()+int64(nrec)-d.records)
 		})
 		if err != nil {
 			segErr[active] = err
@@ -211,7 +255,7 @@ func (s *Spool) commit(batch []*op) {
 		}
 		delete(bySeg, active)
 	}
-	for seg, ids := range bySeg {
+	for seg, keys := range bySeg {
 		var d deleted
 		err := seg.db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(recordsBucket)
@@ -219,8 +263,10 @@ func (s *Spool) commit(batch []*op) {
 				return nil
 			}
 			var err error
-			d, err = deleteIDs(b, ids)
-			return err
+			if d, err = deleteKeys(b, keys); err != nil {
+				return err
+			}
+			return putCount(tx, seg.records.Load()-d.records)
 		})
 		if err != nil {
 			segErr[seg] = err
@@ -228,7 +274,7 @@ func (s *Spool) commit(batch []*op) {
 			s.applyDeleted(seg, d)
 		}
 	}
-	if wroteActive || len(segErr) > 0 || len(dels) > 0 {
+	if wroteActive || len(segErr) > 0 || len(damagedErr) > 0 || len(dels) > 0 {
 		commitsTotal.Inc()
 		s.commits.Add(1)
 		batchSize.Update(float64(nrec))
@@ -255,13 +301,13 @@ func (s *Spool) commit(batch []*op) {
 		commitErrors.Inc()
 		putErr = fmt.Errorf("spool: put: commit to %s: %w", active.path, putErr)
 	}
-	// Work out the deletes' answers while segmentFor still knows every
-	// segment: an op fails if any segment it touched failed.
+	// Work out the deletes' answers before housekeeping removes segments: an
+	// op fails if any segment it touched failed.
 	delErrs := make([]error, len(dels))
-	for i, o := range dels {
-		for _, id := range o.ids {
-			if seg := s.segmentFor(id); seg != nil && segErr[seg] != nil {
-				delErrs[i] = fmt.Errorf("spool: delete from %s: %w", seg.path, segErr[seg])
+	for i := range dels {
+		for _, seg := range delSegs[i] {
+			if err := cmp.Or(segErr[seg], damagedErr[seg]); err != nil {
+				delErrs[i] = fmt.Errorf("spool: delete from %s: %w", seg.path, err)
 				commitErrors.Inc()
 				break
 			}
@@ -279,25 +325,95 @@ func (s *Spool) commit(batch []*op) {
 	// Canceled puts got their answer from Put itself.
 }
 
-// deleteIDs removes ids from b, returning what was actually there.
-func deleteIDs(b *bolt.Bucket, ids []uint64) (deleted, error) {
+// deleteKeys removes keys from b, returning what was actually there.
+func deleteKeys(b *bolt.Bucket, keys [][]byte) (deleted, error) {
 	var d deleted
-	if len(ids) == 0 {
-		return d, nil
-	}
-	var key [8]byte
-	for _, id := range ids {
-		k := encodeKey(key[:0], id)
+	for _, k := range keys {
 		v := b.Get(k)
 		if v == nil {
 			continue
 		}
 		n := int64(max(len(v)-recordHeaderLen, 0))
 		if err := b.Delete(k); err != nil {
-			return d, fmt.Errorf("delete record %d: %w", id, err)
+			return d, fmt.Errorf("delete record %x: %w", k, err)
 		}
 		d.records++
 		d.bytes += n
+	}
+	return d, nil
+}
+
+// deleteDamaged removes damaged records, each matched by its raw key and
+// value. bbolt finds a key by binary search, which misses a key that damage
+// moved out of order; then the records bucket is rebuilt without the damaged
+// records, in this one transaction (it costs memory and writes in proportion
+// to the segment, once, for damage that is rare). bury keeps a record the
+// rebuild cannot (see below) as a dead letter.
+func deleteDamaged(tx *bolt.Tx, keys []segKey, bury func(v []byte, why string) error) (deleted, error) {
+	var d deleted
+	b := tx.Bucket(recordsBucket)
+	if b == nil {
+		return d, nil
+	}
+	rebuild := false
+	for _, sk := range keys {
+		v := b.Get(sk.key)
+		if v == nil || !bytes.Equal(v, sk.val) {
+			rebuild = true
+			continue
+		}
+		if err := b.Delete(sk.key); err != nil {
+			return d, fmt.Errorf("delete damaged record %x: %w", sk.key, err)
+		}
+		d.records++
+		d.bytes += int64(max(len(sk.val)-recordHeaderLen, 0))
+	}
+	if !rebuild {
+		return d, nil
+	}
+	type kv struct{ k, v []byte }
+	var keep []kv
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if slices.ContainsFunc(keys, func(sk segKey) bool { return bytes.Equal(k, sk.key) && bytes.Equal(v, sk.val) }) {
+			d.records++
+			d.bytes += int64(max(len(v)-recordHeaderLen, 0))
+			continue
+		}
+		keep = append(keep, kv{slices.Clone(k), slices.Clone(v)})
+	}
+	slices.SortStableFunc(keep, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	// Damage can also make two records share a key; a rebuild would keep
+	// only one of them. Identical copies are one record; different ones stop
+	// the rebuild (and roll it back) rather than lose either.
+	keep = slices.CompactFunc(keep, func(a, b kv) bool { return bytes.Equal(a.k, b.k) && bytes.Equal(a.v, b.v) })
+	for i := 0; i+1 < len(keep); {
+		if !bytes.Equal(keep[i].k, keep[i+1].k) {
+			i++
+			continue
+		}
+		// The later one in file order stays (damage more likely raised an
+		// earlier key); the other goes to the dead letters before this
+		// transaction commits. Should the commit fail, it is there twice.
+		if err := bury(keep[i].v, fmt.Sprintf("its key %x was also another record's after damage on disk", keep[i].k)); err != nil {
+			return d, fmt.Errorf("rebuild without damaged records: set aside a second record with key %x: %w", keep[i].k, err)
+		}
+		d.records++
+		d.bytes += int64(max(len(keep[i].v)-recordHeaderLen, 0))
+		keep = slices.Delete(keep, i, i+1)
+	}
+	if err := tx.DeleteBucket(recordsBucket); err != nil {
+		return d, fmt.Errorf("rebuild without damaged records: %w", err)
+	}
+	nb, err := tx.CreateBucket(recordsBucket)
+	if err != nil {
+		return d, fmt.Errorf("rebuild without damaged records: %w", err)
+	}
+	nb.FillPercent = 1.0
+	for _, e := range keep {
+		if err := nb.Put(e.k, e.v); err != nil {
+			return d, fmt.Errorf("rebuild without damaged records: put %x: %w", e.k, err)
+		}
 	}
 	return d, nil
 }
@@ -391,7 +507,7 @@ func (s *Spool) removeSegment(seg *segment) {
 		s.housekeepingFailed("remove a drained segment", seg.path, err)
 		return
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := s.opts.syncDir(s.dir); err != nil {
 		s.housekeepingFailed("sync the spool directory", s.dir, err)
 	}
 	segmentsRemoved.Inc()

@@ -3,11 +3,14 @@ package spool
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,6 +129,9 @@ func TestDamagedFiles(t *testing.T) {
 		damage func(t *testing.T, f *damageFixture) string
 		// mustSalvage: the damaged segment's readable records must come back.
 		mustSalvage bool
+		// estimate: how the report's count of unreadable records (of a
+		// damaged segment) must have been arrived at.
+		estimate LostEstimate
 	}{
 		{
 			name: "truncated segment",
@@ -138,6 +144,7 @@ func TestDamagedFiles(t *testing.T) {
 				return p
 			},
 			mustSalvage: true,
+			estimate:    LostAtMost,
 		},
 		{
 			name: "truncated active segment",
@@ -150,6 +157,7 @@ func TestDamagedFiles(t *testing.T) {
 				}
 				return p
 			},
+			estimate: LostUnknown,
 		},
 		{
 			name: "segment truncated inside its meta pages",
@@ -160,6 +168,7 @@ func TestDamagedFiles(t *testing.T) {
 				}
 				return p
 			},
+			estimate: LostAtMost,
 		},
 		{
 			name: "segment truncated to zero bytes",
@@ -170,6 +179,7 @@ func TestDamagedFiles(t *testing.T) {
 				}
 				return p
 			},
+			estimate: LostAtMost,
 		},
 		{
 			name: "junk over the second half of a segment",
@@ -180,6 +190,7 @@ func TestDamagedFiles(t *testing.T) {
 				return p
 			},
 			mustSalvage: true,
+			estimate:    LostAtMost,
 		},
 		{
 			name: "junk over the meta pages",
@@ -189,6 +200,7 @@ func TestDamagedFiles(t *testing.T) {
 				return p
 			},
 			mustSalvage: true,
+			estimate:    LostCounted,
 		},
 		{
 			name: "junk file named like a segment",
@@ -199,6 +211,7 @@ func TestDamagedFiles(t *testing.T) {
 				}
 				return p
 			},
+			estimate: LostUnknown,
 		},
 		{
 			name: "truncated dead letters",
@@ -243,7 +256,11 @@ func TestDamagedFiles(t *testing.T) {
 			if fi, err := os.Stat(damaged); err == nil {
 				damagedSize = fi.Size()
 			}
-			s, err := openWithin(t, f.dir, withQuietLog(f.opts), 20*time.Second)
+			unreadableBefore := unreadableRecords.Get()
+			var logBuf syncBuffer
+			opts := f.opts
+			opts.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
+			s, err := openWithin(t, f.dir, opts, 20*time.Second)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
@@ -301,8 +318,36 @@ func TestDamagedFiles(t *testing.T) {
 					t.Fatalf("record %d of undamaged %s is missing", id, filepath.Base(seg))
 				}
 			}
-			if damaged != "" && strings.HasSuffix(damaged, segSuffix) && int64(salvagedHere) != rep.Damaged[0].Salvaged {
-				t.Fatalf("%d records of the damaged segment readable, report says %d salvaged", salvagedHere, rep.Damaged[0].Salvaged)
+			if damaged != "" && strings.HasSuffix(damaged, segSuffix) {
+				d := rep.Damaged[0]
+				if int64(salvagedHere) != d.Salvaged {
+					t.Fatalf("%d records of the damaged segment readable, report says %d salvaged", salvagedHere, d.Salvaged)
+				}
+				// How many could not be read: the fixture deleted nothing,
+				// so every figure but "unknown" must be exact here.
+				held := 0
+				for id := range f.ids {
+					if f.segmentOf(id) == damaged {
+						held++
+					}
+				}
+				if tc.estimate != d.Estimate {
+					t.Fatalf("lost records estimated %v, want %v (%+v)", d.Estimate, tc.estimate, d)
+				}
+				switch {
+				case d.Estimate == LostUnknown && d.Lost != -1:
+					t.Fatalf("unknown loss reported as %d", d.Lost)
+				case d.Estimate != LostUnknown && d.Lost != int64(held)-d.Salvaged:
+					t.Fatalf("the segment held %d records, %d salvaged, report says %d lost (%v)", held, d.Salvaged, d.Lost, d.Estimate)
+				}
+				if got := unreadableRecords.Get() - unreadableBefore; d.Lost > 0 && got != uint64(d.Lost) {
+					t.Fatalf("relay_spool_unreadable_records_total +%d, want +%d", got, d.Lost)
+				}
+				// The ERROR line says it too.
+				want := fmt.Sprintf("unreadable_records=%d unreadable_estimate=%v", d.Lost, d.Estimate)
+				if line := logBuf.String(); !strings.Contains(line, "level=ERROR") || !strings.Contains(line, want) {
+					t.Fatalf("the log lacks an ERROR line with %q:\n%s", want, line)
+				}
 			}
 			// Dead letters: all there unless their file was the damaged one;
 			// what is there is intact.
@@ -482,4 +527,61 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The newest copy of a segment's meta bucket is the one with the highest
+// next ID and, among those, the lowest count; without one, the ID range
+// bounds the loss.
+func TestLostEstimate(t *testing.T) {
+	type copyOf struct {
+		next  uint64
+		count int64
+	}
+	for _, tc := range []struct {
+		name       string
+		copies     []copyOf
+		headerSeq  uint64
+		nextSeen   uint64
+		records    int64
+		floor, end uint64
+		want       int64
+		how        LostEstimate
+	}{
+		{"newest copy: highest next", []copyOf{{110, 10}, {150, 40}, {130, 30}}, 0, 0, 25, 100, 0, 15, LostCounted},
+		{"same next: deletes came last", []copyOf{{150, 40}, {150, 12}, {150, 20}}, 0, 0, 10, 100, 0, 2, LostCounted},
+		{"salvage found deleted records too", []copyOf{{150, 5}}, 0, 0, 9, 100, 200, 0, LostCounted},
+		{"no count: the next segment's floor", nil, 0, 0, 30, 100, 180, 50, LostAtMost},
+		{"no count: dead letters' sequence", nil, 70, 0, 30, 0, 0, 40, LostAtMost},
+		{"nothing known", nil, 0, 0, 3, 100, 0, -1, LostUnknown},
+		{"no count: a copy of the next ID", nil, 0, 110, 3, 100, 0, 7, LostAtMost},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := salvageResult{records: tc.records, headerSeq: tc.headerSeq, nextSeen: tc.nextSeen}
+			for _, c := range tc.copies {
+				r.noteMeta(c.next, c.count)
+			}
+			got, how := r.lost(tc.floor, tc.end)
+			if got != tc.want || how != tc.how {
+				t.Fatalf("lost = %d (%v), want %d (%v)", got, how, tc.want, tc.how)
+			}
+		})
+	}
+}
+
+// syncBuffer is a log sink safe for the spool's goroutines and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

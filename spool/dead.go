@@ -3,10 +3,12 @@ package spool
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +39,9 @@ const (
 var (
 	buriedTotal = metrics.NewCounter(`relay_spool_buried_total`)
 	deadRefused = metrics.NewCounter(`relay_spool_bury_refused_total{reason="dead_letters_full"}`)
+	// unburiedTotal counts dead letters an operator moved back to the live
+	// records.
+	unburiedTotal = metrics.NewCounter(`relay_spool_unburied_total`)
 )
 
 func appendDead(dst []byte, at time.Time, reason string, data []byte) []byte {
@@ -112,6 +117,7 @@ func (s *Spool) openDead() (*deadStore, error) {
 	path := filepath.Join(s.dir, deadName)
 	d := &deadStore{log: s.log, maxCount: int64(s.opts.MaxBuried), maxBytes: s.opts.MaxBuriedBytes, path: path}
 	var fi fileInfo
+	var seq uint64 // the least the bucket's sequence must be
 	if _, err := os.Stat(path); err == nil {
 		var damage string
 		fi, damage, err = s.checkFile(path, deadBucket, 0, deadPayload)
@@ -119,23 +125,42 @@ func (s *Spool) openDead() (*deadStore, error) {
 			return nil, err
 		}
 		if damage != "" {
-			res, err := s.recoverFile(path, deadBucket, 0, salvageDead, damage)
+			res, err := s.recoverFile(path, deadBucket, 0, 0, salvageDead, damage)
 			if err != nil {
 				return nil, err
 			}
 			fi = fileInfo{records: res.records, bytes: res.bytes}
+			seq = res.seq
 		}
 	}
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, os.ErrNotExist)
 	db, err := openBolt(path, s.boltOptions(false, true))
 	if err != nil {
 		return nil, fmt.Errorf("spool: open dead letters %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(deadBucket)
-		return err
+		b, err := tx.CreateBucketIfNotExists(deadBucket)
+		if err != nil {
+			return err
+		}
+		// When nothing could be salvaged the file starts afresh; its IDs
+		// still continue after the set-aside file's.
+		if b.Sequence() < seq {
+			return b.SetSequence(seq)
+		}
+		return nil
 	}); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("spool: open dead letters %s: %w", path, err)
+	}
+	// A new file's directory entry is durable only once the directory is
+	// fsynced; the commits inside it do not cover it.
+	if created {
+		if err := s.opts.syncDir(s.dir); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("spool: create dead letters %s: %w", path, err)
+		}
 	}
 	d.db, d.count, d.bytes = db, fi.records, fi.bytes
 	return d, nil
@@ -193,7 +218,13 @@ func (d *deadStore) bury(data []byte, reason string) error {
 		if err != nil {
 			return err
 		}
-		return b.Put(encodeKey(nil, id), appendDead(nil, time.Now(), reason, data))
+		if err := b.Put(encodeKey(nil, id), appendDead(nil, time.Now(), reason, data)); err != nil {
+			return err
+		}
+		if err := putNext(tx, id+1); err != nil {
+			return err
+		}
+		return putCount(tx, d.count+1)
 	})
 	if err != nil {
 		return fmt.Errorf("commit to %s: %w", d.path, err)
@@ -207,6 +238,12 @@ func (d *deadStore) bury(data []byte, reason string) error {
 // Buried returns up to n dead letters, oldest first. A dead letter whose
 // checksum fails is still returned, with that noted in its Reason.
 func (s *Spool) Buried(n int) ([]Record, error) {
+	return s.BuriedFrom(0, n)
+}
+
+// BuriedFrom returns up to n dead letters with IDs from id on, oldest first,
+// as Buried does: a listing pages through them without holding them all.
+func (s *Spool) BuriedFrom(id uint64, n int) ([]Record, error) {
 	d := s.dead
 	d.mu.Lock()
 	db := d.db
@@ -221,7 +258,7 @@ func (s *Spool) Buried(n int) ([]Record, error) {
 			return nil
 		}
 		c := b.Cursor()
-		for k, v := c.First(); k != nil && len(out) < n; k, v = c.Next() {
+		for k, v := c.Seek(encodeKey(nil, id)); k != nil && len(out) < n; k, v = c.Next() {
 			rec, crcOK, ok := decodeDead(decodeKey(k), v)
 			if !ok {
 				out = append(out, Record{ID: decodeKey(k), Reason: "spool: dead letter damaged on disk (unknown format)", Data: append([]byte(nil), v...)})
@@ -268,12 +305,77 @@ func (s *Spool) DeleteBuried(ids ...uint64) error {
 			count--
 			bytes -= n
 		}
-		return nil
+		return putCount(tx, count)
 	})
 	if err != nil {
 		return fmt.Errorf("spool: delete buried: %w", err)
 	}
 	d.count, d.bytes = count, bytes
+	return nil
+}
+
+// ErrNotBuried is returned (wrapped) by Unbury when an ID is not a dead letter.
+var ErrNotBuried = errors.New("no such dead letter")
+
+// Unbury moves the dead letters with these IDs back into the live records,
+// where the drain sends them upstream again (an operator's retry, once the
+// cause is fixed). They are stored with one PutBatch, under new IDs, in ID
+// order, and deleted from the dead letters only after that commit: a crash or
+// an error in between leaves them in both places (a duplicate upstream),
+// never in neither. Nothing is moved when an ID is not a dead letter
+// (ErrNotBuried) or a dead letter is damaged on disk; a full spool refuses
+// with ErrFull as Put does.
+func (s *Spool) Unbury(ctx context.Context, ids ...uint64) error {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	d := s.dead
+	d.mu.Lock()
+	db := d.db
+	d.mu.Unlock()
+	if db == nil {
+		return fmt.Errorf("spool: unbury: %w", ErrClosed)
+	}
+	datas := make([][]byte, 0, len(ids))
+	err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(deadBucket)
+		var missing []uint64
+		for _, id := range ids {
+			var v []byte
+			if b != nil {
+				v = b.Get(encodeKey(nil, id))
+			}
+			if v == nil {
+				missing = append(missing, id)
+				continue
+			}
+			rec, crcOK, ok := decodeDead(id, v)
+			if !ok || !crcOK {
+				return fmt.Errorf("dead letter %d is damaged on disk (its checksum fails); it cannot be sent again", id)
+			}
+			datas = append(datas, rec.Data)
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%w: %v", ErrNotBuried, missing)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("spool: unbury: %w", err)
+	}
+	if err := s.PutBatch(ctx, datas); err != nil {
+		return fmt.Errorf("spool: unbury: nothing moved: %w", err)
+	}
+	if s.afterUnburyPut != nil {
+		s.afterUnburyPut()
+	}
+	if err := s.DeleteBuried(ids...); err != nil {
+		return fmt.Errorf("spool: unbury: back in the live records, but still in the dead letters too (they will be sent once and stay here): %w", err)
+	}
+	unburiedTotal.Add(len(ids))
 	return nil
 }
 

@@ -25,6 +25,16 @@
 //     error from Put as "not committed": at worst the record is stored twice
 //     (a duplicate upstream later), never lost.
 //   - Delete is idempotent: IDs not in the spool are ignored.
+//   - Dead letters leave only by an operator's hand: DeleteBuried, or Unbury,
+//     which commits them to the live records before it deletes them from
+//     dead.db (an interruption leaves a duplicate, never a loss). Their IDs
+//     come from dead.db's bucket sequence and are never reused.
+//   - Directory entries are durable before anything relies on them: Open
+//     fsyncs the parent of every directory it creates (the spool directory
+//     and any missing parents, e.g. the config directory), top down, and
+//     every segment or dead.db file created, renamed (salvage) or removed is
+//     followed by an fsync of the spool directory before Open returns or the
+//     next commit goes to it. A failed directory fsync fails Open.
 //
 // # On-disk layout
 //
@@ -32,9 +42,9 @@
 //
 //	spool.db/
 //	  LOCK                          flock'ed while a Spool is open
-//	  00000000000000000001.seg      segment: bbolt file, bucket "records"
+//	  00000000000000000001.seg      segment: bbolt file, buckets "records", "meta"
 //	  00000000000000052113.seg      the newest segment is the active one
-//	  dead.db                       dead letters: bbolt file, bucket "dead"
+//	  dead.db                       dead letters: bbolt file, buckets "dead", "meta"
 //	  00000000000000000001.seg.corrupt-20250102T150405Z   a damaged file set aside
 //
 // A segment's name is the first record ID it may hold (its floor), in 20
@@ -52,6 +62,11 @@
 // bbolt has no page checksums; the CRC lets Oldest notice payload bytes that
 // were damaged on disk. Such a record is moved to the dead letters (counted in
 // relay_spool_corrupt_records_total) instead of being forwarded as garbage.
+// So is a record whose key is damaged — not an ID its segment can hold, or out
+// of order — since its ID would send Delete to another record or to none. A
+// damaged record is deleted by its raw key and value from the segment it was
+// read in (rebuilding that segment's bucket when the damage hides the key
+// from bbolt's lookups), so it is set aside once, not on every read.
 //
 // # Capacity
 //
@@ -85,12 +100,18 @@
 //  3. the salvaged copy takes its place as <name>.
 //
 // Each such event is logged at ERROR level with the file, where it was moved,
-// why and how many records were salvaged; counted in
-// relay_spool_damaged_files_total; and listed in Spool.Report. Later starts
+// why, how many records were salvaged and how many could not be read;
+// counted in relay_spool_damaged_files_total (and the unreadable records in
+// relay_spool_unreadable_records_total); and listed in Spool.Report. How
+// many records could not be read is derived from the record count each file
+// keeps with every commit, or when damage took that, bounded by the file's ID
+// range; DamagedFile.Lost and LostEstimate say which, and what it means. Later starts
 // keep warning about set-aside files until they are deleted. The scan may
 // also find records that had been deleted before the damage, on pages not
 // yet reused: a salvage errs towards duplicates upstream, never towards
-// loss. If the salvage cannot be written (disk full), Open fails with an
+// loss. Salvaged dead letters keep their IDs, and the salvaged dead.db keeps
+// its ID sequence (the highest copy of it found on any page, and at least
+// the highest ID salvaged), so later burials never reuse a salvaged ID. If the salvage cannot be written (disk full), Open fails with an
 // error that names the file and what to do. A crash in the middle of a
 // salvage is finished or redone by the next Open. Files in the directory
 // that are not the spool's are left untouched, logged and reported.

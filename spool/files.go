@@ -37,10 +37,13 @@ func segName(floor uint64) string { return fmt.Sprintf("%020d%s", floor, segSuff
 
 // metaBucket holds, in each segment, the next ID as of the segment's last
 // commit, so IDs keep growing across restarts even after every record was
-// deleted.
+// deleted; and the number of records after that commit, so that a salvage can
+// tell how many records damage took (see DamagedFile.Lost). dead.db keeps the
+// same two for its dead letters. Both are big-endian uint64s.
 var (
 	metaBucket = []byte("meta")
 	nextKey    = []byte("next")
+	countKey   = []byte("count")
 )
 
 func putNext(tx *bolt.Tx, next uint64) error {
@@ -49,6 +52,14 @@ func putNext(tx *bolt.Tx, next uint64) error {
 		return err
 	}
 	return b.Put(nextKey, binary.BigEndian.AppendUint64(nil, next))
+}
+
+func putCount(tx *bolt.Tx, count int64) error {
+	b, err := tx.CreateBucketIfNotExists(metaBucket)
+	if err != nil {
+		return err
+	}
+	return b.Put(countKey, binary.BigEndian.AppendUint64(nil, uint64(max(count, 0))))
 }
 
 // ErrLocked is wrapped by Open's error when the spool is in use by another
@@ -81,9 +92,53 @@ type DamagedFile struct {
 	Salvaged      int64  // records copied into a fresh file at File
 	SalvagedBytes int64  // their payload bytes
 	Skipped       int64  // readable entries dropped from the copy because they failed their checks
+	// Lost is how many records the file held that could not be salvaged:
+	// they are at best in the set-aside file, on pages too damaged to read.
+	// How exact it is, Estimate says: the damage can take the very pages
+	// that told how many records there were.
+	Lost     int64
+	Estimate LostEstimate
 }
 
-var damagedFiles = metrics.NewCounter(`relay_spool_damaged_files_total`)
+// LostEstimate says what DamagedFile.Lost is based on.
+type LostEstimate uint8
+
+const (
+	// LostUnknown: nothing left tells how many records the file held (the
+	// active segment or dead.db lost whole); Lost is -1.
+	LostUnknown LostEstimate = iota
+	// LostCounted: the record count the spool stores with every commit, from
+	// the newest copy the salvage found, minus the records salvaged. Exact
+	// when that copy is the last commit's; a count from an older commit
+	// (when the newest copy was damaged) can be off by what that commit and
+	// later ones added or deleted. Records deleted before the damage but
+	// salvaged from stale pages make it smaller, never below 0.
+	LostCounted
+	// LostAtMost: no count survived; Lost is the width of the file's ID
+	// range (its floor up to the next segment's floor or the highest
+	// next-ID found, for dead.db its ID sequence) minus the records
+	// salvaged — an upper bound, since IDs of records drained before the
+	// damage are counted too.
+	LostAtMost
+)
+
+func (e LostEstimate) String() string {
+	switch e {
+	case LostCounted:
+		return "counted"
+	case LostAtMost:
+		return "at_most"
+	default:
+		return "unknown"
+	}
+}
+
+var (
+	damagedFiles = metrics.NewCounter(`relay_spool_damaged_files_total`)
+	// unreadableRecords adds up DamagedFile.Lost (when known): records that
+	// damage took and a salvage could not copy.
+	unreadableRecords = metrics.NewCounter(`relay_spool_unreadable_records_total`)
+)
 
 func (s *Spool) boltOptions(readOnly, preload bool) *bolt.Options {
 	return &bolt.Options{
@@ -276,7 +331,7 @@ func (s *Spool) load() error {
 		changed = true
 	}
 	if changed {
-		if err := syncDir(s.dir); err != nil {
+		if err := s.opts.syncDir(s.dir); err != nil {
 			return fmt.Errorf("spool: open: %w", err)
 		}
 		if entries, err = os.ReadDir(s.dir); err != nil {
@@ -305,8 +360,12 @@ func (s *Spool) load() error {
 	slices.Sort(floors)
 
 	next := uint64(1)
-	for _, floor := range floors {
-		seg, segNext, err := s.openSegment(floor)
+	for i, floor := range floors {
+		var end uint64 // the next segment's floor bounds this one's IDs
+		if i+1 < len(floors) {
+			end = floors[i+1]
+		}
+		seg, segNext, err := s.openSegment(floor, end)
 		if err != nil {
 			return err
 		}
@@ -345,8 +404,9 @@ func (s *Spool) load() error {
 // openSegment checks the segment with this floor and opens it read-write. A
 // damaged segment is set aside and replaced by what could be salvaged; the
 // result is nil when nothing could. next is an ID above every ID the segment
-// used, as far as is known.
-func (s *Spool) openSegment(floor uint64) (seg *segment, next uint64, err error) {
+// used, as far as is known. end is the next segment's floor (0 for the last
+// segment): its IDs are below it.
+func (s *Spool) openSegment(floor, end uint64) (seg *segment, next uint64, err error) {
 	path := filepath.Join(s.dir, segName(floor))
 	fi, damage, err := s.checkFile(path, recordsBucket, floor, recordPayload)
 	if err != nil {
@@ -362,7 +422,7 @@ func (s *Spool) openSegment(floor uint64) (seg *segment, next uint64, err error)
 		}
 		damage = fmt.Sprintf("bbolt cannot open it for writing: %v", err)
 	}
-	res, err := s.recoverFile(path, recordsBucket, floor, salvageRecord, damage)
+	res, err := s.recoverFile(path, recordsBucket, floor, end, salvageRecord, damage)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -409,10 +469,13 @@ func (s *Spool) createSegment(floor uint64) (*segment, error) {
 		if _, err := tx.CreateBucketIfNotExists(recordsBucket); err != nil {
 			return err
 		}
+		if err := putCount(tx, 0); err != nil {
+			return err
+		}
 		return putNext(tx, floor)
 	})
 	if err == nil {
-		err = syncDir(s.dir)
+		err = s.opts.syncDir(s.dir)
 	}
 	if err != nil {
 		_ = db.Close()
@@ -428,7 +491,21 @@ func (s *Spool) createSegment(floor uint64) (*segment, error) {
 type salvageResult struct {
 	records, bytes, skipped int64
 	next                    uint64
-	used                    int64
+	// seq is the bucket's sequence (bbolt's NextSequence counter, which
+	// numbers the dead letters): the highest copy found, and at least the
+	// highest key salvaged.
+	seq  uint64
+	used int64
+
+	// What the scan learned about the file before the damage (for lost):
+	// the newest copy of its meta bucket that holds a record count, the
+	// highest next ID in any copy, and the highest copy of the bucket's
+	// sequence.
+	metaFound bool
+	metaNext  uint64
+	metaCount int64
+	nextSeen  uint64
+	headerSeq uint64
 }
 
 // salvageFunc validates a value for the salvaged copy, returning its payload
@@ -444,7 +521,7 @@ func salvageRecord(v []byte) (int64, bool) {
 // holding every entry of bucket that can still be read and passes valid. It
 // fails (and Open with it) only when it cannot write: then the relay refuses
 // to start rather than run without the damaged file's records.
-func (s *Spool) recoverFile(path string, bucket []byte, floor uint64, valid salvageFunc, damage string) (salvageResult, error) {
+func (s *Spool) recoverFile(path string, bucket []byte, floor, end uint64, valid salvageFunc, damage string) (salvageResult, error) {
 	tmp := path + salvageSuffix
 	res, err := s.salvage(path, tmp, bucket, floor, valid)
 	if err != nil {
@@ -469,20 +546,56 @@ func (s *Spool) recoverFile(path string, bucket []byte, floor uint64, valid salv
 		err = os.Remove(tmp)
 	}
 	if err == nil {
-		err = syncDir(s.dir)
+		err = s.opts.syncDir(s.dir)
 	}
 	if err != nil {
 		return res, fmt.Errorf("spool: put the salvaged copy of damaged %s in place: %w", path, err)
 	}
+	lost, how := res.lost(floor, end)
 	damagedFiles.Inc()
+	if lost > 0 {
+		unreadableRecords.AddInt64(lost)
+	}
 	s.report.Damaged = append(s.report.Damaged, DamagedFile{
 		File: path, MovedTo: aside, Reason: damage,
 		Salvaged: res.records, SalvagedBytes: res.bytes, Skipped: res.skipped,
+		Lost: lost, Estimate: how,
 	})
 	s.log.Error("spool: damaged file set aside; what could be read was kept, the rest stays only in the set-aside file: inspect it (e.g. with the bbolt CLI), then delete it",
 		"file", path, "moved_to", aside, "reason", damage,
-		"salvaged_records", res.records, "salvaged_bytes", res.bytes, "skipped_records", res.skipped)
+		"salvaged_records", res.records, "salvaged_bytes", res.bytes, "skipped_records", res.skipped,
+		"unreadable_records", lost, "unreadable_estimate", how.String())
 	return res, nil
+}
+
+// mkdirAllSynced creates path and any missing parents, as os.MkdirAll does,
+// and fsyncs the parent of each directory it creates, top down, before going
+// on: otherwise a power loss could take back the directory entry of a spool
+// whose records were acknowledged as durable (their files' fsyncs do not
+// cover the directories above them).
+func mkdirAllSynced(path string, sync func(string) error) error {
+	path = filepath.Clean(path)
+	var missing []string
+	for p := path; ; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if err := sync(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

@@ -36,7 +36,7 @@ func FuzzScanLeaf(f *testing.F) {
 			}
 			_, _ = salvageDead(v)
 			return nil
-		}, func(k, v []byte) {}, 0)
+		}, func(k, v []byte, isBucket bool) {}, 0)
 	})
 }
 

@@ -111,9 +111,20 @@ func (s *Spool) salvage(src, dst string, bucket []byte, floor uint64, valid salv
 		}
 		return nil
 	}
-	meta := func(k, v []byte) {
-		if bytes.Equal(k, nextKey) && len(v) == 8 {
-			res.next = max(res.next, binary.BigEndian.Uint64(v))
+	meta := func(k, v []byte, isBucket bool) {
+		switch {
+		case isBucket && bytes.Equal(k, metaBucket):
+			if next, count, ok := metaCopy(v); ok {
+				res.noteMeta(next, count)
+			}
+		case isBucket && bytes.Equal(k, bucket) && len(v) >= boltInBucketLen:
+			// Every copy of the bucket's header still on disk; the sequence
+			// only grows, so the highest is the newest.
+			res.headerSeq = max(res.headerSeq, binary.NativeEndian.Uint64(v[8:16]))
+			res.seq = max(res.seq, res.headerSeq)
+		case !isBucket && bytes.Equal(k, nextKey) && len(v) == 8:
+			res.nextSeen = max(res.nextSeen, binary.BigEndian.Uint64(v))
+			res.next = max(res.next, res.nextSeen)
 		}
 	}
 
@@ -152,7 +163,18 @@ func (s *Spool) salvage(src, dst string, bucket []byte, floor uint64, valid salv
 	}
 	if res.records > 0 {
 		res.next = max(res.next, maxKey+1)
-		if err := out.Update(func(tx *bolt.Tx) error { return putNext(tx, res.next) }); err != nil {
+		res.seq = max(res.seq, maxKey)
+		// The bucket's sequence (the dead letters' next ID) goes with the
+		// records: a copy restarting at 0 would hand out salvaged IDs again.
+		if err := out.Update(func(tx *bolt.Tx) error {
+			if err := tx.Bucket(bucket).SetSequence(res.seq); err != nil {
+				return err
+			}
+			if err := putCount(tx, res.records); err != nil {
+				return err
+			}
+			return putNext(tx, res.next)
+		}); err != nil {
 			return res, err
 		}
 	}
@@ -163,10 +185,10 @@ func (s *Spool) salvage(src, dst string, bucket []byte, floor uint64, valid salv
 	return res, nil
 }
 
-// scanLeaf calls emit for each element of a leaf page with every bound
-// checked, descending once into inline buckets (a small bucket's page is
-// stored inside its parent's leaf value).
-func scanLeaf(page []byte, emit func(k, v []byte) error, meta func(k, v []byte), depth int) error {
+// scanLeaf calls meta for each element of a leaf page and emit for each one
+// that is not a bucket, with every bound checked, descending once into inline
+// buckets (a small bucket's page is stored inside its parent's leaf value).
+func scanLeaf(page []byte, emit func(k, v []byte) error, meta func(k, v []byte, isBucket bool), depth int) error {
 	ne := binary.NativeEndian
 	count := int(ne.Uint16(page[10:12]))
 	for i := 0; i < count; i++ {
@@ -183,6 +205,7 @@ func scanLeaf(page []byte, emit func(k, v []byte) error, meta func(k, v []byte),
 		}
 		k, v := page[ks:ke], page[ke:ve]
 		if flags&boltBucketLeafFlag != 0 {
+			meta(k, v, true)
 			if depth == 0 && len(v) >= boltInBucketLen+boltPageHeaderLen && ne.Uint64(v[0:8]) == 0 &&
 				ne.Uint16(v[boltInBucketLen+8:]) == boltLeafPageFlag {
 				if err := scanLeaf(v[boltInBucketLen:], emit, meta, depth+1); err != nil {
@@ -191,12 +214,67 @@ func scanLeaf(page []byte, emit func(k, v []byte) error, meta func(k, v []byte),
 			}
 			continue
 		}
-		meta(k, v)
+		meta(k, v, false)
 		if err := emit(k, v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// metaCopy reads the next ID and the record count from one copy of an inline
+// meta bucket (v is its value in the parent leaf); ok is false when the copy
+// lacks the count (a file written before the count was kept) or is not
+// inline.
+func metaCopy(v []byte) (next uint64, count int64, ok bool) {
+	ne := binary.NativeEndian
+	if len(v) < boltInBucketLen+boltPageHeaderLen || ne.Uint64(v[0:8]) != 0 ||
+		ne.Uint16(v[boltInBucketLen+8:]) != boltLeafPageFlag {
+		return 0, 0, false
+	}
+	var hasCount bool
+	_ = scanLeaf(v[boltInBucketLen:], func(k, v []byte) error { return nil }, func(k, v []byte, isBucket bool) {
+		switch {
+		case isBucket || len(v) != 8:
+		case bytes.Equal(k, nextKey):
+			next = binary.BigEndian.Uint64(v)
+		case bytes.Equal(k, countKey):
+			count, hasCount = int64(min(binary.BigEndian.Uint64(v), math.MaxInt64)), true
+		}
+	}, 1)
+	return next, count, hasCount
+}
+
+// noteMeta keeps the newest copy of the meta bucket seen so far. A commit
+// that adds records raises next; between two such commits only deletes
+// happen, which lower the count. So the newest copy has the highest next
+// and, among those, the lowest count.
+func (r *salvageResult) noteMeta(next uint64, count int64) {
+	if !r.metaFound || next > r.metaNext || (next == r.metaNext && count < r.metaCount) {
+		r.metaFound, r.metaNext, r.metaCount = true, next, count
+	}
+}
+
+// lost estimates how many records the damaged file held that the salvage
+// did not copy (see DamagedFile.Lost). The file's IDs run from floor (at
+// least 1) to below end; end is 0 when the caller does not know it.
+func (r *salvageResult) lost(floor, end uint64) (int64, LostEstimate) {
+	if r.metaFound {
+		return max(r.metaCount-r.records, 0), LostCounted
+	}
+	end = max(end, r.nextSeen)
+	if r.headerSeq > 0 {
+		end = max(end, r.headerSeq+1)
+	}
+	first := max(floor, 1)
+	if end <= first {
+		return -1, LostUnknown
+	}
+	width := end - first
+	if width > math.MaxInt64 {
+		width = math.MaxInt64
+	}
+	return max(int64(width)-r.records, 0), LostAtMost
 }
 
 // salvagePageSize reads the page size from the first meta page if it looks

@@ -1,11 +1,15 @@
 package spool
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -80,6 +84,10 @@ type Options struct {
 	// Logger receives recovery reports and housekeeping errors; nil means
 	// slog.Default(). Payloads are never logged.
 	Logger *slog.Logger
+
+	// syncDir fsyncs a directory (tests record the calls); nil means
+	// syncDir.
+	syncDir func(dir string) error
 }
 
 func (o Options) withDefaults() Options {
@@ -100,6 +108,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.syncDir == nil {
+		o.syncDir = syncDir
 	}
 	return o
 }
@@ -171,6 +182,9 @@ type Spool struct {
 	// beforeCommit, when set (by tests, before the first op is submitted),
 	// runs at the start of every commit on the committer goroutine.
 	beforeCommit func()
+	// afterUnburyPut, when set (by tests), runs in Unbury between the commit
+	// of the live records and the delete of the dead letters.
+	afterUnburyPut func()
 }
 
 // segment is one bbolt file of records with IDs in [floor, next segment's floor).
@@ -227,8 +241,8 @@ func Open(path string, opts Options) (*Spool, error) {
 	if st, err := os.Stat(path); err == nil && !st.IsDir() {
 		return nil, fmt.Errorf("spool: open: %s is a file, but the spool is a directory of segment files; move the file away or choose another spool.path", path)
 	}
-	if err := os.MkdirAll(path, 0o700); err != nil {
-		return nil, fmt.Errorf("spool: open: %w", err)
+	if err := mkdirAllSynced(path, opts.syncDir); err != nil {
+		return nil, fmt.Errorf("spool: open: create %s: %w", path, err)
 	}
 	lock, err := lockDir(path, opts.LockTimeout)
 	if err != nil {
@@ -378,17 +392,23 @@ func (s *Spool) Oldest(n int) ([]Record, error) {
 		if len(bad) == 0 {
 			return recs, nil
 		}
-		// Each round removes at least one bad record, so this ends.
+		// Each round removes at least one bad record (by its segment and raw
+		// key, whatever its key says), so this ends.
 		if err := s.quarantine(bad); err != nil {
 			return nil, err
 		}
 	}
 }
 
+// badRecord is a record Oldest cannot hand out: its value failed its
+// checksum, or its key is not an ID its segment may hold. It is identified by
+// its segment and raw key, not by ID: a damaged key's ID would point Delete at
+// another segment (and another record), or at none.
 type badRecord struct {
-	id   uint64
-	data []byte
-	seg  string
+	seg *segment
+	key []byte
+	val []byte // the value as stored
+	why string
 }
 
 func (s *Spool) readOldest(n int) (recs []Record, bad []badRecord, err error) {
@@ -397,27 +417,50 @@ func (s *Spool) readOldest(n int) (recs []Record, bad []badRecord, err error) {
 	if s.segs == nil {
 		return nil, nil, fmt.Errorf("spool: oldest: %w", ErrClosed)
 	}
-	for _, seg := range s.segs {
+	for i, seg := range s.segs {
 		if len(recs) >= n || len(bad) >= n {
 			break
 		}
 		if seg.records.Load() == 0 {
 			continue
 		}
+		// IDs the segment may hold: from its floor to below the next
+		// segment's floor and below the next ID it recorded.
+		ceil := uint64(math.MaxUint64)
+		if i+1 < len(s.segs) {
+			ceil = s.segs[i+1].floor - 1
+		}
 		err := seg.db.View(func(tx *bolt.Tx) error {
 			b := tx.Bucket(recordsBucket)
 			if b == nil {
 				return nil
 			}
+			if m := tx.Bucket(metaBucket); m != nil {
+				if v := m.Get(nextKey); len(v) == 8 && binary.BigEndian.Uint64(v) > seg.floor {
+					ceil = min(ceil, binary.BigEndian.Uint64(v)-1)
+				}
+			}
 			c := b.Cursor()
+			var prev []byte
 			for k, v := c.First(); k != nil && len(recs) < n && len(bad) < n; k, v = c.Next() {
+				var why string
 				id := decodeKey(k)
 				data, ok := decodeRecord(v)
-				if !ok {
-					bad = append(bad, badRecord{id: id, data: append([]byte(nil), v...), seg: seg.path})
+				switch {
+				case len(k) != 8 || id < seg.floor || id > ceil:
+					why = fmt.Sprintf("its key %x is not an ID this segment holds (%d to %d): damaged on disk", k, seg.floor, ceil)
+				case prev != nil && bytes.Compare(k, prev) <= 0:
+					// Out of order: bbolt's lookups would not find it to delete.
+					why = fmt.Sprintf("its key %x is out of order after %x: damaged on disk", k, prev)
+				case !ok:
+					why = fmt.Sprintf("record %d failed its checksum (damaged on disk)", id)
+				}
+				prev = k
+				if why != "" {
+					bad = append(bad, badRecord{seg: seg, key: slices.Clone(k), val: slices.Clone(v), why: why})
 					continue
 				}
-				recs = append(recs, Record{ID: id, Data: append([]byte(nil), data...)})
+				recs = append(recs, Record{ID: id, Data: slices.Clone(data)})
 			}
 			return nil
 		})
@@ -430,22 +473,40 @@ func (s *Spool) readOldest(n int) (recs []Record, bad []badRecord, err error) {
 
 var corruptRecords = metrics.NewCounter(`relay_spool_corrupt_records_total`)
 
-// quarantine moves records that failed their checksum to the dead letters, so
-// they are kept for an operator but never forwarded as garbage.
+// quarantine moves damaged records to the dead letters, so they are kept for
+// an operator but never forwarded as garbage, then deletes each by its raw
+// key from the segment it was read from. Should that delete fail, the next
+// read buries the record again: a duplicate dead letter, never a loss.
 func (s *Spool) quarantine(bad []badRecord) error {
-	ids := make([]uint64, 0, len(bad))
+	keys := make([]segKey, 0, len(bad))
 	for _, b := range bad {
-		reason := fmt.Sprintf("spool: record %d in %s failed its checksum (damaged on disk)", b.id, b.seg)
-		s.log.Error("spool: damaged record moved to the dead letters", "id", b.id, "segment", b.seg, "bytes", len(b.data))
-		if err := s.dead.bury(b.data, reason); err != nil {
-			return fmt.Errorf("spool: oldest: set aside damaged record %d: %w", b.id, err)
+		if err := s.buryDamaged(b.seg, b.val, b.why); err != nil {
+			return fmt.Errorf("spool: oldest: set aside damaged record %x of %s: %w", b.key, b.seg.path, err)
 		}
-		corruptRecords.Inc()
-		ids = append(ids, b.id)
+		keys = append(keys, segKey{seg: b.seg, key: b.key, val: b.val})
 	}
-	if err := s.Delete(ids...); err != nil {
+	o := &op{kind: opDelete, keys: keys, done: make(chan error, 1)}
+	if err := s.submit(context.Background(), o); err != nil {
+		return fmt.Errorf("spool: oldest: delete damaged records: %w", err)
+	}
+	if err := <-o.done; err != nil {
 		return fmt.Errorf("spool: oldest: %w", err)
 	}
+	return nil
+}
+
+// buryDamaged keeps a record damaged on disk (v is its stored value) as a
+// dead letter: its payload when the checksum holds (only the key was
+// damaged), so that an operator can send it again; else the value as found.
+func (s *Spool) buryDamaged(seg *segment, v []byte, why string) error {
+	s.log.Error("spool: damaged record moved to the dead letters", "segment", seg.path, "reason", why, "bytes", len(v))
+	if data, ok := decodeRecord(v); ok {
+		v = data
+	}
+	if err := s.dead.bury(v, fmt.Sprintf("spool: %s in %s", why, seg.path)); err != nil {
+		return err
+	}
+	corruptRecords.Inc()
 	return nil
 }
 

@@ -95,7 +95,7 @@ config.yml, the built-in defaults ("relay config show" prints the result).`,
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())}
 	})
 
-	root.AddCommand(newConfigCmd(c), newCredentialsCmd(c), newCompletionsCmd(c))
+	root.AddCommand(newConfigCmd(c), newCredentialsCmd(c), newSpoolCmd(c), newCompletionsCmd(c))
 	for _, add := range extraCommands {
 		root.AddCommand(add(c))
 	}

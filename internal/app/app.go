@@ -203,9 +203,11 @@ func syncLabel(s string) string {
 
 func openSpool(cfg *config.Config, log *slog.Logger) (*spool.Spool, error) {
 	sp, err := spool.Open(cfg.Spool.Path, spool.Options{
-		MaxDiskSize: cfg.Spool.MaxDiskSize.Bytes(),
-		MaxBatch:    cfg.Spool.MaxBatch,
-		Logger:      log.With("component", "spool"),
+		MaxDiskSize:    cfg.Spool.MaxDiskSize.Bytes(),
+		MaxBatch:       cfg.Spool.MaxBatch,
+		MaxBuried:      cfg.Spool.MaxDeadCount,
+		MaxBuriedBytes: cfg.Spool.MaxDeadSize.Bytes(),
+		Logger:         log.With("component", "spool"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
