@@ -64,6 +64,8 @@ logging:
   format: json
 worker:
   concurrency: 4
+jetstream:
+  ack_wait: 3s
 `, up.URL(), port)
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -102,7 +104,8 @@ worker:
 		t.Errorf("the log does not say which key to allow where:\n%s", p.logs())
 	}
 
-	// Killed while waiting, restarted, and then allowed.
+	// Killed while waiting, restarted, and then allowed. The messages the
+	// killed process held come back after jetstream.ack_wait (3 s here).
 	p.kill9()
 	p = launch(t, dir, port)
 	up.AllowRelay(publicKey)
