@@ -138,6 +138,9 @@ type Server struct {
 	requests  []Request
 	changed   chan struct{} // closed and replaced when received grows
 	relay     *relayState   // registration endpoints (relays.go); nil until used
+
+	projects      map[string]*projectState // project configs by public key (projectconfigs.go)
+	configQueries []ProjectConfigQuery
 }
 
 // New starts a fake Sentry on 127.0.0.1 on a free port. Like
@@ -383,6 +386,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case ok && rest == "0/relays/live/":
 		s.serveLive(w, r)
+	case ok && rest == "0/relays/projectconfigs/":
+		s.serveProjectConfigs(w, r)
 	case ok && strings.HasPrefix(rest, "0/relays/register/"):
 		s.serveRegister(w, r, strings.TrimPrefix(rest, "0/relays/register/"))
 	case ok && strings.HasSuffix(rest, "/envelope/") && strings.Count(rest, "/") == 2:
