@@ -84,6 +84,7 @@ func readiness(cfg *config.Config, st *stream.Conn, reg *registration.Monitor) f
 
 // authWaiter is what the gated sender needs of the registration.
 type authWaiter interface {
+	Authenticated() bool
 	Wait(ctx context.Context) error
 }
 
@@ -106,11 +107,13 @@ type gatedSender struct {
 var _ worker.Sender = gatedSender{}
 
 func (g gatedSender) Send(ctx context.Context, r upstream.Request) upstream.Result {
-	sendsWaiting.Inc()
-	err := g.auth.Wait(ctx)
-	sendsWaiting.Dec()
-	if err != nil {
-		return upstream.Result{Class: upstream.Retryable, Err: fmt.Errorf("not registered with the upstream: %w", err)}
+	if !g.auth.Authenticated() {
+		sendsWaiting.Inc()
+		err := g.auth.Wait(ctx)
+		sendsWaiting.Dec()
+		if err != nil {
+			return upstream.Result{Class: upstream.Retryable, Err: fmt.Errorf("not registered with the upstream: %w", err)}
+		}
 	}
 	return g.Sender.Send(ctx, r)
 }

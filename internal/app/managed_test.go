@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/relayhq/relay/internal/config"
 	"github.com/relayhq/relay/internal/credentials"
 	"github.com/relayhq/relay/internal/fakesentry"
+	"github.com/relayhq/relay/internal/upstream"
 )
 
 const managedEventID = "0123456789abcdef0123456789abcdef"
@@ -274,4 +276,42 @@ func TestManagedHeldEnvelopeSurvivesRestart(t *testing.T) {
 		t.Fatalf("delivered %q", got[0].EventID)
 	}
 	assertEnvelopesAfterRegistration(t, up)
+}
+
+// neverRegistered is a registration that never completes.
+type neverRegistered struct{}
+
+func (neverRegistered) Authenticated() bool { return false }
+func (neverRegistered) Wait(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// countingSender counts the sends that got through the gate.
+type countingSender struct{ sends int }
+
+func (c *countingSender) Send(context.Context, upstream.Request) upstream.Result {
+	c.sends++
+	return upstream.Result{Class: upstream.Accepted}
+}
+func (c *countingSender) Probe(context.Context) error { return nil }
+
+// A send that waits for a registration which does not come ends with the
+// worker's context, as a retryable failure caused by it (the worker then
+// hands the message back), and never reaches the upstream. Probes pass.
+func TestGatedSenderWaitsForRegistration(t *testing.T) {
+	inner := &countingSender{}
+	g := gatedSender{Sender: inner, auth: neverRegistered{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	res := g.Send(ctx, upstream.Request{})
+	if res.Class != upstream.Retryable || !errors.Is(res.Err, context.DeadlineExceeded) {
+		t.Fatalf("result %+v, want retryable with the context's error", res)
+	}
+	if inner.sends != 0 {
+		t.Fatalf("%d sends reached the upstream", inner.sends)
+	}
+	if err := g.Probe(context.Background()); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
 }

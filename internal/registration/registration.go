@@ -17,8 +17,8 @@ import (
 
 // The upstream's registration endpoints.
 const (
-	ChallengePath = "/api/0/relays/register/challenge/"
-	ResponsePath  = "/api/0/relays/register/response/"
+	challengePath = "/api/0/relays/register/challenge/"
+	responsePath  = "/api/0/relays/register/response/"
 )
 
 // Querier sends signed JSON requests to the upstream (*upstream.Client).
@@ -29,32 +29,32 @@ type Querier interface {
 
 var _ Querier = (*upstream.Client)(nil)
 
-// State is where the relay stands with its upstream.
-type State int
+// state is where the relay stands with its upstream.
+type state int
 
 const (
-	Registering State = iota // not authenticated (yet, or again)
-	Registered               // authenticated
-	Renewing                 // authenticated, re-registering
-	Denied                   // the upstream said stop: not authenticated, for good
+	registering state = iota // not authenticated (yet, or again)
+	registered               // authenticated
+	renewing                 // authenticated, re-registering
+	denied                   // the upstream said stop: not authenticated, for good
 )
 
-func (s State) String() string {
+func (s state) String() string {
 	switch s {
-	case Registering:
+	case registering:
 		return "registering"
-	case Registered:
+	case registered:
 		return "registered"
-	case Renewing:
+	case renewing:
 		return "renewing"
-	case Denied:
+	case denied:
 		return "denied"
 	}
 	return fmt.Sprintf("state(%d)", int(s))
 }
 
-// Authenticated reports whether requests may go upstream in this state.
-func (s State) Authenticated() bool { return s == Registered || s == Renewing }
+// authenticated reports whether requests may go upstream in this state.
+func (s state) authenticated() bool { return s == registered || s == renewing }
 
 // Config configures a Monitor.
 type Config struct {
@@ -79,13 +79,13 @@ type Monitor struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	state   State
+	state   state
 	reason  string        // why not authenticated ("" while authenticated)
 	changed chan struct{} // closed and replaced on every state change
 	running bool
 }
 
-// New checks cfg and returns a Monitor in state Registering. Nothing is
+// New checks cfg and returns a Monitor, not authenticated. Nothing is
 // sent before Run.
 func New(cfg Config, q Querier) (*Monitor, error) {
 	if cfg.RelayID == "" || cfg.PublicKey == "" || cfg.Version == "" {
@@ -106,7 +106,7 @@ func New(cfg Config, q Querier) (*Monitor, error) {
 		cfg:     cfg,
 		q:       q,
 		log:     log.With("component", "registration"),
-		state:   Registering,
+		state:   registering,
 		reason:  "not registered with the upstream yet",
 		changed: make(chan struct{}),
 	}, nil
@@ -121,19 +121,22 @@ var (
 	authenticatedGauge = metrics.NewGauge(`relay_registration_authenticated`, nil)
 )
 
-// State returns the current state.
-func (m *Monitor) State() State {
+// current returns the current state.
+func (m *Monitor) current() state {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.state
 }
+
+// Authenticated reports whether the relay is registered right now.
+func (m *Monitor) Authenticated() bool { return m.current().authenticated() }
 
 // Ready returns nil while the relay is authenticated, else an error saying
 // why not (for the readiness endpoint).
 func (m *Monitor) Ready(context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.state.Authenticated() {
+	if m.state.authenticated() {
 		return nil
 	}
 	return fmt.Errorf("registration: not authenticated with the upstream (%s): %s", m.state, m.reason)
@@ -144,7 +147,7 @@ func (m *Monitor) Ready(context.Context) error {
 func (m *Monitor) Wait(ctx context.Context) error {
 	for {
 		m.mu.Lock()
-		ok, ch := m.state.Authenticated(), m.changed
+		ok, ch := m.state.authenticated(), m.changed
 		m.mu.Unlock()
 		if ok {
 			return nil
@@ -159,7 +162,7 @@ func (m *Monitor) Wait(ctx context.Context) error {
 
 // setState records a state change and wakes waiters. It returns whether
 // the state or the reason changed, which is when it is worth a log line.
-func (m *Monitor) setState(s State, reason string) bool {
+func (m *Monitor) setState(s state, reason string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.state == s && m.reason == reason {
@@ -168,7 +171,7 @@ func (m *Monitor) setState(s State, reason string) bool {
 	m.state, m.reason = s, reason
 	close(m.changed)
 	m.changed = make(chan struct{})
-	if s.Authenticated() {
+	if s.authenticated() {
 		authenticatedGauge.Set(1)
 	} else {
 		authenticatedGauge.Set(0)
@@ -178,7 +181,7 @@ func (m *Monitor) setState(s State, reason string) bool {
 
 // Run registers, then re-registers every Interval, until ctx ends or the
 // upstream denies the relay for good; it returns nil in both cases (a
-// denial is logged and leaves the Monitor in Denied). Run may be called
+// denial is logged and leaves the Monitor denied). Run may be called
 // once.
 func (m *Monitor) Run(ctx context.Context) error {
 	m.mu.Lock()
@@ -196,9 +199,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 	bo.MaxElapsedTime = 0
 	bo.Reset()
 	for {
-		renewal := m.State().Authenticated()
+		renewal := m.current().authenticated()
 		if renewal {
-			m.setState(Renewing, "")
+			m.setState(renewing, "")
 		}
 		err := m.register(ctx)
 		if ctx.Err() != nil {
@@ -208,7 +211,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		switch {
 		case err == nil:
 			attemptsRegistered.Inc()
-			m.setState(Registered, "")
+			m.setState(registered, "")
 			if renewal {
 				m.log.Debug("registration renewed", "relay_id", m.cfg.RelayID, "next_in", m.cfg.Interval)
 			} else {
@@ -221,7 +224,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			wait = m.cfg.Interval
 		case isStop(err):
 			attemptsDenied.Inc()
-			m.setState(Denied, err.Error())
+			m.setState(denied, err.Error())
 			m.log.Error("the upstream denied this relay for good (403, relay: stop); not registering again. Nothing is sent upstream; accepted envelopes stay stored until the relay is restarted with credentials the upstream accepts",
 				"relay_id", m.cfg.RelayID, "public_key", m.cfg.PublicKey, "err", err)
 			return nil
@@ -250,8 +253,7 @@ func (m *Monitor) failed(err error, retryIn time.Duration) {
 	} else {
 		attemptsRefused.Inc()
 	}
-	state := m.State()
-	if network && state.Authenticated() {
+	if network && m.current().authenticated() {
 		// Still authenticated: stay Renewing, and say so only at debug.
 		m.log.Debug("re-registration failed on the network; still authenticated, retrying", "err", err, "retry_in", retryIn)
 		return
@@ -262,7 +264,7 @@ func (m *Monitor) failed(err error, retryIn time.Duration) {
 		// change to "unreachable" once, not each variant.
 		reason = "the upstream is unreachable"
 	}
-	if !m.setState(Registering, reason) {
+	if !m.setState(registering, reason) {
 		m.log.Debug("registration failed again", "err", err, "retry_in", retryIn)
 		return
 	}
@@ -297,7 +299,7 @@ func (m *Monitor) register(ctx context.Context) error {
 		RelayID string `json:"relay_id"`
 		Token   string `json:"token"`
 	}
-	if err := m.q.Query(ctx, ChallengePath, body, &ch); err != nil {
+	if err := m.q.Query(ctx, challengePath, body, &ch); err != nil {
 		return fmt.Errorf("registration: challenge: %w", err)
 	}
 	if ch.Token == "" || ch.RelayID != m.cfg.RelayID {
@@ -311,7 +313,7 @@ func (m *Monitor) register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("registration: encode challenge response: %w", err)
 	}
-	if err := m.q.Query(ctx, ResponsePath, body, nil); err != nil {
+	if err := m.q.Query(ctx, responsePath, body, nil); err != nil {
 		return fmt.Errorf("registration: response: %w", err)
 	}
 	return nil

@@ -122,7 +122,7 @@ func waitAuthenticated(t *testing.T, m *Monitor) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := m.Wait(ctx); err != nil {
-		t.Fatalf("Wait: %v (state %s, ready: %v)", err, m.State(), m.Ready(ctx))
+		t.Fatalf("Wait: %v (state %s, ready: %v)", err, m.current(), m.Ready(ctx))
 	}
 }
 
@@ -137,8 +137,8 @@ func TestRegisterAndReregister(t *testing.T) {
 	if len(st.Rejected) != 0 {
 		t.Fatalf("refusals: %v", st.Rejected)
 	}
-	if !f.mon.State().Authenticated() {
-		t.Fatalf("state %s after renewals", f.mon.State())
+	if !f.mon.current().authenticated() {
+		t.Fatalf("state %s after renewals", f.mon.current())
 	}
 	// Renewals are not announced at info level: one line for the first
 	// registration only.
@@ -159,8 +159,8 @@ func TestRegisterOnce(t *testing.T) {
 	if n := f.up.RelayStats().Registrations; n != 1 {
 		t.Fatalf("%d registrations", n)
 	}
-	if !f.mon.State().Authenticated() {
-		t.Fatalf("state %s", f.mon.State())
+	if !f.mon.current().authenticated() {
+		t.Fatalf("state %s", f.mon.current())
 	}
 }
 
@@ -202,7 +202,7 @@ func TestRelayStop(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not stop after relay: stop")
 	}
-	if s := f.mon.State(); s != Denied {
+	if s := f.mon.current(); s != denied {
 		t.Fatalf("state %s, want denied", s)
 	}
 	time.Sleep(300 * time.Millisecond) // several retry delays
@@ -226,7 +226,7 @@ func TestRenewalOutageThenKeyRemoved(t *testing.T) {
 	f.up.Down()
 	before := f.up.RelayStats().Challenges
 	time.Sleep(400 * time.Millisecond) // renewals fail on the network meanwhile
-	if s := f.mon.State(); !s.Authenticated() {
+	if s := f.mon.current(); !s.authenticated() {
 		t.Fatalf("state %s during an upstream outage, want still authenticated", s)
 	}
 	if f.up.RelayStats().Challenges != before {
@@ -236,7 +236,7 @@ func TestRenewalOutageThenKeyRemoved(t *testing.T) {
 	if err := f.up.Up(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the refusal to take effect", func() bool { return !f.mon.State().Authenticated() })
+	eventually(t, "the refusal to take effect", func() bool { return !f.mon.current().authenticated() })
 	if err := f.mon.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "not allowed") {
 		t.Fatalf("Ready = %v", err)
 	}
