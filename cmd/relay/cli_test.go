@@ -174,7 +174,7 @@ func TestConfigInitManagedDefault(t *testing.T) {
 	if err != nil || creds == nil {
 		t.Fatalf("credentials: %v %v", creds, err)
 	}
-	for _, want := range []string{"Generated new credentials", "  relay id: " + creds.ID.String(), "  public key: " + creds.PublicKeyString(), "All done!", "managed mode will refuse to start"} {
+	for _, want := range []string{"Generated new credentials", "  relay id: " + creds.ID.String(), "  public key: " + creds.PublicKeyString(), "All done!", "Settings → Relays, then start the relay with \"relay run\""} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}

@@ -153,7 +153,9 @@ key an organisation adds under Settings → Relays in Sentry.`,
 				c.printf("Nothing to do.\n")
 			}
 			switch cfg.Relay.Mode {
-			case config.ModeManaged, config.ModeStatic:
+			case config.ModeManaged:
+				c.printf("Next: add the public key (\"relay credentials show\" prints it) in Sentry under Settings → Relays, then start the relay with \"relay run\".\n")
+			case config.ModeStatic:
 				c.printf("Note: this version runs in proxy mode only; %s mode will refuse to start. Set relay.mode: proxy in %s (or run with --mode proxy) meanwhile.\n", cfg.Relay.Mode, file)
 			}
 			return nil

@@ -48,8 +48,11 @@ Flags override the environment, which overrides config.yml, which overrides the 
 credentials come from --secret-key/--public-key/--id, else RELAY_SECRET_KEY/RELAY_PUBLIC_KEY/
 RELAY_ID, else credentials.json.
 
-Modes: proxy forwards every well-formed envelope. managed (the default, as in Sentry Relay) and
-static need project configs, which this version does not load yet: they refuse to start.`,
+Modes: managed (the default, as in Sentry Relay) registers with the upstream using the
+credentials, and forwards nothing until the upstream accepts its public key (Settings → Relays
+in Sentry); it is ready only once registered (unless auth.ready: always). proxy forwards every
+well-formed envelope and needs no registration. static needs project configs from local files,
+which this version does not read yet: it refuses to start.`,
 		Example: `  relay run --mode proxy
   relay run --mode proxy --upstream https://sentry.example.com/ -H 0.0.0.0 -P 3000
   RELAY_MODE=proxy relay -c /etc/relay run`,
@@ -90,9 +93,10 @@ static need project configs, which this version does not load yet: they refuse t
 			}
 			log.Info("launching relay", attrs...)
 
+			if err := app.CheckCredentials(cfg, creds); err != nil {
+				return err
+			}
 			switch cfg.Relay.Mode {
-			case config.ModeManaged:
-				return errors.New("managed mode needs project configs from the upstream, which this version does not fetch yet; run with --mode proxy (or relay.mode: proxy) meanwhile")
 			case config.ModeStatic:
 				return fmt.Errorf("static mode needs project configs from local files (%s), which this version does not read yet; run with --mode proxy (or relay.mode: proxy) meanwhile",
 					filepath.Join(cfg.Dir(), "projects", "*.json"))

@@ -169,9 +169,9 @@ func TestRunRefusesManagedAndStatic(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"managed by default", nil, nil, "managed mode needs project configs from the upstream, which this version does not fetch yet; run with --mode proxy (or relay.mode: proxy) meanwhile"},
+		{"managed by default, without credentials", nil, nil, `managed mode needs credentials and `},
 		{"static flag", []string{"--mode", "static"}, nil, "static mode needs project configs from local files ("},
-		{"managed env", nil, map[string]string{"RELAY_MODE": "managed"}, "managed mode needs project configs"},
+		{"managed env, without credentials", nil, map[string]string{"RELAY_MODE": "managed"}, "managed mode needs credentials"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakeApp{}
@@ -256,11 +256,37 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 
 func TestRunHelp(t *testing.T) {
 	r := run(t, runOpts{}, "run", "--help")
-	for _, want := range []string{"Run the relay in the foreground until SIGTERM or SIGINT", "-P, --port", "-u, --upstream", "-H, --host", "--mode", "refuse to start"} {
+	for _, want := range []string{"Run the relay in the foreground until SIGTERM or SIGINT", "-P, --port", "-u, --upstream", "-H, --host", "--mode", "registers with the upstream"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("run --help lacks %q", want)
 		}
 	}
 	r = run(t, runOpts{}, "rn")
 	oneErrorLine(t, r, 2, `unknown command "rn" for "relay" (did you mean "run"?)`)
+}
+
+// Managed mode starts with credentials; without, it tells the user how to
+// make them and what to do in Sentry.
+func TestRunManaged(t *testing.T) {
+	dir := t.TempDir()
+	f := &fakeApp{}
+	r := runWithApp(t, f, runOpts{}, "-c", dir, "run")
+	if f.cfg != nil || r.code != 1 {
+		t.Fatalf("started without credentials: %+v", r)
+	}
+	for _, want := range []string{credentials.Path(dir), `run "relay credentials generate"`, `the public key that "relay credentials show" prints in Sentry under Settings → Relays`} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("error lacks %q:\n%s", want, r.stderr)
+		}
+	}
+
+	stored, _ := credentials.Generate()
+	if err := stored.Save(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	f = &fakeApp{}
+	r = runWithApp(t, f, runOpts{}, "-c", dir, "run")
+	if r.code != 0 || f.cfg == nil || f.cfg.Relay.Mode != config.ModeManaged || f.creds == nil || f.creds.ID != stored.ID {
+		t.Fatalf("managed with credentials: %+v, cfg %v", r, f.cfg)
+	}
 }

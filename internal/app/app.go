@@ -47,11 +47,18 @@ const consumerName = "relay-worker"
 //  2. workers stop; messages they had not acked are redelivered later;
 //  3. the spool and the stream are closed, flushing what they hold.
 func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, log *slog.Logger) error {
-	if cfg.Relay.Mode != config.ModeProxy {
+	if cfg.Relay.Mode != config.ModeProxy && cfg.Relay.Mode != config.ModeManaged {
 		return fmt.Errorf("relay mode %q is not supported yet: run with --mode proxy", cfg.Relay.Mode)
 	}
 	if !cfg.Ingest.Enabled && !cfg.Worker.Enabled {
 		return errors.New("neither ingest nor worker is enabled: nothing to run")
+	}
+	reg, regClient, err := newRegistration(cfg, creds, log) // managed mode only
+	if err != nil {
+		return err
+	}
+	if regClient != nil {
+		defer regClient.Close()
 	}
 
 	st, err := stream.Open(ctx, stream.Config{
@@ -87,7 +94,11 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
 			return err
 		}
-		w, err := newWorker(runCtx, cfg, creds, st, sp, log)
+		var gate authWaiter // nil in proxy mode: no registration to wait for
+		if reg != nil {
+			gate = reg
+		}
+		w, err := newWorker(runCtx, cfg, creds, st, sp, gate, log)
 		if err != nil {
 			_ = sp.Close()
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
@@ -102,8 +113,16 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		}()
 	}
 
+	if reg != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = reg.Run(runCtx) // returns nil: on shutdown, or after a denial it has logged
+		}()
+	}
+
 	if cfg.Ingest.Enabled {
-		ing = ingest.New(ingestConfig(cfg, st), st, st.Ready, log.With("component", "ingest"))
+		ing = ingest.New(ingestConfig(cfg, st), st, readiness(cfg, st, reg), log.With("component", "ingest"))
 		ln, err := net.Listen("tcp", cfg.ListenAddr())
 		if err != nil {
 			cancel()
@@ -217,10 +236,12 @@ func openSpool(cfg *config.Config, log *slog.Logger) (*spool.Spool, error) {
 	return sp, nil
 }
 
-func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, log *slog.Logger) (*worker.Worker, error) {
+func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, log *slog.Logger) (*worker.Worker, error) {
 	relayID := ""
+	var signer upstream.Signer // a nil *Credentials in the interface would not be nil
 	if creds != nil {
 		relayID = creds.ID.String()
+		signer = creds
 	}
 	up, err := upstream.New(upstream.Config{
 		URL:                 cfg.Relay.Upstream,
@@ -228,6 +249,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 		ConnectionTimeout:   cfg.HTTP.ConnectionTimeout,
 		Encoding:            cfg.HTTP.Encoding,
 		RelayID:             relayID,
+		Signer:              signer,
 		MaxIdleConnsPerHost: 2 * cfg.Worker.Concurrency,
 	})
 	if err != nil {
@@ -248,7 +270,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 		MaxRetryInterval:  cfg.HTTP.MaxRetryInterval,
 		OutageGracePeriod: cfg.HTTP.OutageGracePeriod,
 		AckWait:           cfg.JetStream.AckWait,
-	}, cons, up, sp, log, stages...)
+	}, cons, sender(up, reg), sp, log, stages...)
 }
 
 // testStages are appended to the worker's stages by tests in this package,
@@ -350,4 +372,13 @@ func closeStream(st *stream.Conn, within time.Duration, log *slog.Logger) {
 	if err := st.CloseContext(ctx); err != nil {
 		log.Error("jetstream: close", "err", err)
 	}
+}
+
+// sender is the worker's Sender: up itself, or in managed mode up behind
+// the registration gate (managed.go).
+func sender(up *upstream.Client, reg authWaiter) worker.Sender {
+	if reg == nil {
+		return up
+	}
+	return gatedSender{Sender: up, auth: reg}
 }

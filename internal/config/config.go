@@ -60,6 +60,7 @@ type Config struct {
 	Worker    Worker    `yaml:"worker"`
 	Ingest    Ingest    `yaml:"ingest"`
 	Scrub     Scrub     `yaml:"scrub"`
+	Auth      Auth      `yaml:"auth"`
 
 	dir        string            // absolute config directory
 	file       string            // config.yml as the user named it (for messages)
@@ -114,6 +115,10 @@ type HTTP struct {
 	// Encoding is the Content-Encoding of envelopes sent upstream: identity, deflate, gzip, br
 	// or zstd. The default is zstd, as in the newest Relay code (its docs still say gzip).
 	Encoding string `yaml:"encoding"`
+	// AuthInterval is how often a managed relay registers with the upstream again (Relay's
+	// http.auth_interval, 600 s), so that a key removed in Sentry stops the relay within it.
+	// 0 registers once and never again.
+	AuthInterval time.Duration `yaml:"auth_interval"`
 }
 
 // Limits is the `limits` section: Relay's size and count limits (checked on the decompressed
@@ -201,6 +206,21 @@ type Worker struct {
 	Concurrency int  `yaml:"concurrency"`
 }
 
+// Auth is the `auth` section: how registration with the upstream affects readiness.
+type Auth struct {
+	// Ready is "authenticated" (default, as in Relay): a managed relay reports ready only once
+	// it is registered with the upstream; or "always": ready regardless, for deployments
+	// whose orchestrator must route traffic to the relay while it waits (envelopes are stored
+	// and held, never sent, until it is registered).
+	Ready string `yaml:"ready"`
+}
+
+// The auth.ready values.
+const (
+	AuthReadyAuthenticated = "authenticated"
+	AuthReadyAlways        = "always"
+)
+
 // Ingest is the `ingest` section: the HTTP endpoints SDKs talk to.
 type Ingest struct {
 	Enabled bool `yaml:"enabled"`
@@ -224,6 +244,7 @@ func Default() *Config {
 			OutageGracePeriod: 10 * time.Second,
 			RetryDelay:        1 * time.Second,
 			Encoding:          "zstd",
+			AuthInterval:      600 * time.Second,
 		},
 		Limits: Limits{
 			MaxConcurrentRequests:     100,
@@ -265,6 +286,7 @@ func Default() *Config {
 		},
 		Worker: Worker{Enabled: true, Concurrency: 64},
 		Ingest: Ingest{Enabled: true},
+		Auth:   Auth{Ready: AuthReadyAuthenticated},
 		file:   filepath.Join(DefaultDir, FileName),
 	}
 	c.setDir(DefaultDir)

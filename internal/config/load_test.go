@@ -70,6 +70,8 @@ func TestDefaults(t *testing.T) {
 		{"http.outage_grace_period", c.HTTP.OutageGracePeriod, 10 * time.Second},
 		{"http.retry_delay", c.HTTP.RetryDelay, time.Second},
 		{"http.encoding", c.HTTP.Encoding, "zstd"},
+		{"http.auth_interval", c.HTTP.AuthInterval, 600 * time.Second},
+		{"auth.ready", c.Auth.Ready, "authenticated"},
 		{"limits.max_envelope_size", c.Limits.MaxEnvelopeSize, 200 * MiB},
 		{"limits.max_event_size", c.Limits.MaxEventSize, 1 * MiB},
 		{"limits.max_attachment_size", c.Limits.MaxAttachmentSize, 200 * MiB},
@@ -139,6 +141,7 @@ http:
   outage_grace_period: 0
   retry_delay: 0.25
   encoding: gzip
+  auth_interval: 120
 limits:
   max_envelope_size: 100MB
   max_event_size: 1048576
@@ -177,7 +180,7 @@ scrub:
 	if c.Relay.TLSPort != 3443 || c.Relay.TLSIdentityPath != filepath.Join(dir, "relay.p12") || c.Relay.TLSIdentityPassword != "secret" {
 		t.Errorf("relay tls = %+v", c.Relay)
 	}
-	wantHTTP := HTTP{7 * time.Second, 1500 * time.Millisecond, 2 * time.Minute, 0, 250 * time.Millisecond, "gzip"}
+	wantHTTP := HTTP{7 * time.Second, 1500 * time.Millisecond, 2 * time.Minute, 0, 250 * time.Millisecond, "gzip", 2 * time.Minute}
 	if c.HTTP != wantHTTP {
 		t.Errorf("http = %+v, want %+v", c.HTTP, wantHTTP)
 	}
@@ -242,7 +245,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:    "unknown top-level key",
 			content: "relay:\n  mode: proxy\nrelya:\n  port: 1\n",
-			want:    []string{`config.yml:3: relya: unknown key (did you mean "relay"?) (known keys: relay, http, limits, logging, jetstream, spool, worker, ingest, scrub)`},
+			want:    []string{`config.yml:3: relya: unknown key (did you mean "relay"?) (known keys: relay, http, limits, logging, jetstream, spool, worker, ingest, scrub, auth)`},
 		},
 		{
 			name:    "unknown nested key",

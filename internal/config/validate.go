@@ -50,6 +50,11 @@ func (c *Config) Validate() error {
 	if !slices.Contains(Encodings, c.HTTP.Encoding) {
 		v.add("http.encoding", "%q is not one of %s", c.HTTP.Encoding, strings.Join(Encodings, ", "))
 	}
+	// Each registration is two signed requests; sub-second renewal would only load the
+	// upstream. (Negative durations are refused when the file is read.)
+	if a := c.HTTP.AuthInterval; a < 0 || (a > 0 && a < time.Second) {
+		v.add("http.auth_interval", "%s must be 0 (register once) or at least 1s", a)
+	}
 
 	// limits
 	l := &c.Limits
@@ -133,6 +138,11 @@ func (c *Config) Validate() error {
 	v.count("worker.concurrency", c.Worker.Concurrency)
 	if !c.Worker.Enabled && !c.Ingest.Enabled {
 		v.add("ingest.enabled", "false, and so is worker.enabled: this process would do nothing")
+	}
+
+	// auth
+	if r := c.Auth.Ready; r != AuthReadyAuthenticated && r != AuthReadyAlways {
+		v.add("auth.ready", "%q is not one of %s, %s", r, AuthReadyAuthenticated, AuthReadyAlways)
 	}
 
 	// scrub

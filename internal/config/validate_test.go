@@ -86,6 +86,16 @@ func TestValidate(t *testing.T) {
 				`F:6: http.encoding: "lz4" is not one of identity, deflate, gzip, br, zstd`,
 			},
 		},
+		{"auth interval zero registers once", "http:\n  auth_interval: 0\n", nil, nil},
+		{"auth ready always", "auth:\n  ready: always\n", nil, nil},
+		{
+			"auth",
+			"http:\n  auth_interval: 500ms\nauth:\n  ready: sometimes\n", nil,
+			[]string{
+				`F:2: http.auth_interval: 500ms must be 0 (register once) or at least 1s`,
+				`F:4: auth.ready: "sometimes" is not one of authenticated, always`,
+			},
+		},
 		{
 			"limits",
 			"limits:\n  max_envelope_size: 0\n  max_attachment_count: 0\n  max_concurrent_requests: -1\n  shutdown_timeout: 0\n", nil,

@@ -137,6 +137,10 @@ type Server struct {
 	received  []Received
 	requests  []Request
 	changed   chan struct{} // closed and replaced when received grows
+	relay     *relayState   // registration endpoints (relays.go); nil until used
+
+	projects      map[string]*projectState // project configs by public key (projectconfigs.go)
+	configQueries []ProjectConfigQuery
 }
 
 // New starts a fake Sentry on 127.0.0.1 on a free port. Like
@@ -382,6 +386,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case ok && rest == "0/relays/live/":
 		s.serveLive(w, r)
+	case ok && rest == "0/relays/projectconfigs/":
+		s.serveProjectConfigs(w, r)
+	case ok && strings.HasPrefix(rest, "0/relays/register/"):
+		s.serveRegister(w, r, strings.TrimPrefix(rest, "0/relays/register/"))
 	case ok && strings.HasSuffix(rest, "/envelope/") && strings.Count(rest, "/") == 2:
 		s.serveEnvelope(w, r, strings.TrimSuffix(rest, "/envelope/"))
 	default:
@@ -473,6 +481,7 @@ func (s *Server) serveEnvelope(w http.ResponseWriter, r *http.Request, projectPa
 		s.logRequest(r, 0, env.eventID) // the client went away: not accepted
 		return
 	}
+	s.noteEnvelopeSignature(r.Header)
 	rec := Received{
 		At:             time.Now(),
 		ProjectID:      projectID,

@@ -60,6 +60,13 @@ type Config struct {
 	Encoding string
 	// RelayID is sent as X-Sentry-Relay-Id when not empty.
 	RelayID string
+	// Signer, when set, signs what the relay sends as Sentry Relay does:
+	// every envelope carries an X-Sentry-Relay-Signature over an empty
+	// payload (a fresh timestamp only: the upstream can tell a relay it
+	// trusts, as projects with trustedRelaySettings.verifySignature
+	// require), and Query signs its JSON body. nil sends no signature and
+	// makes Query fail.
+	Signer Signer
 	// MaxIdleConnsPerHost sizes the keep-alive pool; it should be at least
 	// the number of concurrent senders (workers plus drainers), or
 	// connections are torn down and re-dialled under load. 0 = 256.
@@ -372,6 +379,11 @@ func (c *Client) newEnvelopeRequest(ctx context.Context, url string, r Request, 
 	}
 	if c.cfg.RelayID != "" {
 		h["X-Sentry-Relay-Id"] = []string{c.cfg.RelayID}
+	}
+	if c.cfg.Signer != nil {
+		// Signed per attempt: a retry hours later (a spooled envelope)
+		// must not carry a signature older than the upstream's max age.
+		h["X-Sentry-Relay-Signature"] = []string{c.cfg.Signer.Sign(nil, time.Now())}
 	}
 	return req, nil
 }
