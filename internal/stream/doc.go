@@ -19,6 +19,10 @@
 //   - A full stream refuses new messages (ErrFull); it never drops old ones.
 //   - Open never hangs and never starts empty over a store the server could
 //     not load (see startEmbedded for what nats-server recovers).
+//   - An existing stream on an external server is used only when none of its
+//     settings can delete a message before a worker acks it; otherwise Open
+//     fails naming each such setting and leaves the stream as it is
+//     (checkExternalStream).
 //
 // Subjects are "<lower-case stream name>.<project id>", e.g.
 // "relay_envelopes.42"; one durable consumer, shared by every worker, takes

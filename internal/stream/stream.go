@@ -394,6 +394,13 @@ func (c *Conn) declareStream(ctx context.Context, before storeScan) error {
 		if err := checkRecovered(before, info); err != nil {
 			return err
 		}
+		if c.srv == nil {
+			// Someone else's stream: refuse what could drop an envelope
+			// rather than rewrite it (their tooling could put it back).
+			if err := checkExternalStream(info.Config); err != nil {
+				return err
+			}
+		}
 		if !sameStreamConfig(info.Config, want) {
 			c.log.Info("updating stream settings", "stream", want.Name)
 			if st, err = c.js.UpdateStream(ctx, want); err != nil {
@@ -446,6 +453,56 @@ func (c *Conn) warnStrandedStreams(ctx context.Context) {
 	if err := l.Err(); err != nil {
 		c.log.Warn("listing streams", "err", err)
 	}
+}
+
+// checkExternalStream refuses an existing stream on an external server whose
+// settings could remove a message no worker has acked, naming every such
+// setting. The relay acknowledges an envelope to the SDK once the stream has
+// it, so anything that deletes it before a worker's ack is a silent loss:
+//   - retention other than workqueue: "limits" keeps acked messages and
+//     drops by its limits, "interest" deletes messages no consumer is
+//     interested in yet;
+//   - discard old: a stream at any limit deletes its oldest messages to make
+//     room (discard new refuses the publish instead: a 503, not a loss);
+//   - max_age: messages older than it are deleted, forwarded or not (e.g.
+//     held through a long upstream outage);
+//   - max_msgs_per_subject: subjects are per project, so a project's oldest
+//     messages beyond it are deleted (under discard old, or even under
+//     discard new unless discard_new_per_subject is set);
+//   - max_msgs and max_bytes under discard old (named with discard);
+//   - memory storage: a restart of the NATS server loses every message.
+//
+// max_msgs and max_bytes under discard new only refuse publishes (ErrFull).
+func checkExternalStream(have jetstream.StreamConfig) error {
+	var bad []string
+	if have.Retention != jetstream.WorkQueuePolicy {
+		bad = append(bad, fmt.Sprintf("retention %s (want workqueue: envelopes must leave the stream only when a worker acks them)", strings.ToLower(have.Retention.String())))
+	}
+	if have.Discard != jetstream.DiscardNew {
+		limits := ""
+		if have.MaxMsgs > 0 {
+			limits += fmt.Sprintf(", max_msgs %d", have.MaxMsgs)
+		}
+		if have.MaxBytes > 0 {
+			limits += fmt.Sprintf(", max_bytes %d", have.MaxBytes)
+		}
+		bad = append(bad, fmt.Sprintf("discard old%s (want new: a full stream must refuse new envelopes, not delete old ones)", limits))
+	}
+	if have.MaxAge > 0 {
+		bad = append(bad, fmt.Sprintf("max_age %s (want 0: envelopes older than that are deleted, forwarded or not)", have.MaxAge))
+	}
+	if have.MaxMsgsPerSubject > 0 {
+		bad = append(bad, fmt.Sprintf("max_msgs_per_subject %d (want -1: subjects are per project, so a project's oldest envelopes beyond it are deleted)", have.MaxMsgsPerSubject))
+	}
+	if have.Storage != jetstream.FileStorage {
+		bad = append(bad, fmt.Sprintf("storage %s (want file: a NATS server restart loses every envelope in memory)", strings.ToLower(have.Storage.String())))
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("existing stream %s on the external server has settings that can delete envelopes the relay acknowledged: %s; "+
+		"refusing to use it — change them on the NATS server or delete the stream so the relay creates it",
+		have.Name, strings.Join(bad, "; "))
 }
 
 // sameStreamConfig compares the settings we own; fields the server fills in
