@@ -41,8 +41,14 @@ import (
 //   - a damaged consumer state (obs/<durable>/o.dat): the consumer does not
 //     load; Conn.Consumer sets the file aside and recreates it (see there).
 //
-// Where the server does report loss (StreamState.Lost), Open logs an error
-// and counts it (LostOnOpen, relay_stream_recovery_lost_total).
+// None of the losses above is reliably in StreamState.Lost, and a rebuild
+// can bring acked (deleted) messages back, so the stream's counts cannot
+// tell either. Open compares the stream with the relay's own record of the
+// sequences it acknowledged and no worker acked (record.go), and logs an
+// ERROR naming the store directory, how many were lost and their sequences,
+// and counts them (LostOnOpen, relay_stream_recovery_lost_total);
+// TestStartupLossReported pins it for blocks cut short, cut to zero and
+// removed.
 func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*server.Server, error) {
 	sync, err := parseSync(cfg.Sync)
 	if err != nil {

@@ -82,7 +82,10 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
 	wait := retryMinWait
 	for attempt := 1; ; attempt++ {
-		err := c.publishOnce(ctx, msg)
+		ack, err := c.publishOnce(ctx, msg)
+		if err == nil {
+			c.rec.published(ack)
+		}
 		if err == nil && c.syncer != nil {
 			if err = c.syncer.wait(ctx); err != nil {
 				// Stored but not known durable: the caller must not promise
@@ -150,28 +153,27 @@ func (c *Conn) noteFull() {
 // publishOnce sends msg once and waits for its PubAck, a publish error, or
 // ctx. An attempt abandoned by ctx is settled by the library's ack timeout
 // (Config.PublishTimeout), so its bookkeeping does not leak.
-func (c *Conn) publishOnce(ctx context.Context, msg *nats.Msg) error {
+func (c *Conn) publishOnce(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	select {
 	case c.pubSem <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("waiting for a publish slot: %w: %w", ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("waiting for a publish slot: %w: %w", ErrUnavailable, ctx.Err())
 	}
 	defer func() { <-c.pubSem }()
 	if c.syncPublish {
-		_, err := c.js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(0))
-		return err
+		return c.js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(0))
 	}
 	paf, err := c.js.PublishMsgAsync(msg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	select {
-	case <-paf.Ok():
-		return nil
+	case ack := <-paf.Ok():
+		return ack, nil
 	case err := <-paf.Err():
-		return err
+		return nil, err
 	case <-ctx.Done():
-		return fmt.Errorf("waiting for PubAck: %w: %w", ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("waiting for PubAck: %w: %w", ErrUnavailable, ctx.Err())
 	}
 }
 

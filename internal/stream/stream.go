@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,8 +238,12 @@ type Conn struct {
 	fullAtBytes atomic.Int64
 	fullNoting  atomic.Bool // one noteFull at a time
 
-	// What the server reported lost when it recovered a damaged store at Open.
+	// What Open found lost when it loaded the store: by the relay's own
+	// record (record.go) or, without one, as the server reported it.
 	lostMsgs, lostBytes uint64
+	// rec is the relay's account of the stream for the next start-up loss
+	// check; nil when the check is off (external server, or Listen).
+	rec *seqRecord
 
 	closing   atomic.Bool  // set when Close starts: new publishes fail, retries stop
 	inflight  atomic.Int64 // publishes in progress; Close waits for them
@@ -421,10 +427,26 @@ func (c *Conn) declareStream(ctx context.Context, before storeScan) error {
 	}
 	c.stream = st
 	info := st.CachedInfo()
-	if lost := info.State.Lost; lost != nil && len(lost.Msgs) > 0 {
+	var loss startupLoss
+	switch {
+	case c.srv != nil && c.cfg.Listen == "":
+		if loss, err = c.checkStartupLoss(ctx, info, before.dir); err != nil {
+			return fmt.Errorf("start-up loss check of %s: %w", before.dir, err)
+		}
+		c.lostMsgs = loss.lost
+	case c.srv != nil:
+		// Workers in other processes ack through the listener, and their
+		// acks cannot be counted here: a stale record would report them as
+		// lost at a later start without Listen.
+		if err := os.Remove(recordPath(c.cfg.StoreDir, c.cfg.Stream)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the start-up loss record: %w", err)
+		}
+		c.log.Info("start-up loss check off: with listen set, other processes may ack messages", "listen", c.cfg.Listen)
+	}
+	if lost := info.State.Lost; loss.lost == 0 && lost != nil && len(lost.Msgs) > 0 {
 		// The server recovered what it could of a damaged store and lost
 		// the rest. Never silent: an error line and a counter.
-		c.lostMsgs, c.lostBytes = uint64(len(lost.Msgs)), lost.Bytes
+		c.lostMsgs, c.lostBytes = max(c.lostMsgs, uint64(len(lost.Msgs))), lost.Bytes
 		recoveryLost.Add(len(lost.Msgs))
 		c.log.Error("jetstream store was damaged: messages could not be recovered and are lost",
 			"stream", want.Name, "lost_messages", len(lost.Msgs), "lost_bytes", lost.Bytes,
@@ -519,8 +541,9 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 // store (a drop nobody chose, reported once per Open).
 var recoveryLost = metrics.NewCounter(`relay_stream_recovery_lost_total`)
 
-// LostOnOpen reports the messages (and their bytes) the server said it could
-// not recover when Open loaded a damaged store; zero for an intact one.
+// LostOnOpen reports the messages Open found lost when it loaded the store
+// (by the relay's record, see record.go, or as the server reported them) and
+// the bytes the server reported lost; zero for an intact store.
 func (c *Conn) LostOnOpen() (msgs, bytes uint64) { return c.lostMsgs, c.lostBytes }
 
 // Subject is the subject a message for projectID is published on.
@@ -693,6 +716,10 @@ func (c *Conn) close(ctx context.Context) error {
 		if err := c.shutdownServer(d); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// Last: acks still in flight above count until the connection is gone.
+	if err := c.rec.close(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stream: close: %w", err)

@@ -1,0 +1,421 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestStartupLossReported damages a store the way nats-server recovers from
+// without a word (a block cut short, cut to zero, removed) and checks that
+// the next Open says so: an ERROR line naming the store directory, the
+// number lost and a sequence range holding them, and the counter. Messages
+// the worker acked before the damage — in order and out of order, so some
+// are interior gaps — are deleted, not lost, and must not be counted.
+func TestStartupLossReported(t *testing.T) {
+	const total = 300
+	// Acked before the damage: a prefix, and a run in the middle (out of
+	// order, so the stream has interior deletes). Sequence = index + 1.
+	acked := map[int]bool{}
+	for i := range 50 {
+		acked[i] = true
+	}
+	for i := 200; i < 215; i++ {
+		acked[i] = true
+	}
+	blocks := func(t *testing.T, sf storeFiles) []string {
+		ps, _ := filepath.Glob(sf.path("msgs", "*.blk"))
+		sort.Slice(ps, func(i, j int) bool { return blkIndex(ps[i]) < blkIndex(ps[j]) })
+		if len(ps) < 3 {
+			t.Fatalf("want at least 3 message blocks to damage, have %v", ps)
+		}
+		return ps
+	}
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, sf storeFiles)
+		lost   bool
+	}{
+		{"intact", func(*testing.T, storeFiles) {}, false},
+		{"index removed", func(t *testing.T, sf storeFiles) {
+			// Rebuilt from the blocks: nothing lost, deletes still known.
+			os.Remove(sf.path("msgs", "index.db"))
+		}, false},
+		{"last block truncated in half", func(t *testing.T, sf storeFiles) {
+			ps := blocks(t, sf)
+			last := ps[len(ps)-1]
+			truncate(t, last, fileSize(t, last)/2)
+		}, true},
+		{"last block cut to zero", func(t *testing.T, sf storeFiles) {
+			ps := blocks(t, sf)
+			truncate(t, ps[len(ps)-1], 0)
+		}, true},
+		{"middle block truncated in half", func(t *testing.T, sf storeFiles) {
+			ps := blocks(t, sf)
+			truncate(t, ps[1], fileSize(t, ps[1])/2)
+		}, true},
+		{"middle block removed", func(t *testing.T, sf storeFiles) {
+			ps := blocks(t, sf)
+			if err := os.Remove(ps[1]); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"first block removed", func(t *testing.T, sf storeFiles) {
+			ps := blocks(t, sf)
+			if err := os.Remove(ps[0]); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.MaxBytes = 120_000 // nats-server then uses its smallest blocks (32 KB): several for 300 messages
+			func() {
+				c := mustOpen(t, cfg)
+				defer c.Close()
+				k, err := c.Consumer(ctxT(t, 5*time.Second), "workers")
+				if err != nil {
+					t.Fatal(err)
+				}
+				publishN(t, c, 0, total)
+				// Fetch everything, ack the chosen ones, leave the rest to
+				// be redelivered after the restart.
+				for _, d := range fetchAll(t, k, total, 20*time.Second) {
+					if acked[int(d.Sequence()-1)] {
+						if err := d.Ack(ctxT(t, 5*time.Second)); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}()
+			sf := storeFiles{streamDir: filepath.Join(cfg.StoreDir, "jetstream", "$G", "streams", DefaultStream)}
+			tt.damage(t, sf)
+
+			counted := recoveryLost.Get()
+			log, lines := captureLog(t)
+			c, err := Open(ctxT(t, 20*time.Second), cfg, log)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer c.Close()
+			// What the store still has, by sequence (the un-acked ones are
+			// still pending for the consumer until AckWait).
+			got := map[int]bool{}
+			for i := range total {
+				_, err := c.stream.GetMsg(ctxT(t, 5*time.Second), uint64(i+1))
+				switch {
+				case err == nil:
+					got[i] = true
+				case !errors.Is(err, jetstream.ErrMsgNotFound):
+					t.Fatalf("get seq %d: %v", i+1, err)
+				}
+			}
+			var back []int
+			for i := range acked {
+				if got[i] {
+					back = append(back, i+1)
+				}
+			}
+			sort.Ints(back)
+			// nats-server's rebuild can forget deletes: acked messages come
+			// back (duplicates, not a loss) and must not hide a loss.
+			t.Logf("acked messages back after recovery: %v", back)
+			var lost []int // unacked messages the store no longer has
+			for i := range total {
+				if !acked[i] && !got[i] {
+					lost = append(lost, i+1)
+				}
+			}
+			if tt.lost && len(lost) == 0 {
+				t.Fatal("the damage lost nothing: the test does not test")
+			}
+			n, _ := c.LostOnOpen()
+			if n != uint64(len(lost)) {
+				t.Fatalf("LostOnOpen = %d, want %d (unacked messages not recovered: %v)", n, len(lost), lost)
+			}
+			if d := recoveryLost.Get() - counted; d != uint64(len(lost)) {
+				t.Fatalf("relay_stream_recovery_lost_total rose by %d, want %d", d, len(lost))
+			}
+			errs := lines.matching("level=ERROR", "messages lost")
+			if len(lost) == 0 {
+				if len(errs) > 0 {
+					t.Fatalf("loss reported where none happened: %v", errs)
+				}
+				return
+			}
+			if len(errs) != 1 {
+				t.Fatalf("want one ERROR line reporting the loss, got %q", errs)
+			}
+			line := errs[0]
+			for _, want := range []string{
+				"store_dir=" + sf.streamDir,
+				fmt.Sprintf("lost_messages=%d", len(lost)),
+			} {
+				if !strings.Contains(line, want) {
+					t.Errorf("loss line lacks %q: %s", want, line)
+				}
+			}
+			from, to := logUint(t, line, "lost_first_seq"), logUint(t, line, "lost_last_seq")
+			if from != uint64(lost[0]) || to != uint64(lost[len(lost)-1]) {
+				t.Errorf("reported lost sequences %d..%d, want %d..%d", from, to, lost[0], lost[len(lost)-1])
+			}
+			t.Logf("%d lost (%d..%d): %s", len(lost), from, to, line)
+		})
+	}
+}
+
+// TestStartupLossAfterRestarts: the record is rebased at every Open, so
+// acks and publishes across several runs still add up; an undamaged store
+// never reports a loss.
+func TestStartupLossAfterRestarts(t *testing.T) {
+	cfg := testConfig(t)
+	next := 0
+	for run := range 4 {
+		log, lines := captureLog(t)
+		c, err := Open(ctxT(t, 20*time.Second), cfg, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := c.LostOnOpen(); n != 0 || len(lines.matching("messages lost")) > 0 {
+			t.Fatalf("run %d: loss reported on an intact store: %d %v", run, n, lines.matching("messages lost"))
+		}
+		k, err := c.Consumer(ctxT(t, 5*time.Second), "workers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		publishN(t, c, next, 20)
+		next += 20
+		// Ack every other one of what is there; the rest stay.
+		for i, d := range fetchUntilEmpty(t, k, 10*time.Second) {
+			if i%2 == 0 {
+				if err := d.Ack(ctxT(t, 5*time.Second)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStartupLossOffWithListen: with Listen set, acks by other processes
+// cannot be counted, so there is no record (and a stale one is removed).
+func TestStartupLossOffWithListen(t *testing.T) {
+	cfg := testConfig(t)
+	c := mustOpen(t, cfg)
+	publishN(t, c, 0, 3)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := recordPath(cfg.StoreDir, DefaultStream)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("no record after a run without listen: %v", err)
+	}
+	cfg.Listen = "127.0.0.1:0"
+	c = openTest(t, cfg)
+	if c.rec != nil {
+		t.Fatal("record kept with listen set")
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("stale record left with listen set: %v", err)
+	}
+}
+
+func TestSeqSet(t *testing.T) {
+	s := &seqSet{}
+	for _, q := range []uint64{1, 2, 3, 5, 4, 10, 8, 9} {
+		s.add(q, q)
+	}
+	if want := []seqRange{{1, 5}, {8, 10}}; fmt.Sprint(s.ranges) != fmt.Sprint(want) {
+		t.Fatalf("ranges %v, want %v", s.ranges, want)
+	}
+	s.remove(3)  // split
+	s.remove(1)  // front
+	s.remove(10) // back
+	s.remove(20) // acked before its add
+	s.add(20, 20)
+	if want := []seqRange{{2, 2}, {4, 5}, {8, 9}}; fmt.Sprint(s.ranges) != fmt.Sprint(want) || len(s.early) != 0 || s.high != 20 {
+		t.Fatalf("ranges %v early %v high %d", s.ranges, s.early, s.high)
+	}
+	if s.count() != 5 || !s.contains(4) || s.contains(3) || s.contains(7) {
+		t.Fatalf("count %d / contains wrong: %v", s.count(), s.ranges)
+	}
+}
+
+func TestCompareRecord(t *testing.T) {
+	st := func(first, last, msgs uint64) jetstream.StreamState {
+		return jetstream.StreamState{FirstSeq: first, LastSeq: last, Msgs: msgs}
+	}
+	set := func(high uint64, rs ...seqRange) *seqSet {
+		s := &seqSet{}
+		for _, r := range rs {
+			s.add(r.lo, r.hi)
+		}
+		s.high = max(s.high, high)
+		return s
+	}
+	tests := []struct {
+		name           string
+		rec            *seqSet
+		state          jetstream.StreamState
+		deleted        []uint64
+		lost, from, to uint64
+		kept           []seqRange
+	}{
+		{"all there", set(10, seqRange{1, 10}), st(1, 10, 10), nil, 0, 0, 0, []seqRange{{1, 10}}},
+		{"all acked", set(10), st(11, 10, 0), nil, 0, 0, 0, nil},
+		{"tail cut", set(10, seqRange{1, 10}), st(1, 6, 6), nil, 4, 7, 10, []seqRange{{1, 6}}},
+		{"tail cut, acked ones there and gone", set(10, seqRange{3, 4}, seqRange{7, 8}), st(1, 6, 6), nil, 2, 7, 8, []seqRange{{3, 4}}},
+		{"block cut to zero keeps last", set(10, seqRange{4, 10}), st(11, 10, 0), nil, 7, 4, 10, nil},
+		{"interior gaps, acked ones resurrected", set(20, seqRange{9, 20}), st(1, 20, 16), []uint64{12, 13, 14, 15}, 4, 12, 15,
+			[]seqRange{{9, 11}, {16, 20}}},
+		{"first block gone", set(20, seqRange{5, 20}), st(11, 20, 10), nil, 6, 5, 10, []seqRange{{11, 20}}},
+		{"stored after the last write", set(5, seqRange{4, 5}), st(4, 7, 4), nil, 0, 0, 0, []seqRange{{4, 7}}},
+		{"stream recreated empty", set(9, seqRange{3, 9}), st(0, 0, 0), nil, 7, 3, 9, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := compareRecord(tt.rec, tt.state, tt.deleted)
+			if got.lost != tt.lost || got.from != tt.from || got.to != tt.to {
+				t.Fatalf("lost %d (%d..%d), want %d (%d..%d)", got.lost, got.from, got.to, tt.lost, tt.from, tt.to)
+			}
+			if fmt.Sprint(got.kept.ranges) != fmt.Sprint(tt.kept) {
+				t.Fatalf("kept %v, want %v", got.kept.ranges, tt.kept)
+			}
+		})
+	}
+}
+
+// TestRecordFile: the file replays to the set it was written from, through
+// appends, a rewrite and a torn last entry; a damaged one is refused, and
+// Open then warns and starts a new one rather than fail.
+func TestRecordFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.seq")
+	r, err := startRecord(path, &seqSet{}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q := uint64(1); q <= 100; q++ {
+		r.published(&jetstream.PubAck{Sequence: q})
+	}
+	for q := uint64(1); q <= 100; q += 3 {
+		r.acking(q)
+	}
+	r.undo(4)
+	r.acking(200) // before its PubAck
+	r.published(&jetstream.PubAck{Sequence: 50, Duplicate: true})
+	want, wantHigh := fmt.Sprint(r.set.ranges), uint64(100)
+	check := func(what string) {
+		t.Helper()
+		s, err := readRecord(path)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if fmt.Sprint(s.ranges) != want || s.high != wantHigh || len(s.early) != 1 {
+			t.Fatalf("%s: replayed %v high %d early %v, want %s", what, s.ranges, s.high, s.early, want)
+		}
+	}
+	check("appended")
+	r.mu.Lock()
+	if err := r.rewriteLocked(); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Unlock()
+	check("rewritten")
+	// Many in-order publishes and acks: the file is rewritten as it goes
+	// and stays small.
+	for q := uint64(1000); q < 1000+2*compactEntries; q++ {
+		r.published(&jetstream.PubAck{Sequence: q})
+		r.acking(q)
+	}
+	if n := fileSize(t, path); n > int64(len(recordMagic)+(compactEntries+100)*recordEntrySize) {
+		t.Fatalf("record file %d bytes after %d publishes and acks: not compacted", n, 2*compactEntries)
+	}
+	r.acking(201) // before its PubAck, then the ack failed: no trace; 200 stays early
+	r.undo(201)
+	want = fmt.Sprint(r.set.ranges)
+	wantHigh = r.set.high
+	if err := r.close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{1, 2, 3}) // a torn entry
+	f.Close()
+	check("torn last entry")
+
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []int{0, len(recordMagic) + 3, len(recordMagic) + recordEntrySize + 17} {
+		c := append([]byte(nil), b...)
+		c[at] ^= 0x40
+		if _, err := replayRecord(c); err == nil {
+			t.Fatalf("damage at byte %d accepted", at)
+		}
+	}
+
+	cfg := testConfig(t)
+	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, recordPath(cfg.StoreDir, DefaultStream), []byte("junk"))
+	log, lines := captureLog(t)
+	c, err := Open(ctxT(t, 20*time.Second), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if len(lines.matching("level=WARN", "record is unreadable")) != 1 {
+		t.Fatal("no warning about the unreadable record")
+	}
+	if s, err := readRecord(recordPath(cfg.StoreDir, DefaultStream)); s == nil || err != nil {
+		t.Fatalf("record not restarted: %v", err)
+	}
+}
+
+func mustOpen(t *testing.T, cfg Config) *Conn {
+	t.Helper()
+	c, err := Open(ctxT(t, 20*time.Second), cfg, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func blkIndex(p string) int {
+	n, _ := strconv.Atoi(strings.TrimSuffix(filepath.Base(p), ".blk"))
+	return n
+}
+
+// logUint reads key=N from a text log line.
+func logUint(t *testing.T, line, key string) uint64 {
+	t.Helper()
+	i := strings.Index(line, key+"=")
+	if i < 0 {
+		t.Fatalf("no %s in %s", key, line)
+	}
+	v := line[i+len(key)+1:]
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", key, v, err)
+	}
+	return n
+}
