@@ -65,6 +65,11 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 		publishFailedUnavail.Inc()
 		return fmt.Errorf("stream: publish: connection closing: %w", ErrUnavailable)
 	}
+	if err := c.downErr(); err != nil {
+		// The store is known broken (storewatch.go): say so now rather
+		// than after a publish timeout nobody will answer.
+		return c.refuseDown(err)
+	}
 	data, err := m.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("stream: publish: %w", err)
@@ -118,6 +123,9 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 			}
 			return fmt.Errorf("stream: publish %s (attempt %d): %w: %w", subject, attempt, kind, err)
 		}
+		if derr := c.downErr(); derr != nil {
+			return c.refuseDown(derr)
+		}
 		publishRetries.Inc()
 		c.log.Debug("publish retry", "subject", subject, "attempt", attempt, "err", err)
 		// Jittered, doubling wait: a restarting server is not hammered by
@@ -132,6 +140,17 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 		}
 		wait = min(2*wait, retryMaxWait)
 	}
+}
+
+// refuseDown fails a publish because the store cannot take writes.
+func (c *Conn) refuseDown(err error) error {
+	publishRefusedStoreDown.Inc()
+	if errors.Is(err, ErrFull) {
+		publishFailedFull.Inc()
+	} else {
+		publishFailedUnavail.Inc()
+	}
+	return fmt.Errorf("stream: publish: %w", err)
 }
 
 // noteFull records the stream's size after an ErrFull, for Ready. It costs

@@ -102,6 +102,9 @@ type Config struct {
 	// nativeSyncAlways: sync "always" by nats-server's own per-message
 	// fsync instead of the group fsync barrier (syncer.go); benchmarks only.
 	nativeSyncAlways bool
+	// storeCheckEvery: how often the embedded store is checked for write
+	// errors (storewatch.go); default defaultStoreCheckEvery, shorter in tests.
+	storeCheckEvery time.Duration
 }
 
 func (cfg *Config) setDefaults() {
@@ -128,6 +131,9 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.CloseTimeout == 0 {
 		cfg.CloseTimeout = DefaultCloseTimeout
+	}
+	if cfg.storeCheckEvery == 0 {
+		cfg.storeCheckEvery = defaultStoreCheckEvery
 	}
 }
 
@@ -245,6 +251,11 @@ type Conn struct {
 	// check; nil when the check is off (external server, or Listen).
 	rec *seqRecord
 
+	// down is set while the embedded store cannot take writes (full disk);
+	// watch clears it once a reload worked (storewatch.go).
+	down  atomic.Pointer[storeDown]
+	watch *storeWatcher
+
 	closing   atomic.Bool  // set when Close starts: new publishes fail, retries stop
 	inflight  atomic.Int64 // publishes in progress; Close waits for them
 	closeOnce sync.Once
@@ -272,15 +283,16 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 		pubSem: make(chan struct{}, cfg.MaxPending),
 	}
 	var (
-		before storeScan
-		err    error
+		before  storeScan
+		trouble <-chan struct{}
+		err     error
 	)
 	if cfg.URL == "" {
 		before, err = scanStore(cfg.StoreDir, cfg.Stream)
 		if err != nil {
 			return nil, fmt.Errorf("stream: open: %w", err)
 		}
-		if c.srv, err = startEmbedded(ctx, cfg, log); err != nil {
+		if c.srv, trouble, err = startEmbedded(ctx, cfg, log); err != nil {
 			return nil, fmt.Errorf("stream: open: %w", err)
 		}
 	}
@@ -297,6 +309,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 			c.closeWithin(cfg.CloseTimeout)
 			return nil, fmt.Errorf("stream: open: %w", err)
 		}
+	}
+	if c.srv != nil {
+		c.startStoreWatch(cfg.storeCheckEvery, trouble)
 	}
 	return c, nil
 }
@@ -587,6 +602,9 @@ func (c *Conn) Ready(ctx context.Context) error {
 const readyCacheTTL = time.Second
 
 func (c *Conn) checkReady(ctx context.Context) error {
+	if err := c.downErr(); err != nil {
+		return fmt.Errorf("stream: ready: %w", err)
+	}
 	if st := c.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("stream: ready: connection %s: %w", st, ErrUnavailable)
 	}
@@ -690,6 +708,7 @@ func (c *Conn) close(ctx context.Context) error {
 		}
 		break
 	}
+	c.stopStoreWatch() // at most one check (a reload) in progress
 	if c.syncer != nil {
 		c.syncer.close() // at most one fsync round
 	}
