@@ -176,6 +176,7 @@ func (l *serverLogger) Fatalf(format string, v ...any) {
 // storeScan is what an embedded store held for our stream before start-up.
 type storeScan struct {
 	dir        string // the stream's directory in the store
+	topDir     string // the highest directory whose entries must be fsynced once (see topCreated)
 	blocks     int    // message block files (msgs/*.blk)
 	blockBytes int64  // their total size
 }
@@ -185,7 +186,12 @@ type storeScan struct {
 // not load". The layout (<store>/jetstream/$G/streams/<stream>/msgs/N.blk) is
 // nats-server's; $G is the global account the embedded server uses.
 func scanStore(storeDir, stream string) (storeScan, error) {
-	sc := storeScan{dir: filepath.Join(storeDir, server.JetStreamStoreDir, server.DEFAULT_GLOBAL_ACCOUNT, "streams", stream)}
+	sc := storeScan{
+		dir: filepath.Join(storeDir, server.JetStreamStoreDir, server.DEFAULT_GLOBAL_ACCOUNT, "streams", stream),
+		// Before start-up creates anything: the store directory's parent
+		// (the config directory), or higher when start-up creates more.
+		topDir: topCreated(storeDir),
+	}
 	ents, err := os.ReadDir(filepath.Join(sc.dir, "msgs"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return sc, nil

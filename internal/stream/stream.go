@@ -305,7 +305,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 		return nil, fmt.Errorf("stream: open: %w", err)
 	}
 	if sync, _ := parseSync(cfg.Sync); cfg.URL == "" && sync.always && !cfg.nativeSyncAlways {
-		if c.syncer, err = newStoreSyncer(before.dir, c.log); err != nil {
+		if c.syncer, err = newStoreSyncer(before.dir, before.topDir, c.log); err != nil {
 			c.closeWithin(cfg.CloseTimeout)
 			return nil, fmt.Errorf("stream: open: %w", err)
 		}

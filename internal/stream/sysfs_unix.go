@@ -4,6 +4,7 @@ package stream
 
 import (
 	"fmt"
+	"io/fs"
 	"syscall"
 )
 
@@ -15,4 +16,13 @@ func diskFree(dir string) (uint64, error) {
 		return 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
 	return uint64(st.Bavail) * uint64(st.Bsize), nil
+}
+
+// fileID is the file's inode number: a block nats-server rewrote and renamed
+// into place has a new one under the same name.
+func fileID(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Ino)
+	}
+	return 0
 }
