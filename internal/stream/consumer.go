@@ -228,13 +228,15 @@ type Delivery struct {
 // redelivered. An error means it may be redelivered (a duplicate, never a
 // loss).
 func (d *Delivery) Ack(ctx context.Context) error {
-	// Out of the start-up loss record before it is sent: a kill in between
-	// must not make the next start report an acked message lost (record.go).
+	// Noted in the start-up loss record before it is sent and when it is
+	// answered, so a kill in between is told apart at the next start
+	// (record.go).
 	d.rec.acking(d.meta.Sequence.Stream)
 	if err := d.msg.DoubleAck(ctx); err != nil {
 		d.rec.undo(d.meta.Sequence.Stream)
 		return fmt.Errorf("stream: ack seq %d: %w", d.meta.Sequence.Stream, err)
 	}
+	d.rec.acked(d.meta.Sequence.Stream)
 	return nil
 }
 

@@ -39,12 +39,21 @@ import (
 // rewritten from memory (the open sequences as ranges: a handful, since acks
 // come roughly in order) when the entries outgrow the set, and at every Open.
 //
+// An ack is noted as started before it is sent and as done (or undone)
+// when its answer comes. A kill in between leaves it started: at the next
+// Open such a sequence is still open if the stream holds it (the ack never
+// arrived) and acked if it does not (it did) — so a kill neither invents a
+// loss nor hides one.
+//
+// A message whose PubAck came but whose Publish had not yet returned when
+// the relay died may be missing from the record: nobody was told it was
+// kept, so its loss breaks no promise and is not reported.
+//
 // What can make it wrong, and which way:
-//   - an ack is taken out before it is sent and put back if it fails; a kill
-//     in between leaves a message the stream still holds out of the record:
-//     a later loss of it would not be reported (a miss, never a false alarm);
 //   - an ack that failed on the way back after the server took it: the
 //     sequence stays open and is reported lost if it is later missing;
+//   - an ack that was started and never answered (a kill) for a message a
+//     damaged block also lost: counted as acked (a miss);
 //   - a PubAck marked duplicate (the same Nats-Msg-Id again) is added only
 //     when above every sequence seen, since an older one may have been acked
 //     already (a possible miss);
@@ -57,8 +66,11 @@ var recordWriteErrors = metrics.NewCounter(`relay_stream_record_errors_total`)
 
 const (
 	recordMagic     = "RLYSEQ02"
-	recordEntrySize = 8 + 8 + 4 // lo (top bit: remove), hi, crc32c of the 16 bytes
+	recordEntrySize = 8 + 8 + 4 // lo (top bit: an ack), hi, crc32c of the 16 bytes
 	removeBit       = 1 << 63
+	// hi of an ack entry (lo = sequence|removeBit).
+	ackStarted = 0
+	ackDone    = 1
 	// earlyMax bounds acks remembered for sequences whose PubAck was not yet
 	// recorded (a worker can ack a message before its publisher records it).
 	earlyMax = 1 << 16
@@ -74,9 +86,10 @@ type seqRange struct{ lo, hi uint64 }
 // seqSet is a set of sequences as sorted, disjoint, non-adjacent ranges,
 // plus the acks that came before their adds.
 type seqSet struct {
-	ranges []seqRange
-	high   uint64              // highest sequence ever added
-	early  map[uint64]struct{} // removed before added
+	ranges  []seqRange
+	high    uint64              // highest sequence ever added
+	early   map[uint64]struct{} // removed before added
+	pending map[uint64]struct{} // taken out for an ack not yet answered
 }
 
 func (s *seqSet) contains(q uint64) bool {
@@ -85,8 +98,10 @@ func (s *seqSet) contains(q uint64) bool {
 }
 
 // add adds lo..hi; a single sequence that was removed early cancels out.
+// Adding a pending sequence (its ack failed) puts it back.
 func (s *seqSet) add(lo, hi uint64) {
 	if lo == hi {
+		delete(s.pending, lo)
 		if _, ok := s.early[lo]; ok {
 			delete(s.early, lo)
 			s.high = max(s.high, hi)
@@ -102,6 +117,20 @@ func (s *seqSet) add(lo, hi uint64) {
 	}
 	s.ranges = append(s.ranges[:i], append([]seqRange{{lo, hi}}, s.ranges[j:]...)...)
 }
+
+// startAck takes q out for an ack about to be sent: it is pending until
+// doneAck (or add, when the ack failed).
+func (s *seqSet) startAck(q uint64) {
+	if s.contains(q) {
+		if s.pending == nil {
+			s.pending = map[uint64]struct{}{}
+		}
+		s.pending[q] = struct{}{}
+	}
+	s.remove(q)
+}
+
+func (s *seqSet) doneAck(q uint64) { delete(s.pending, q) }
 
 // remove takes q out; a q not in the set is remembered as acked early.
 func (s *seqSet) remove(q uint64) {
@@ -167,7 +196,14 @@ func replayRecord(b []byte) (*seqSet, error) {
 		}
 		lo, hi := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint64(e[8:])
 		if lo&removeBit != 0 {
-			s.remove(lo &^ removeBit)
+			switch hi {
+			case ackStarted:
+				s.startAck(lo &^ removeBit)
+			case ackDone:
+				s.doneAck(lo &^ removeBit)
+			default:
+				return nil, fmt.Errorf("entry %d: bad ack entry %d", n, hi)
+			}
 			continue
 		}
 		if lo == 0 || lo > hi {
@@ -227,23 +263,28 @@ func startRecord(path string, set *seqSet, log *slog.Logger) (*seqRecord, error)
 // old one: a kill leaves one or the other, whole).
 func (r *seqRecord) rewriteLocked() error {
 	tmp := r.path + ".tmp"
-	b := make([]byte, 0, len(recordMagic)+(len(r.set.ranges)+len(r.set.early)+1)*recordEntrySize)
+	b := make([]byte, 0, len(recordMagic)+(len(r.set.ranges)+len(r.set.early)+2*len(r.set.pending)+3)*recordEntrySize)
 	b = append(b, recordMagic...)
 	var e [recordEntrySize]byte
-	if r.set.high > 0 && !r.set.contains(r.set.high) {
-		// Keep the highest sequence seen, so early acks above it stay early.
-		encodeEntry(e[:], r.set.high, r.set.high)
+	put := func(lo, hi uint64) {
+		encodeEntry(e[:], lo, hi)
 		b = append(b, e[:]...)
-		encodeEntry(e[:], r.set.high|removeBit, 0)
-		b = append(b, e[:]...)
+	}
+	if h := r.set.high; h > 0 && !r.set.contains(h) {
+		// Keep the highest sequence seen: added, and acked.
+		put(h, h)
+		put(h|removeBit, ackStarted)
+		put(h|removeBit, ackDone)
 	}
 	for _, rg := range r.set.ranges {
-		encodeEntry(e[:], rg.lo, rg.hi)
-		b = append(b, e[:]...)
+		put(rg.lo, rg.hi)
 	}
 	for q := range r.set.early {
-		encodeEntry(e[:], q|removeBit, 0)
-		b = append(b, e[:]...)
+		put(q|removeBit, ackStarted) // not in the set: early again
+	}
+	for q := range r.set.pending {
+		put(q, q)
+		put(q|removeBit, ackStarted)
 	}
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
@@ -277,16 +318,28 @@ func (r *seqRecord) published(ack *jetstream.PubAck) {
 	r.appendLocked(ack.Sequence, ack.Sequence)
 }
 
-// acking takes seq out before its ack is sent; undo puts it back when the
-// ack failed.
+// acking takes seq out before its ack is sent; acked notes the server's
+// answer; undo puts it back when the ack failed.
 func (r *seqRecord) acking(seq uint64) {
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.set.remove(seq)
-	r.appendLocked(seq|removeBit, 0)
+	r.set.startAck(seq)
+	r.appendLocked(seq|removeBit, ackStarted)
+}
+
+func (r *seqRecord) acked(seq uint64) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.set.pending[seq]; ok {
+		r.set.doneAck(seq)
+		r.appendLocked(seq|removeBit, ackDone)
+	}
 }
 
 func (r *seqRecord) undo(seq uint64) {
@@ -307,7 +360,7 @@ func (r *seqRecord) appendLocked(lo, hi uint64) {
 		return // closed with the connection; an ack now fails anyway
 	}
 	err := func() error {
-		if r.entries >= compactEntries && r.entries >= 4*(len(r.set.ranges)+len(r.set.early)) {
+		if r.entries >= compactEntries && r.entries >= 4*(len(r.set.ranges)+len(r.set.early)+len(r.set.pending)) {
 			return r.rewriteLocked() // the set already holds this change
 		}
 		encodeEntry(r.buf[:], lo, hi)
@@ -401,10 +454,26 @@ func compareRecord(rec *seqSet, state jetstream.StreamState, deleted []uint64) s
 			out.kept.add(max(rg.lo, rec.high+1), rg.hi)
 		}
 	}
+	// Acks a kill cut short: still open if the stream holds the message
+	// (the ack never arrived), acked if not.
+	for q := range rec.pending {
+		if held(state, deleted, q) {
+			out.kept.add(q, q)
+		}
+	}
 	for q := range rec.early {
 		out.kept.remove(q)
 	}
 	return out
+}
+
+// held tells whether a loaded stream holds q.
+func held(state jetstream.StreamState, deleted []uint64, q uint64) bool {
+	if state.LastSeq == 0 || q < state.FirstSeq || q > state.LastSeq {
+		return false
+	}
+	i := sort.Search(len(deleted), func(i int) bool { return deleted[i] >= q })
+	return i == len(deleted) || deleted[i] != q
 }
 
 // heldSet is every sequence a loaded stream holds (for a first record).
