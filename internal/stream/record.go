@@ -538,7 +538,15 @@ func (c *Conn) checkStartupLoss(ctx context.Context, info *jetstream.StreamInfo,
 			"open_messages", loss.open, "held_messages", state.Msgs, "server_reported_lost", serverLost)
 	}
 	if c.rec, err = startRecord(path, loss.kept, c.log); err != nil {
-		return loss, err
+		// A diagnostic must not keep the relay from starting (a full disk
+		// is handled by the store watch). Without a record the next start
+		// is not checked; a stale one must not be compared either.
+		recordWriteErrors.Inc()
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+		c.log.Error("the start-up loss record cannot be written; the next start is not checked for lost messages", "path", path, "err", err)
+		c.rec = nil
 	}
 	return loss, nil
 }

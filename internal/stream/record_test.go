@@ -614,3 +614,32 @@ func killChild(t *testing.T, dir string) {
 	}
 	select {} // until SIGKILL
 }
+
+// TestRecordUnwritableDoesNotStopOpen: a record that cannot be written is
+// logged and the relay starts without it; the stale one is removed so the
+// next start does not compare against it.
+func TestRecordUnwritableDoesNotStopOpen(t *testing.T) {
+	cfg := testConfig(t)
+	c := mustOpen(t, cfg)
+	publishN(t, c, 0, 3)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := recordPath(cfg.StoreDir, DefaultStream)
+	if err := os.Mkdir(path+".tmp", 0o700); err != nil { // the rewrite cannot create its file
+		t.Fatal(err)
+	}
+	log, lines := captureLog(t)
+	c, err := Open(ctxT(t, 20*time.Second), cfg, log)
+	if err != nil {
+		t.Fatalf("Open failed over an unwritable record: %v", err)
+	}
+	defer c.Close()
+	if c.rec != nil || len(lines.matching("level=ERROR", "record cannot be written")) != 1 {
+		t.Fatalf("unwritable record: rec %v, log %q", c.rec, lines.matching("record"))
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("stale record left: %v", err)
+	}
+	publishN(t, c, 3, 2) // and it works
+}
