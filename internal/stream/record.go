@@ -33,11 +33,12 @@ import (
 // The count and the sequences are exact (within the caveats below).
 //
 // The record is an append-only file of small checksummed entries ("add
-// sequence", "remove sequence"), written with write(2) on every PubAck
-// (before Publish returns) and every ack (before it is sent), and never
-// fsynced: it survives the relay being killed, which is what it is for. It is
-// rewritten from memory (the open sequences as ranges: a handful, since acks
-// come roughly in order) when the entries outgrow the set, and at every Open.
+// sequence", "ack started", "ack done"), written with write(2) before a
+// Publish returns and before an ack is sent (concurrent callers share one
+// write; "ack done" rides along with the next), and never fsynced: it
+// survives the relay being killed, which is what it is for. It is rewritten
+// from memory (the open sequences as ranges: a handful, since acks come
+// roughly in order) when the entries outgrow the set, and at every Open.
 //
 // An ack is noted as started before it is sent and as done (or undone)
 // when its answer comes. A kill in between leaves it started: at the next
@@ -238,21 +239,35 @@ func readRecord(path string) (*seqSet, error) {
 }
 
 // seqRecord is the relay's account of the open sequences, kept in one file.
+//
+// Entries are written as a group: a caller queues its entry (the set changes
+// at once, under mu, in the same order as the entries) and, if no write is
+// in progress, writes everything queued in one write(2) with mu released;
+// callers arriving meanwhile queue behind it and are written by the next
+// one. Each returns once its own entry is written. Concurrent publishes and
+// acks so share system calls, as they share fsyncs in syncer.go.
 type seqRecord struct {
 	path string
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	f       *os.File // nil once closed
+	cond    *sync.Cond // on mu: a group write finished
+	f       *os.File   // nil once closed
 	set     *seqSet
-	entries int // written since the last rewrite
+	entries int // in the file or queued, since the last rewrite
 	errOnce bool
-	buf     [recordEntrySize]byte
+
+	queued  []byte // entries not yet written, in order
+	spare   []byte // the last written group's buffer, for reuse
+	queuedN uint64 // entries ever queued
+	doneN   uint64 // of those, written (or made moot by a rewrite or close)
+	writing bool   // a group write is in progress (mu released)
 }
 
 // startRecord writes set as a new record file and keeps appending to it.
 func startRecord(path string, set *seqSet, log *slog.Logger) (*seqRecord, error) {
 	r := &seqRecord{path: path, log: log, set: set}
+	r.cond = sync.NewCond(&r.mu)
 	if err := r.rewriteLocked(); err != nil {
 		return nil, fmt.Errorf("record: %w", err)
 	}
@@ -260,7 +275,8 @@ func startRecord(path string, set *seqSet, log *slog.Logger) (*seqRecord, error)
 }
 
 // rewriteLocked replaces the file with the set (a new file renamed over the
-// old one: a kill leaves one or the other, whole).
+// old one: a kill leaves one or the other, whole). No group write may be in
+// progress. Queued entries are moot: the set already holds them.
 func (r *seqRecord) rewriteLocked() error {
 	tmp := r.path + ".tmp"
 	b := make([]byte, 0, len(recordMagic)+(len(r.set.ranges)+len(r.set.early)+2*len(r.set.pending)+3)*recordEntrySize)
@@ -301,10 +317,11 @@ func (r *seqRecord) rewriteLocked() error {
 		return fmt.Errorf("open %s: %w", r.path, err)
 	}
 	r.f, r.entries = f, 0
+	r.queued, r.doneN = r.queued[:0], r.queuedN
 	return nil
 }
 
-// published records a PubAck.
+// published records a PubAck; it returns once the entry is written.
 func (r *seqRecord) published(ack *jetstream.PubAck) {
 	if r == nil || ack == nil || ack.Sequence == 0 {
 		return
@@ -315,11 +332,12 @@ func (r *seqRecord) published(ack *jetstream.PubAck) {
 		return // may have been acked already (see the caveats above)
 	}
 	r.set.add(ack.Sequence, ack.Sequence)
-	r.appendLocked(ack.Sequence, ack.Sequence)
+	r.writeLocked(r.queueLocked(ack.Sequence, ack.Sequence))
 }
 
-// acking takes seq out before its ack is sent; acked notes the server's
-// answer; undo puts it back when the ack failed.
+// acking takes seq out before its ack is sent (and returns once that is
+// written); acked notes the server's answer; undo puts it back when the
+// ack failed.
 func (r *seqRecord) acking(seq uint64) {
 	if r == nil {
 		return
@@ -327,18 +345,21 @@ func (r *seqRecord) acking(seq uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.set.startAck(seq)
-	r.appendLocked(seq|removeBit, ackStarted)
+	r.writeLocked(r.queueLocked(seq|removeBit, ackStarted))
 }
 
+// acked is not waited for: it rides along with the next write. Losing it
+// to a kill costs nothing — an ack started and not done is resolved at the
+// next Open by whether the stream still holds the message.
 func (r *seqRecord) acked(seq uint64) {
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.set.pending[seq]; ok {
+	if _, ok := r.set.pending[seq]; ok && r.f != nil {
 		r.set.doneAck(seq)
-		r.appendLocked(seq|removeBit, ackDone)
+		r.queueLocked(seq|removeBit, ackDone)
 	}
 }
 
@@ -349,33 +370,62 @@ func (r *seqRecord) undo(seq uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.set.add(seq, seq)
-	r.appendLocked(seq, seq)
+	r.writeLocked(r.queueLocked(seq, seq))
 }
 
-// appendLocked writes one entry. A failure does not fail the publish or ack
+// queueLocked queues one entry and returns its number.
+func (r *seqRecord) queueLocked(lo, hi uint64) uint64 {
+	var e [recordEntrySize]byte
+	encodeEntry(e[:], lo, hi)
+	r.queued = append(r.queued, e[:]...)
+	r.entries++
+	r.queuedN++
+	return r.queuedN
+}
+
+// writeLocked returns once entry n is written, writing the queued group
+// itself when no one else is. A failure does not fail the publish or ack
 // (the envelope is safe in the stream either way); it makes the next
 // start-up check unreliable, so it is counted and logged once.
-func (r *seqRecord) appendLocked(lo, hi uint64) {
-	if r.f == nil {
-		return // closed with the connection; an ack now fails anyway
-	}
-	err := func() error {
+func (r *seqRecord) writeLocked(n uint64) {
+	for r.doneN < n {
+		if r.writing {
+			r.cond.Wait()
+			continue
+		}
+		if r.f == nil { // closed with the connection; an ack now fails anyway
+			r.queued, r.doneN = r.queued[:0], r.queuedN
+			return
+		}
 		if r.entries >= compactEntries && r.entries >= 4*(len(r.set.ranges)+len(r.set.early)+len(r.set.pending)) {
-			return r.rewriteLocked() // the set already holds this change
+			err := r.rewriteLocked()
+			if err == nil || r.f == nil {
+				continue
+			}
+			// The old file is still whole: append to it, and try the
+			// rewrite again only after as many entries more.
+			r.noteErrLocked(err)
+			r.entries = 0
 		}
-		encodeEntry(r.buf[:], lo, hi)
-		if _, err := r.f.Write(r.buf[:]); err != nil {
-			return fmt.Errorf("write %s: %w", r.path, err)
+		buf, upto, f := r.queued, r.queuedN, r.f
+		r.queued, r.spare = r.spare[:0], nil
+		r.writing = true
+		r.mu.Unlock()
+		_, err := f.Write(buf)
+		r.mu.Lock()
+		r.writing, r.spare, r.doneN = false, buf[:0], upto
+		r.cond.Broadcast()
+		if err != nil {
+			r.noteErrLocked(fmt.Errorf("write %s: %w", r.path, err))
 		}
-		r.entries++
-		return nil
-	}()
-	if err != nil {
-		recordWriteErrors.Inc()
-		if !r.errOnce {
-			r.errOnce = true
-			r.log.Error("writing the start-up loss record failed; the next start-up check may be wrong", "path", r.path, "err", err)
-		}
+	}
+}
+
+func (r *seqRecord) noteErrLocked(err error) {
+	recordWriteErrors.Inc()
+	if !r.errOnce {
+		r.errOnce = true
+		r.log.Error("writing the start-up loss record failed; the next start-up check may be wrong", "path", r.path, "err", err)
 	}
 }
 
@@ -385,10 +435,20 @@ func (r *seqRecord) close() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for r.writing {
+		r.cond.Wait()
+	}
 	if r.f == nil {
 		return nil
 	}
-	err := r.f.Close()
+	var err error
+	if len(r.queued) > 0 { // acks done, riding along with a write that did not come
+		if _, err = r.f.Write(r.queued); err != nil {
+			err = fmt.Errorf("write %s: %w", r.path, err)
+		}
+		r.queued, r.doneN = r.queued[:0], r.queuedN
+	}
+	err = errors.Join(err, r.f.Close())
 	r.f = nil
 	if err != nil {
 		return fmt.Errorf("record: close %s: %w", r.path, err)
