@@ -6,8 +6,10 @@
 //
 // Files: stream.go (Config, Open, Ready, Close), embedded.go (the in-process
 // nats-server, its logger, damaged-store checks), record.go (the start-up
-// loss check), publish.go (Publish and its error mapping), syncer.go (sync
-// "always" as a group fsync), consumer.go (Consumer, Fetch, Delivery).
+// loss check), storewatch.go (refusing publishes while the store cannot
+// write, reloading it once it can), publish.go (Publish and its error
+// mapping), syncer.go (sync "always" as a group fsync), consumer.go
+// (Consumer, Fetch, Delivery).
 //
 // The promises, in the terms of shared/docs/durability.md:
 //   - Publish returns nil only after the PubAck: the message is in the
@@ -17,6 +19,8 @@
 //     acks it (Delivery.Ack, a double ack). Un-acked messages come back after
 //     AckWait, also across restarts; Nak brings one back sooner.
 //   - A full stream refuses new messages (ErrFull); it never drops old ones.
+//     So does a full disk under the embedded store, until space is back and
+//     the store is reloaded without a restart.
 //   - Open never hangs and never starts empty over a store the server could
 //     not load (see startEmbedded for what nats-server recovers).
 //   - Open never loads a damaged embedded store silently: messages that

@@ -52,15 +52,7 @@ import (
 //
 // trouble receives when the server logs a store write error, so the store
 // watch (storewatch.go) need not wait for its next tick.
-func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (s *server.Server, trouble <-chan struct{}, err error) {
-	s, logger, err := startEmbeddedServer(ctx, cfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, logger.trouble, nil
-}
-
-func startEmbeddedServer(ctx context.Context, cfg Config, log *slog.Logger) (*server.Server, *serverLogger, error) {
+func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*server.Server, <-chan struct{}, error) {
 	sync, err := parseSync(cfg.Sync)
 	if err != nil {
 		return nil, nil, err
@@ -126,7 +118,7 @@ func startEmbeddedServer(ctx context.Context, cfg Config, log *slog.Logger) (*se
 	if cfg.Listen != "" {
 		log.Info("embedded nats-server listening", "url", s.ClientURL())
 	}
-	return s, logger, nil
+	return s, logger.trouble, nil
 }
 
 // serverLogger routes nats-server's log to slog. Notices (the start-up
