@@ -593,7 +593,7 @@ func (c *Conn) checkStartupLoss(ctx context.Context, info *jetstream.StreamInfo,
 			serverLost = uint64(len(l.Msgs))
 		}
 		c.log.Error("jetstream store came back without messages the relay acknowledged and no worker acked: messages lost",
-			"store_dir", streamDir, "stream", c.cfg.Stream, "lost_messages", loss.lost,
+			"store_dir", c.cfg.StoreDir, "stream_dir", streamDir, "stream", c.cfg.Stream, "lost_messages", loss.lost,
 			"lost_first_seq", loss.from, "lost_last_seq", loss.to,
 			"open_messages", loss.open, "held_messages", state.Msgs, "server_reported_lost", serverLost)
 	}

@@ -166,7 +166,8 @@ func TestStartupLossReported(t *testing.T) {
 			}
 			line := errs[0]
 			for _, want := range []string{
-				"store_dir=" + sf.streamDir,
+				"store_dir=" + cfg.StoreDir + " ",
+				"stream_dir=" + sf.streamDir,
 				fmt.Sprintf("lost_messages=%d", len(lost)),
 			} {
 				if !strings.Contains(line, want) {
