@@ -176,7 +176,7 @@ func (k *Consumer) collect(batch jetstream.MessageBatch, out []*Delivery) ([]*De
 	got := 0
 	for msg := range batch.Messages() {
 		got++
-		d := &Delivery{msg: msg}
+		d := &Delivery{msg: msg, rec: k.c.rec}
 		meta, err := msg.Metadata()
 		if err != nil {
 			// Not a JetStream delivery (cannot happen on a pull consumer's
@@ -220,6 +220,7 @@ type Delivery struct {
 	Msg  Message
 	msg  jetstream.Msg
 	meta jetstream.MsgMetadata
+	rec  *seqRecord // nil when the start-up loss check is off
 }
 
 // Ack tells JetStream the message is done with and waits for the server's
@@ -227,9 +228,15 @@ type Delivery struct {
 // redelivered. An error means it may be redelivered (a duplicate, never a
 // loss).
 func (d *Delivery) Ack(ctx context.Context) error {
+	// Noted in the start-up loss record before it is sent and when it is
+	// answered, so a kill in between is told apart at the next start
+	// (record.go).
+	d.rec.acking(d.meta.Sequence.Stream)
 	if err := d.msg.DoubleAck(ctx); err != nil {
+		d.rec.undo(d.meta.Sequence.Stream)
 		return fmt.Errorf("stream: ack seq %d: %w", d.meta.Sequence.Stream, err)
 	}
+	d.rec.acked(d.meta.Sequence.Stream)
 	return nil
 }
 

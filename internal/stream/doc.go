@@ -5,8 +5,10 @@
 // reads (message.go).
 //
 // Files: stream.go (Config, Open, Ready, Close), embedded.go (the in-process
-// nats-server, its logger, damaged-store checks), publish.go (Publish and its
-// error mapping), syncer.go (sync "always" as a group fsync), consumer.go
+// nats-server, its logger, damaged-store checks), record.go (the start-up
+// loss check), storewatch.go (refusing publishes while the store cannot
+// write, reloading it once it can), publish.go (Publish and its error
+// mapping), syncer.go (sync "always" as a group fsync), consumer.go
 // (Consumer, Fetch, Delivery).
 //
 // The promises, in the terms of shared/docs/durability.md:
@@ -17,8 +19,18 @@
 //     acks it (Delivery.Ack, a double ack). Un-acked messages come back after
 //     AckWait, also across restarts; Nak brings one back sooner.
 //   - A full stream refuses new messages (ErrFull); it never drops old ones.
+//     So does a full disk under the embedded store, until space is back and
+//     the store is reloaded without a restart.
 //   - Open never hangs and never starts empty over a store the server could
 //     not load (see startEmbedded for what nats-server recovers).
+//   - Open never loads a damaged embedded store silently: messages that
+//     were acknowledged, not acked by a worker, and are no longer in the
+//     store are counted and logged as an ERROR with their sequences (the
+//     relay's own record of them, record.go).
+//   - An existing stream on an external server is used only when none of its
+//     settings can delete a message before a worker acks it; otherwise Open
+//     fails naming each such setting and leaves the stream as it is
+//     (checkExternalStream).
 //
 // Subjects are "<lower-case stream name>.<project id>", e.g.
 // "relay_envelopes.42"; one durable consumer, shared by every worker, takes

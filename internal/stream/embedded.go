@@ -41,15 +41,24 @@ import (
 //   - a damaged consumer state (obs/<durable>/o.dat): the consumer does not
 //     load; Conn.Consumer sets the file aside and recreates it (see there).
 //
-// Where the server does report loss (StreamState.Lost), Open logs an error
-// and counts it (LostOnOpen, relay_stream_recovery_lost_total).
-func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*server.Server, error) {
+// None of the losses above is reliably in StreamState.Lost, and a rebuild
+// can bring acked (deleted) messages back, so the stream's counts cannot
+// tell either. Open compares the stream with the relay's own record of the
+// sequences it acknowledged and no worker acked (record.go), and logs an
+// ERROR naming the store directory, how many were lost and their sequences,
+// and counts them (LostOnOpen, relay_stream_recovery_lost_total);
+// TestStartupLossReported pins it for blocks cut short, cut to zero and
+// removed.
+//
+// trouble receives when the server logs a store write error, so the store
+// watch (storewatch.go) need not wait for its next tick.
+func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*server.Server, <-chan struct{}, error) {
 	sync, err := parseSync(cfg.Sync)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(cfg.StoreDir, 0o750); err != nil {
-		return nil, fmt.Errorf("embedded nats-server: store dir: %w", err)
+		return nil, nil, fmt.Errorf("embedded nats-server: store dir: %w", err)
 	}
 	opts := &server.Options{
 		ServerName: "relay-embedded",
@@ -68,14 +77,14 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*server.S
 	}
 	if cfg.Listen != "" {
 		if opts.Host, opts.Port, err = splitListen(cfg.Listen); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("embedded nats-server: %w", err)
+		return nil, nil, fmt.Errorf("embedded nats-server: %w", err)
 	}
-	logger := &serverLogger{log: log.With("component", "nats-server"), fatal: make(chan string, 1)}
+	logger := &serverLogger{log: log.With("component", "nats-server"), fatal: make(chan string, 1), trouble: make(chan struct{}, 1)}
 	s.SetLoggerV2(logger, false, false, false)
 
 	// Start blocks while JetStream recovers the store, which can take long on
@@ -90,26 +99,26 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*server.S
 	case <-ctx.Done():
 		// Shutdown racing a Start in progress is allowed; do not wait for it.
 		go s.Shutdown()
-		return nil, fmt.Errorf("embedded nats-server: not started (store recovery of %s still running?): %w", cfg.StoreDir, ctx.Err())
+		return nil, nil, fmt.Errorf("embedded nats-server: not started (store recovery of %s still running?): %w", cfg.StoreDir, ctx.Err())
 	}
 	select {
 	case msg := <-logger.fatal:
 		s.Shutdown()
-		return nil, fmt.Errorf("embedded nats-server: %s", msg)
+		return nil, nil, fmt.Errorf("embedded nats-server: %s", msg)
 	default:
 	}
 	if !s.ReadyForConnections(time.Until(deadlineOr(ctx, time.Now().Add(DefaultStartTimeout)))) {
 		s.Shutdown()
-		return nil, fmt.Errorf("embedded nats-server: not ready for connections (listen %q)", cfg.Listen)
+		return nil, nil, fmt.Errorf("embedded nats-server: not ready for connections (listen %q)", cfg.Listen)
 	}
 	if !s.JetStreamEnabled() {
 		s.Shutdown()
-		return nil, errors.New("embedded nats-server: started without JetStream (see its errors above)")
+		return nil, nil, errors.New("embedded nats-server: started without JetStream (see its errors above)")
 	}
 	if cfg.Listen != "" {
 		log.Info("embedded nats-server listening", "url", s.ClientURL())
 	}
-	return s, nil
+	return s, logger.trouble, nil
 }
 
 // serverLogger routes nats-server's log to slog. Notices (the start-up
@@ -118,14 +127,24 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*server.S
 // startEmbedded, because with a custom logger nats-server does not exit, it
 // just stops starting.
 type serverLogger struct {
-	log   *slog.Logger
-	fatal chan string
+	log     *slog.Logger
+	fatal   chan string
+	trouble chan struct{} // capacity 1: "a store write failed" (storewatch.go)
 }
 
 func (l *serverLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *serverLogger) Tracef(string, ...any)           {} // traces carry payloads; never logged
-func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.log.Error(msg)
+	if strings.Contains(msg, "write error") || strings.Contains(msg, "will be DISABLED") || strings.Contains(msg, "no space left") {
+		select {
+		case l.trouble <- struct{}{}:
+		default:
+		}
+	}
+}
 
 func (l *serverLogger) Warnf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
@@ -149,6 +168,7 @@ func (l *serverLogger) Fatalf(format string, v ...any) {
 // storeScan is what an embedded store held for our stream before start-up.
 type storeScan struct {
 	dir        string // the stream's directory in the store
+	topDir     string // the highest directory whose entries must be fsynced once (see topCreated)
 	blocks     int    // message block files (msgs/*.blk)
 	blockBytes int64  // their total size
 }
@@ -158,7 +178,12 @@ type storeScan struct {
 // not load". The layout (<store>/jetstream/$G/streams/<stream>/msgs/N.blk) is
 // nats-server's; $G is the global account the embedded server uses.
 func scanStore(storeDir, stream string) (storeScan, error) {
-	sc := storeScan{dir: filepath.Join(storeDir, server.JetStreamStoreDir, server.DEFAULT_GLOBAL_ACCOUNT, "streams", stream)}
+	sc := storeScan{
+		dir: filepath.Join(storeDir, server.JetStreamStoreDir, server.DEFAULT_GLOBAL_ACCOUNT, "streams", stream),
+		// Before start-up creates anything: the store directory's parent
+		// (the config directory), or higher when start-up creates more.
+		topDir: topCreated(storeDir),
+	}
 	ents, err := os.ReadDir(filepath.Join(sc.dir, "msgs"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return sc, nil

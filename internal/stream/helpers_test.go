@@ -163,3 +163,42 @@ func fetchUntilEmpty(t testing.TB, k *Consumer, d time.Duration) []*Delivery {
 	}
 	return out
 }
+
+// logLines is a slog.Logger for a test that also keeps every line it wrote,
+// for tests that check what was logged.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+	next  *testWriter
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.lines = append(l.lines, strings.TrimRight(string(p), "\n"))
+	l.mu.Unlock()
+	return l.next.Write(p)
+}
+
+// matching returns the lines that contain every one of subs.
+func (l *logLines) matching(subs ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+next:
+	for _, line := range l.lines {
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				continue next
+			}
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func captureLog(t testing.TB) (*slog.Logger, *logLines) {
+	w := &testWriter{t: t}
+	t.Cleanup(w.stop)
+	l := &logLines{next: w}
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo})), l
+}

@@ -65,6 +65,11 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 		publishFailedUnavail.Inc()
 		return fmt.Errorf("stream: publish: connection closing: %w", ErrUnavailable)
 	}
+	if err := c.downErr(); err != nil {
+		// The store is known broken (storewatch.go): say so now rather
+		// than after a publish timeout nobody will answer.
+		return c.refuseDown(err)
+	}
 	data, err := m.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("stream: publish: %w", err)
@@ -82,7 +87,10 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
 	wait := retryMinWait
 	for attempt := 1; ; attempt++ {
-		err := c.publishOnce(ctx, msg)
+		ack, err := c.publishOnce(ctx, msg)
+		if err == nil {
+			c.rec.published(ack)
+		}
 		if err == nil && c.syncer != nil {
 			if err = c.syncer.wait(ctx); err != nil {
 				// Stored but not known durable: the caller must not promise
@@ -115,6 +123,9 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 			}
 			return fmt.Errorf("stream: publish %s (attempt %d): %w: %w", subject, attempt, kind, err)
 		}
+		if derr := c.downErr(); derr != nil {
+			return c.refuseDown(derr)
+		}
 		publishRetries.Inc()
 		c.log.Debug("publish retry", "subject", subject, "attempt", attempt, "err", err)
 		// Jittered, doubling wait: a restarting server is not hammered by
@@ -129,6 +140,17 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 		}
 		wait = min(2*wait, retryMaxWait)
 	}
+}
+
+// refuseDown fails a publish because the store cannot take writes.
+func (c *Conn) refuseDown(err error) error {
+	publishRefusedStoreDown.Inc()
+	if errors.Is(err, ErrFull) {
+		publishFailedFull.Inc()
+	} else {
+		publishFailedUnavail.Inc()
+	}
+	return fmt.Errorf("stream: publish: %w", err)
 }
 
 // noteFull records the stream's size after an ErrFull, for Ready. It costs
@@ -150,28 +172,27 @@ func (c *Conn) noteFull() {
 // publishOnce sends msg once and waits for its PubAck, a publish error, or
 // ctx. An attempt abandoned by ctx is settled by the library's ack timeout
 // (Config.PublishTimeout), so its bookkeeping does not leak.
-func (c *Conn) publishOnce(ctx context.Context, msg *nats.Msg) error {
+func (c *Conn) publishOnce(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	select {
 	case c.pubSem <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("waiting for a publish slot: %w: %w", ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("waiting for a publish slot: %w: %w", ErrUnavailable, ctx.Err())
 	}
 	defer func() { <-c.pubSem }()
 	if c.syncPublish {
-		_, err := c.js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(0))
-		return err
+		return c.js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(0))
 	}
 	paf, err := c.js.PublishMsgAsync(msg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	select {
-	case <-paf.Ok():
-		return nil
+	case ack := <-paf.Ok():
+		return ack, nil
 	case err := <-paf.Err():
-		return err
+		return nil, err
 	case <-ctx.Done():
-		return fmt.Errorf("waiting for PubAck: %w: %w", ErrUnavailable, ctx.Err())
+		return nil, fmt.Errorf("waiting for PubAck: %w: %w", ErrUnavailable, ctx.Err())
 	}
 }
 

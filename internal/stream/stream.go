@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,6 +102,9 @@ type Config struct {
 	// nativeSyncAlways: sync "always" by nats-server's own per-message
 	// fsync instead of the group fsync barrier (syncer.go); benchmarks only.
 	nativeSyncAlways bool
+	// storeCheckEvery: how often the embedded store is checked for write
+	// errors (storewatch.go); default defaultStoreCheckEvery, shorter in tests.
+	storeCheckEvery time.Duration
 }
 
 func (cfg *Config) setDefaults() {
@@ -126,6 +131,9 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.CloseTimeout == 0 {
 		cfg.CloseTimeout = DefaultCloseTimeout
+	}
+	if cfg.storeCheckEvery == 0 {
+		cfg.storeCheckEvery = defaultStoreCheckEvery
 	}
 }
 
@@ -236,8 +244,17 @@ type Conn struct {
 	fullAtBytes atomic.Int64
 	fullNoting  atomic.Bool // one noteFull at a time
 
-	// What the server reported lost when it recovered a damaged store at Open.
+	// What Open found lost when it loaded the store: by the relay's own
+	// record (record.go) or, without one, as the server reported it.
 	lostMsgs, lostBytes uint64
+	// rec is the relay's account of the stream for the next start-up loss
+	// check; nil when the check is off (external server, or Listen).
+	rec *seqRecord
+
+	// down is set while the embedded store cannot take writes (full disk);
+	// watch clears it once a reload worked (storewatch.go).
+	down  atomic.Pointer[storeDown]
+	watch *storeWatcher
 
 	closing   atomic.Bool  // set when Close starts: new publishes fail, retries stop
 	inflight  atomic.Int64 // publishes in progress; Close waits for them
@@ -266,15 +283,16 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 		pubSem: make(chan struct{}, cfg.MaxPending),
 	}
 	var (
-		before storeScan
-		err    error
+		before  storeScan
+		trouble <-chan struct{}
+		err     error
 	)
 	if cfg.URL == "" {
 		before, err = scanStore(cfg.StoreDir, cfg.Stream)
 		if err != nil {
 			return nil, fmt.Errorf("stream: open: %w", err)
 		}
-		if c.srv, err = startEmbedded(ctx, cfg, log); err != nil {
+		if c.srv, trouble, err = startEmbedded(ctx, cfg, log); err != nil {
 			return nil, fmt.Errorf("stream: open: %w", err)
 		}
 	}
@@ -287,10 +305,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 		return nil, fmt.Errorf("stream: open: %w", err)
 	}
 	if sync, _ := parseSync(cfg.Sync); cfg.URL == "" && sync.always && !cfg.nativeSyncAlways {
-		if c.syncer, err = newStoreSyncer(before.dir, c.log); err != nil {
+		if c.syncer, err = newStoreSyncer(before.dir, before.topDir, c.log); err != nil {
 			c.closeWithin(cfg.CloseTimeout)
 			return nil, fmt.Errorf("stream: open: %w", err)
 		}
+	}
+	if c.srv != nil {
+		c.startStoreWatch(cfg.storeCheckEvery, trouble)
 	}
 	return c, nil
 }
@@ -394,6 +415,13 @@ func (c *Conn) declareStream(ctx context.Context, before storeScan) error {
 		if err := checkRecovered(before, info); err != nil {
 			return err
 		}
+		if c.srv == nil {
+			// Someone else's stream: refuse what could drop an envelope
+			// rather than rewrite it (their tooling could put it back).
+			if err := checkExternalStream(info.Config); err != nil {
+				return err
+			}
+		}
 		if !sameStreamConfig(info.Config, want) {
 			c.log.Info("updating stream settings", "stream", want.Name)
 			if st, err = c.js.UpdateStream(ctx, want); err != nil {
@@ -414,10 +442,26 @@ func (c *Conn) declareStream(ctx context.Context, before storeScan) error {
 	}
 	c.stream = st
 	info := st.CachedInfo()
-	if lost := info.State.Lost; lost != nil && len(lost.Msgs) > 0 {
+	var loss startupLoss
+	switch {
+	case c.srv != nil && c.cfg.Listen == "":
+		if loss, err = c.checkStartupLoss(ctx, info, before.dir); err != nil {
+			return fmt.Errorf("start-up loss check of %s: %w", before.dir, err)
+		}
+		c.lostMsgs = loss.lost
+	case c.srv != nil:
+		// Workers in other processes ack through the listener, and their
+		// acks cannot be counted here: a stale record would report them as
+		// lost at a later start without Listen.
+		if err := os.Remove(recordPath(c.cfg.StoreDir, c.cfg.Stream)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the start-up loss record: %w", err)
+		}
+		c.log.Info("start-up loss check off: with listen set, other processes may ack messages", "listen", c.cfg.Listen)
+	}
+	if lost := info.State.Lost; loss.lost == 0 && lost != nil && len(lost.Msgs) > 0 {
 		// The server recovered what it could of a damaged store and lost
 		// the rest. Never silent: an error line and a counter.
-		c.lostMsgs, c.lostBytes = uint64(len(lost.Msgs)), lost.Bytes
+		c.lostMsgs, c.lostBytes = max(c.lostMsgs, uint64(len(lost.Msgs))), lost.Bytes
 		recoveryLost.Add(len(lost.Msgs))
 		c.log.Error("jetstream store was damaged: messages could not be recovered and are lost",
 			"stream", want.Name, "lost_messages", len(lost.Msgs), "lost_bytes", lost.Bytes,
@@ -448,6 +492,56 @@ func (c *Conn) warnStrandedStreams(ctx context.Context) {
 	}
 }
 
+// checkExternalStream refuses an existing stream on an external server whose
+// settings could remove a message no worker has acked, naming every such
+// setting. The relay acknowledges an envelope to the SDK once the stream has
+// it, so anything that deletes it before a worker's ack is a silent loss:
+//   - retention other than workqueue: "limits" keeps acked messages and
+//     drops by its limits, "interest" deletes messages no consumer is
+//     interested in yet;
+//   - discard old: a stream at any limit deletes its oldest messages to make
+//     room (discard new refuses the publish instead: a 503, not a loss);
+//   - max_age: messages older than it are deleted, forwarded or not (e.g.
+//     held through a long upstream outage);
+//   - max_msgs_per_subject: subjects are per project, so a project's oldest
+//     messages beyond it are deleted (under discard old, or even under
+//     discard new unless discard_new_per_subject is set);
+//   - max_msgs and max_bytes under discard old (named with discard);
+//   - memory storage: a restart of the NATS server loses every message.
+//
+// max_msgs and max_bytes under discard new only refuse publishes (ErrFull).
+func checkExternalStream(have jetstream.StreamConfig) error {
+	var bad []string
+	if have.Retention != jetstream.WorkQueuePolicy {
+		bad = append(bad, fmt.Sprintf("retention %s (want workqueue: envelopes must leave the stream only when a worker acks them)", strings.ToLower(have.Retention.String())))
+	}
+	if have.Discard != jetstream.DiscardNew {
+		limits := ""
+		if have.MaxMsgs > 0 {
+			limits += fmt.Sprintf(", max_msgs %d", have.MaxMsgs)
+		}
+		if have.MaxBytes > 0 {
+			limits += fmt.Sprintf(", max_bytes %d", have.MaxBytes)
+		}
+		bad = append(bad, fmt.Sprintf("discard old%s (want new: a full stream must refuse new envelopes, not delete old ones)", limits))
+	}
+	if have.MaxAge > 0 {
+		bad = append(bad, fmt.Sprintf("max_age %s (want 0: envelopes older than that are deleted, forwarded or not)", have.MaxAge))
+	}
+	if have.MaxMsgsPerSubject > 0 {
+		bad = append(bad, fmt.Sprintf("max_msgs_per_subject %d (want -1: subjects are per project, so a project's oldest envelopes beyond it are deleted)", have.MaxMsgsPerSubject))
+	}
+	if have.Storage != jetstream.FileStorage {
+		bad = append(bad, fmt.Sprintf("storage %s (want file: a NATS server restart loses every envelope in memory)", strings.ToLower(have.Storage.String())))
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("existing stream %s on the external server has settings that can delete envelopes the relay acknowledged: %s; "+
+		"refusing to use it — change them on the NATS server or delete the stream so the relay creates it",
+		have.Name, strings.Join(bad, "; "))
+}
+
 // sameStreamConfig compares the settings we own; fields the server fills in
 // (and ones an operator may tune, like Description) are ignored.
 func sameStreamConfig(have, want jetstream.StreamConfig) bool {
@@ -462,8 +556,9 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 // store (a drop nobody chose, reported once per Open).
 var recoveryLost = metrics.NewCounter(`relay_stream_recovery_lost_total`)
 
-// LostOnOpen reports the messages (and their bytes) the server said it could
-// not recover when Open loaded a damaged store; zero for an intact one.
+// LostOnOpen reports the messages Open found lost when it loaded the store
+// (by the relay's record, see record.go, or as the server reported them) and
+// the bytes the server reported lost; zero for an intact store.
 func (c *Conn) LostOnOpen() (msgs, bytes uint64) { return c.lostMsgs, c.lostBytes }
 
 // Subject is the subject a message for projectID is published on.
@@ -507,6 +602,9 @@ func (c *Conn) Ready(ctx context.Context) error {
 const readyCacheTTL = time.Second
 
 func (c *Conn) checkReady(ctx context.Context) error {
+	if err := c.downErr(); err != nil {
+		return fmt.Errorf("stream: ready: %w", err)
+	}
 	if st := c.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("stream: ready: connection %s: %w", st, ErrUnavailable)
 	}
@@ -610,6 +708,7 @@ func (c *Conn) close(ctx context.Context) error {
 		}
 		break
 	}
+	c.stopStoreWatch() // at most one check (a reload) in progress
 	if c.syncer != nil {
 		c.syncer.close() // at most one fsync round
 	}
@@ -636,6 +735,10 @@ func (c *Conn) close(ctx context.Context) error {
 		if err := c.shutdownServer(d); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// Last: acks still in flight above count until the connection is gone.
+	if err := c.rec.close(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stream: close: %w", err)
