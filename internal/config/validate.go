@@ -135,6 +135,8 @@ func (c *Config) Validate() error {
 		v.add("ingest.enabled", "false, and so is worker.enabled: this process would do nothing")
 	}
 
+	v.validateCache(&c.Cache)
+
 	// scrub
 	if !c.Scrub.PIIConfig.IsZero() {
 		if n := c.Scrub.PIIConfig.node; n.Kind != yaml.MappingNode && !isNull(n) {
