@@ -60,6 +60,9 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Version goes into every answer's `Server: relay/<Version>` header.
 	Version string
+	// Projects refuses requests by their key's project config (403); nil
+	// accepts every well-formed request (see ProjectGate).
+	Projects ProjectGate
 }
 
 // DefaultConfig returns Relay's defaults (protocol doc §3.5, §5.1).
