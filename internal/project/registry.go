@@ -91,9 +91,6 @@ type Options struct {
 	// OverrideProjectIDs accepts a request whose project id differs from
 	// its key's project (relay.override_project_ids).
 	OverrideProjectIDs bool
-	// Fallback is the relay-wide scrubber, used for keys whose project has
-	// no scrubbing settings of its own (nil: none).
-	Fallback *scrub.Scrubber
 }
 
 // Registry answers questions about public keys from the states its sources
@@ -166,22 +163,19 @@ func (r *Registry) Admit(publicKey string, projectID uint64, haveProject bool, o
 	return "", e.ProjectID
 }
 
-// ScrubberFor returns the scrubber for envelopes of publicKey: its project's
-// own when the project config has scrubbing settings, the relay-wide one
-// otherwise (keys without a state included). It fails for a key whose
-// project config is invalid and was never valid while the relay ran: the
-// project's rules are unknown, and forwarding with the relay-wide ones could
-// let through what the project meant to remove.
+// ScrubberFor returns the scrubber of publicKey's project when its config
+// has scrubbing settings of its own, and nil when the relay-wide scrubbing
+// applies (no such settings, or no config for the key). It fails for a key
+// whose project config is invalid and was never valid while the relay ran:
+// the project's rules are unknown, and forwarding with the relay-wide ones
+// could let through what the project meant to remove.
 func (r *Registry) ScrubberFor(publicKey string) (*scrub.Scrubber, error) {
 	st, e := r.Lookup(publicKey)
 	if st != Known {
-		return r.opts.Fallback, nil
+		return nil, nil
 	}
-	if e.scrubber != nil {
-		return e.scrubber, nil
-	}
-	if e.Invalid != nil && !e.wasValid {
+	if e.scrubber == nil && e.Invalid != nil && !e.wasValid {
 		return nil, fmt.Errorf("project %d (%s): config is invalid, its scrubbing rules are unknown: %w", e.ProjectID, e.Source, e.Invalid)
 	}
-	return r.opts.Fallback, nil
+	return e.scrubber, nil
 }
