@@ -153,8 +153,10 @@ key an organisation adds under Settings → Relays in Sentry.`,
 				c.printf("Nothing to do.\n")
 			}
 			switch cfg.Relay.Mode {
-			case config.ModeManaged, config.ModeStatic:
-				c.printf("Note: this version runs in proxy mode only; %s mode will refuse to start. Set relay.mode: proxy in %s (or run with --mode proxy) meanwhile.\n", cfg.Relay.Mode, file)
+			case config.ModeManaged:
+				c.printf("Note: this version runs in proxy and static modes only; %s mode will refuse to start. Set relay.mode: proxy in %s (or run with --mode proxy) meanwhile.\n", cfg.Relay.Mode, file)
+			case config.ModeStatic:
+				c.printf("Note: static mode accepts only the projects with a file in %s (<project id>.json).\n", cfg.ProjectsDir())
 			}
 			return nil
 		},

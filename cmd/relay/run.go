@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -48,10 +47,14 @@ Flags override the environment, which overrides config.yml, which overrides the 
 credentials come from --secret-key/--public-key/--id, else RELAY_SECRET_KEY/RELAY_PUBLIC_KEY/
 RELAY_ID, else credentials.json.
 
-Modes: proxy forwards every well-formed envelope. managed (the default, as in Sentry Relay) and
-static need project configs, which this version does not load yet: they refuse to start.`,
+Modes: proxy forwards every well-formed envelope; project files in <config dir>/projects/, when
+present, still apply to their keys. static accepts only the projects that have a file there
+(<project id>.json, Relay's format), re-read every cache.file_interval. managed (the default, as
+in Sentry Relay) needs project configs from the upstream, which this version does not fetch
+yet: managed relays refuse to start.`,
 		Example: `  relay run --mode proxy
   relay run --mode proxy --upstream https://sentry.example.com/ -H 0.0.0.0 -P 3000
+  relay -c /etc/relay run --mode static
   RELAY_MODE=proxy relay -c /etc/relay run`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -90,12 +93,8 @@ static need project configs, which this version does not load yet: they refuse t
 			}
 			log.Info("launching relay", attrs...)
 
-			switch cfg.Relay.Mode {
-			case config.ModeManaged:
+			if cfg.Relay.Mode == config.ModeManaged {
 				return errors.New("managed mode needs project configs from the upstream, which this version does not fetch yet; run with --mode proxy (or relay.mode: proxy) meanwhile")
-			case config.ModeStatic:
-				return fmt.Errorf("static mode needs project configs from local files (%s), which this version does not read yet; run with --mode proxy (or relay.mode: proxy) meanwhile",
-					filepath.Join(cfg.Dir(), "projects", "*.json"))
 			}
 
 			// The first SIGTERM/SIGINT starts the graceful shutdown; after it the default
