@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// MatchOrigin reports whether a request's origin (its Origin header, else
+// matchOrigin reports whether a request's origin (its Origin header, else
 // its Referer) is allowed by a project's allowedDomains, with Relay's rules
 // (relay-filter's matches_any_origin behind ProjectInfo::is_valid_origin):
 //
@@ -19,7 +19,7 @@ import (
 // The origin is compared in the form a URL parser gives it (lowercase scheme
 // and host, no default port, at least "/" as the path), as Relay compares
 // its parsed Url.
-func MatchOrigin(origin string, allowed []string) bool {
+func matchOrigin(origin string, allowed []string) bool {
 	if origin == "" {
 		return true
 	}

@@ -53,8 +53,8 @@ func TestMatchOrigin(t *testing.T) {
 		{"https://example.com.evil.net", []string{"example.com"}, false},
 	}
 	for _, tt := range tests {
-		if got := MatchOrigin(tt.origin, tt.allowed); got != tt.want {
-			t.Errorf("MatchOrigin(%q, %q) = %v, want %v", tt.origin, tt.allowed, got, tt.want)
+		if got := matchOrigin(tt.origin, tt.allowed); got != tt.want {
+			t.Errorf("matchOrigin(%q, %q) = %v, want %v", tt.origin, tt.allowed, got, tt.want)
 		}
 	}
 }

@@ -157,7 +157,7 @@ func (r *Registry) Admit(publicKey string, projectID uint64, haveProject bool, o
 	if haveProject && projectID != e.ProjectID && !r.opts.OverrideProjectIDs {
 		return ReasonProjectID, e.ProjectID
 	}
-	if !MatchOrigin(origin, e.State.Config.AllowedDomains) {
+	if !matchOrigin(origin, e.State.Config.AllowedDomains) {
 		return ReasonCors, e.ProjectID
 	}
 	return "", e.ProjectID

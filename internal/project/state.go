@@ -47,7 +47,7 @@ func (k PublicKey) Enabled() bool { return k.IsEnabled == nil || *k.IsEnabled }
 // rest stays in Raw.
 type Config struct {
 	// AllowedDomains are the origins browsers may send from (Relay's glob
-	// rules, see MatchOrigin). Absent or null means ["*"]; an empty list
+	// rules, see matchOrigin). Absent or null means ["*"]; an empty list
 	// refuses every request that carries an origin.
 	AllowedDomains []string `json:"allowedDomains"`
 	// PIIConfig is Sentry's advanced scrubbing config, as JSON (nil: none).
