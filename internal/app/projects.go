@@ -7,6 +7,7 @@ import (
 	"github.com/relayhq/relay/ingest"
 	"github.com/relayhq/relay/internal/config"
 	"github.com/relayhq/relay/internal/project"
+	"github.com/relayhq/relay/scrub"
 	"github.com/relayhq/relay/worker"
 )
 
@@ -35,4 +36,22 @@ func openProjects(cfg *config.Config, log *slog.Logger) (*project.Registry, *pro
 	log.Info("project files read", "dir", dir, "keys", reg.Len(), "every", cfg.Cache.FileInterval,
 		"unknown_keys", map[bool]string{true: "refused", false: "forwarded"}[cfg.Relay.Mode == config.ModeStatic])
 	return reg, src, nil
+}
+
+// ProjectScrubber returns the scrubber the worker uses for envelopes of
+// publicKey — its project file's own settings — and the file they come
+// from; nil and "" when the relay-wide settings apply to the key. `relay
+// scrub --key` uses it, so what it shows is what the worker forwards.
+func ProjectScrubber(cfg *config.Config, publicKey string) (*scrub.Scrubber, string, error) {
+	reg := project.NewRegistry(project.Options{})
+	quiet := slog.New(slog.DiscardHandler) // a broken file surfaces as ScrubberFor's error
+	if err := project.NewStaticSource(cfg.ProjectsDir(), reg, cfg.Cache.FileInterval, quiet).Scan(); err != nil {
+		return nil, "", fmt.Errorf("projects: %w", err)
+	}
+	s, err := reg.ScrubberFor(publicKey)
+	if err != nil || s == nil {
+		return nil, "", err
+	}
+	_, e := reg.Lookup(publicKey)
+	return s, e.Source, nil
 }
