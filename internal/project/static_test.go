@@ -16,7 +16,7 @@ func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard,
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-func writeFile(t *testing.T, dir, name, content string) {
+func writeFile(t testing.TB, dir, name, content string) {
 	t.Helper()
 	// Write and rename, as an operator's deploy tool would: a scan never
 	// sees half a file.
