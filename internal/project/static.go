@@ -221,8 +221,12 @@ func (s *StaticSource) publish(next, prev *snapshot, path string, f *fileState) 
 			if _, told := s.dupes[key+path]; !told {
 				s.dupes[key+path] = struct{}{}
 				fileErrDuplicate.Inc()
-				s.log.Warn("project file: a key is already used by another file; the first file wins",
-					"file", path, "other_file", other.Source, "project_id", e.ProjectID)
+				if other.Source == path {
+					s.log.Warn("project file: a key is listed twice; the first entry wins", "file", path, "project_id", e.ProjectID)
+				} else {
+					s.log.Warn("project file: a key is already used by another file; the first file (by name) wins",
+						"file", path, "other_file", other.Source, "project_id", e.ProjectID)
+				}
 			}
 			return
 		}
