@@ -80,7 +80,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 
 	var (
 		wg   sync.WaitGroup
-		errs = make(chan error, 2)
+		errs = make(chan error, 3) // one per sender: worker, ingest, project files
 		sp   *spool.Spool
 		srv  *http.Server
 		ing  *ingest.Server
@@ -112,7 +112,10 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = projectFiles.Run(runCtx) // returns when runCtx ends; scan errors are logged there
+		// Returns when runCtx ends; scan errors are logged inside.
+		if err := projectFiles.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			errs <- err
+		}
 	}()
 
 	if cfg.Ingest.Enabled {

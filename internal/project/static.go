@@ -90,6 +90,9 @@ func NewStaticSource(dir string, reg *Registry, interval time.Duration, log *slo
 func (s *StaticSource) Run(ctx context.Context) error {
 	ticks := s.ticks
 	if ticks == nil {
+		if s.interval <= 0 {
+			return fmt.Errorf("project files: re-read interval %s is not positive", s.interval)
+		}
 		t := time.NewTicker(s.interval)
 		defer t.Stop()
 		ticks = t.C

@@ -213,3 +213,10 @@ func TestStaticUnreadableDirectoryKeepsProjects(t *testing.T) {
 		t.Errorf("after a failed scan Lookup = %v, want the key still known", st)
 	}
 }
+
+func TestStaticRunRefusesNonPositiveInterval(t *testing.T) {
+	src := NewStaticSource(t.TempDir(), NewRegistry(Options{}), 0, discardLog())
+	if err := src.Run(context.Background()); err == nil || !contains(err.Error(), "not positive") {
+		t.Fatalf("Run with a zero interval = %v, want an error", err)
+	}
+}
