@@ -1,6 +1,7 @@
 // Package ingest is the relay's HTTP front door: it speaks Sentry's ingest
 // protocol (envelope and store endpoints, health checks), authenticates the
-// request, decodes and bounds the body, validates the envelope, publishes it
+// request, decodes and bounds the body, validates the envelope, refuses what
+// the key's project config forbids (ProjectGate), publishes it
 // to the stream, and answers the SDK only after the stream acknowledged it.
 //
 // Sentry Relay's relay-server (endpoints/, extractors/request_meta.rs,

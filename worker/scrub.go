@@ -37,6 +37,9 @@ type ipScrubber interface {
 // its new payload and a matching `length`. A payload the scrubber cannot parse
 // is an error: the envelope is buried rather than forwarded unscrubbed.
 //
+// With WithProjects, each message is scrubbed by its key's project rules when
+// the project has its own, and by the relay-wide scrubber otherwise.
+//
 // When the scrubber removes IP addresses, the client's address is not
 // forwarded either (X-Forwarded-For): Sentry would otherwise infer
 // user.ip_address from it again (for browser and mobile platforms, or
