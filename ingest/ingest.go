@@ -156,10 +156,18 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 			return errStoreBody(err)
 		}
 	}
-	// Legacy /api/store/ without a DSN in the body: Relay would look the key
-	// up in its project configs; a proxy has none, so it cannot know where to
-	// send the event. Refuse it rather than guess (the projects issue can fill
-	// this in from project configs).
+	// The request's origin: its own (Origin, else Referer) wins over the
+	// envelope header's, as in Relay.
+	origin := requestOrigin(r.Header)
+	if origin == "" {
+		origin = tunnelOrigin
+	}
+	if e := s.admitProject(publicKey, &projectID, &haveProject, origin); e != nil {
+		return e
+	}
+	// Legacy /api/store/ without a DSN in the body and a key whose project
+	// config is not known: nothing says where to send the event. Refuse it
+	// rather than guess.
 	if !haveProject {
 		return errBadProject
 	}
@@ -199,9 +207,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	m.PublicKey = publicKey
 	m.Client = auth.client
 	m.Version = auth.version
-	if m.Origin = requestOrigin(r.Header); m.Origin == "" {
-		m.Origin = tunnelOrigin // the request's own origin wins, as in Relay
-	}
+	m.Origin = origin
 	m.UserAgent = firstHeader(r.Header, "User-Agent")
 	m.RemoteAddr, m.ForwardedFor = peerAndChain(r)
 	m.ReceivedAt = receivedAt

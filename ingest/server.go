@@ -1,6 +1,7 @@
 // Package ingest is the relay's HTTP front door: it speaks Sentry's ingest
 // protocol (envelope and store endpoints, health checks), authenticates the
-// request, decodes and bounds the body, validates the envelope, publishes it
+// request, decodes and bounds the body, validates the envelope, refuses what
+// the key's project config forbids (ProjectGate), publishes it
 // to the stream, and answers the SDK only after the stream acknowledged it.
 //
 // Sentry Relay's relay-server (endpoints/, extractors/request_meta.rs,
@@ -60,6 +61,9 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Version goes into every answer's `Server: relay/<Version>` header.
 	Version string
+	// Projects refuses requests by their key's project config (403); nil
+	// accepts every well-formed request (see ProjectGate).
+	Projects ProjectGate
 }
 
 // DefaultConfig returns Relay's defaults (protocol doc §3.5, §5.1).

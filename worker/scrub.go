@@ -37,6 +37,9 @@ type ipScrubber interface {
 // its new payload and a matching `length`. A payload the scrubber cannot parse
 // is an error: the envelope is buried rather than forwarded unscrubbed.
 //
+// With WithProjects, each message is scrubbed by its key's project rules when
+// the project has its own, and by the relay-wide scrubber otherwise.
+//
 // When the scrubber removes IP addresses, the client's address is not
 // forwarded either (X-Forwarded-For): Sentry would otherwise infer
 // user.ip_address from it again (for browser and mobile platforms, or
@@ -44,6 +47,7 @@ type ipScrubber interface {
 type ScrubStage struct {
 	s         ItemScrubber
 	dropPeers bool
+	projects  ScrubberSource // nil: s scrubs every message
 }
 
 // NewScrubStage returns the scrub stage for s.
@@ -62,13 +66,20 @@ func (*ScrubStage) Name() string { return "scrub" }
 // message, plus the scrubber's own work; the envelope is re-serialised only
 // when an item changed. On error m is left as it was.
 func (st *ScrubStage) Process(_ context.Context, m *stream.Message) (Verdict, error) {
+	s, dropPeers, err := st.scrubberFor(m)
+	if err != nil {
+		return Verdict{}, err
+	}
+	if n, ok := s.(noopScrubber); ok && n.Noop() {
+		return Keep(), nil
+	}
 	env, err := envelope.Parse(m.Envelope)
 	if err != nil {
 		return Verdict{}, fmt.Errorf("scrub: parse envelope: %w", err)
 	}
 	changed := 0
 	for i, it := range env.Items {
-		out, ch, err := st.s.ScrubItem(scrub.Item{
+		out, ch, err := s.ScrubItem(scrub.Item{
 			Type:           it.Type,
 			Filename:       it.HeaderString("filename"),
 			AttachmentType: it.HeaderString("attachment_type"),
@@ -87,7 +98,7 @@ func (st *ScrubStage) Process(_ context.Context, m *stream.Message) (Verdict, er
 		scrubbedItemsTotal.Add(changed)
 		scrubbedEnvelopesTotal.Inc()
 	}
-	if st.dropPeers {
+	if dropPeers {
 		m.ForwardedFor = ""
 	}
 	return Keep(), nil

@@ -156,7 +156,7 @@ key an organisation adds under Settings → Relays in Sentry.`,
 			case config.ModeManaged:
 				c.printf("Next: add the public key (\"relay credentials show\" prints it) in Sentry under Settings → Relays, then start the relay with \"relay run\".\n")
 			case config.ModeStatic:
-				c.printf("Note: this version runs in proxy mode only; %s mode will refuse to start. Set relay.mode: proxy in %s (or run with --mode proxy) meanwhile.\n", cfg.Relay.Mode, file)
+				c.printf("Note: static mode accepts only the projects with a file in %s (<project id>.json).\n", cfg.ProjectsDir())
 			}
 			return nil
 		},

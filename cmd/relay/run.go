@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/relayhq/relay/internal/app"
-	"github.com/relayhq/relay/internal/config"
 	"github.com/relayhq/relay/internal/credentials"
 )
 
@@ -51,10 +49,12 @@ RELAY_ID, else credentials.json.
 Modes: managed (the default, as in Sentry Relay) registers with the upstream using the
 credentials, and forwards nothing until the upstream accepts its public key (Settings → Relays
 in Sentry); it is ready only once registered (unless auth.ready: always). proxy forwards every
-well-formed envelope and needs no registration. static needs project configs from local files,
-which this version does not read yet: it refuses to start.`,
+well-formed envelope and needs no registration. In both, project files in <config dir>/projects/,
+when present, apply to their keys. static accepts only the projects that have a file there
+(<project id>.json, Relay's format), re-read every cache.file_interval.`,
 		Example: `  relay run --mode proxy
   relay run --mode proxy --upstream https://sentry.example.com/ -H 0.0.0.0 -P 3000
+  relay -c /etc/relay run --mode static
   RELAY_MODE=proxy relay -c /etc/relay run`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -95,11 +95,6 @@ which this version does not read yet: it refuses to start.`,
 
 			if err := app.CheckCredentials(cfg, creds); err != nil {
 				return err
-			}
-			switch cfg.Relay.Mode {
-			case config.ModeStatic:
-				return fmt.Errorf("static mode needs project configs from local files (%s), which this version does not read yet; run with --mode proxy (or relay.mode: proxy) meanwhile",
-					filepath.Join(cfg.Dir(), "projects", "*.json"))
 			}
 
 			// The first SIGTERM/SIGINT starts the graceful shutdown; after it the default

@@ -162,7 +162,7 @@ func TestRunCredentials(t *testing.T) {
 	}
 }
 
-func TestRunRefusesManagedAndStatic(t *testing.T) {
+func TestRunRefusesManagedWithoutCredentials(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		args []string
@@ -170,7 +170,6 @@ func TestRunRefusesManagedAndStatic(t *testing.T) {
 		want string
 	}{
 		{"managed by default, without credentials", nil, nil, `managed mode needs credentials and `},
-		{"static flag", []string{"--mode", "static"}, nil, "static mode needs project configs from local files ("},
 		{"managed env, without credentials", nil, map[string]string{"RELAY_MODE": "managed"}, "managed mode needs credentials"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,6 +189,30 @@ func TestRunRefusesManagedAndStatic(t *testing.T) {
 			// The banner came first, saying which mode was refused.
 			if !strings.Contains(lines[0], `msg="launching relay"`) {
 				t.Errorf("no banner:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+// Static mode starts: only projects with a file under <config dir>/projects
+// are accepted, and a missing projects directory is a valid start.
+func TestRunStartsStatic(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"static flag", []string{"--mode", "static"}, nil},
+		{"static env", nil, map[string]string{"RELAY_MODE": "static"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeApp{}
+			r := runWithApp(t, f, runOpts{env: tt.env}, append([]string{"-c", t.TempDir(), "run"}, tt.args...)...)
+			if r.code != 0 || f.cfg == nil {
+				t.Fatalf("exit %d, started %v:\n%s", r.code, f.cfg != nil, r.stderr)
+			}
+			if f.cfg.Relay.Mode != "static" {
+				t.Errorf("mode = %q, want static", f.cfg.Relay.Mode)
 			}
 		})
 	}

@@ -22,7 +22,7 @@ func init() {
 var scrubItemTypes = []string{"event", "transaction", "feedback", "replay_event", "log", "span", "trace_metric"}
 
 func newScrubCmd(c *cli) *cobra.Command {
-	var itemType string
+	var itemType, key string
 	var compact bool
 	cmd := &cobra.Command{
 		Use:   "scrub [FILE|-]",
@@ -33,10 +33,15 @@ before forwarding, and print the scrubbed event with its "_meta", which records 
 removed or replaced and by which rule. Use it to try a rule before deploying it.
 
 --type scrubs the payload as another envelope item type (transaction, log, span, …), whose
-fields Sentry treats differently.`,
+fields Sentry treats differently.
+
+--key scrubs as the relay does for envelopes of that DSN key: with its project file's
+piiConfig and datascrubbingSettings (<config dir>/projects/<id>.json) when it has them, which
+then replace the scrub section.`,
 		Example: `  relay scrub event.json
   relay -c /etc/relay scrub - < event.json
-  relay scrub --type log logs.json`,
+  relay scrub --type log logs.json
+  relay scrub --key 0123456789abcdef0123456789abcdef event.json`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageError{fmt.Errorf("\"relay scrub\" takes one FILE (or -), got %d arguments", len(args))}
@@ -62,6 +67,17 @@ fields Sentry treats differently.`,
 			if err != nil {
 				return err
 			}
+			source := cfg.File()
+			if key != "" {
+				ps, file, err := app.ProjectScrubber(cfg, key)
+				if err != nil {
+					return fmt.Errorf("--key: %w", err)
+				}
+				if ps != nil {
+					s, source = ps, file
+					fmt.Fprintf(c.errOut, "note: scrubbing with the project settings of %s\n", file)
+				}
+			}
 			name, in := "standard input", c.in
 			if len(args) == 1 && args[0] != "-" {
 				name = args[0]
@@ -80,7 +96,7 @@ fields Sentry treats differently.`,
 				return fmt.Errorf("%s is not valid JSON", name)
 			}
 			if s.Noop() {
-				fmt.Fprintf(c.errOut, "note: %s configures no scrubbing (scrub.data_scrubbing, scrub.pii_config); the input is printed unchanged\n", cfg.File())
+				fmt.Fprintf(c.errOut, "note: %s configures no scrubbing; the input is printed unchanged\n", source)
 			}
 			out, _, err := s.ScrubItem(scrub.Item{Type: itemType}, payload)
 			if err != nil {
@@ -104,5 +120,6 @@ fields Sentry treats differently.`,
 	}
 	cmd.Flags().StringVarP(&itemType, "type", "t", "event", "the envelope item type of the payload")
 	cmd.Flags().BoolVar(&compact, "compact", false, "print the result on one line")
+	cmd.Flags().StringVarP(&key, "key", "k", "", "scrub with the project settings of this DSN public key, as the relay does for its envelopes")
 	return cmd
 }

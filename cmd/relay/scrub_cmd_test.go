@@ -101,3 +101,34 @@ func TestScrubCommandErrors(t *testing.T) {
 		})
 	}
 }
+
+// --key scrubs with the key's project settings, which replace the scrub
+// section, as the worker does; other keys get the scrub section.
+func TestScrubCommandProjectKey(t *testing.T) {
+	const key, other, broken = "0123456789abcdef0123456789abcdef", "ffffffffffffffffffffffffffffffff", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "config.yml"), scrubConfigYAML)
+	writeFile(t, filepath.Join(dir, "projects", "42.json"), `{"publicKeys":[{"publicKey":"`+key+`"}],
+		"config":{"piiConfig":{"applications":{"extra.fine":["@anything:remove"]}}}}`)
+	writeFile(t, filepath.Join(dir, "projects", "43.json"), `{"publicKeys":[{"publicKey":"`+broken+`"}],
+		"config":{"piiConfig":{"applications":{"extra.fine":"@anything:remove"}}}}`)
+
+	r := run(t, runOpts{stdin: scrubEvent}, "-c", dir, "scrub", "--key", key, "--compact")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, `"fine":null`) || !strings.Contains(r.stdout, `"password":"hunter2"`) {
+		t.Errorf("not scrubbed by the project's settings alone:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, filepath.Join("projects", "42.json")) {
+		t.Errorf("the note does not name the project file: %q", r.stderr)
+	}
+
+	r = run(t, runOpts{stdin: scrubEvent}, "-c", dir, "scrub", "--key", other, "--compact")
+	if r.code != 0 || !strings.Contains(r.stdout, `"password":"[Filtered]"`) || !strings.Contains(r.stdout, `"fine":"ok"`) {
+		t.Errorf("a key without a project file did not get the scrub section: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	r = run(t, runOpts{stdin: scrubEvent}, "-c", dir, "scrub", "--key", broken)
+	oneErrorLine(t, r, 1, "--key: project 43 (")
+}

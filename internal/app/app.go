@@ -47,9 +47,6 @@ const consumerName = "relay-worker"
 //  2. workers stop; messages they had not acked are redelivered later;
 //  3. the spool and the stream are closed, flushing what they hold.
 func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, log *slog.Logger) error {
-	if cfg.Relay.Mode != config.ModeProxy && cfg.Relay.Mode != config.ModeManaged {
-		return fmt.Errorf("relay mode %q is not supported yet: run with --mode proxy", cfg.Relay.Mode)
-	}
 	if !cfg.Ingest.Enabled && !cfg.Worker.Enabled {
 		return errors.New("neither ingest nor worker is enabled: nothing to run")
 	}
@@ -59,6 +56,11 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	}
 	if regClient != nil {
 		defer regClient.Close()
+	}
+
+	projects, projectFiles, err := openProjects(cfg, log)
+	if err != nil {
+		return err
 	}
 
 	st, err := stream.Open(ctx, stream.Config{
@@ -82,7 +84,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 
 	var (
 		wg   sync.WaitGroup
-		errs = make(chan error, 2)
+		errs = make(chan error, 3) // one per sender: worker, ingest, project files
 		sp   *spool.Spool
 		srv  *http.Server
 		ing  *ingest.Server
@@ -94,11 +96,11 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
 			return err
 		}
-		var gate authWaiter // nil in proxy mode: no registration to wait for
+		var gate authWaiter // nil in proxy and static modes: no registration to wait for
 		if reg != nil {
 			gate = reg
 		}
-		w, err := newWorker(runCtx, cfg, creds, st, sp, gate, log)
+		w, err := newWorker(runCtx, cfg, creds, st, sp, gate, projects, log)
 		if err != nil {
 			_ = sp.Close()
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
@@ -121,8 +123,21 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		}()
 	}
 
+	// Project files are re-read until shutdown, so a file added or changed
+	// while the relay runs takes effect without a restart.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Returns when runCtx ends; scan errors are logged inside.
+		if err := projectFiles.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			errs <- err
+		}
+	}()
+
 	if cfg.Ingest.Enabled {
-		ing = ingest.New(ingestConfig(cfg, st), st, readiness(cfg, st, reg), log.With("component", "ingest"))
+		ic := ingestConfig(cfg, st)
+		ic.Projects = projects
+		ing = ingest.New(ic, st, readiness(cfg, st, reg), log.With("component", "ingest"))
 		ln, err := net.Listen("tcp", cfg.ListenAddr())
 		if err != nil {
 			cancel()
@@ -236,7 +251,7 @@ func openSpool(cfg *config.Config, log *slog.Logger) (*spool.Spool, error) {
 	return sp, nil
 }
 
-func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, log *slog.Logger) (*worker.Worker, error) {
+func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, projects worker.ScrubberSource, log *slog.Logger) (*worker.Worker, error) {
 	relayID := ""
 	var signer upstream.Signer // a nil *Credentials in the interface would not be nil
 	if creds != nil {
@@ -259,7 +274,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 	if err != nil {
 		return nil, fmt.Errorf("jetstream consumer: %w", err)
 	}
-	stages, err := workerStages(cfg, log)
+	stages, err := workerStages(cfg, projects, log)
 	if err != nil {
 		return nil, err
 	}
@@ -279,16 +294,15 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 var testStages []worker.Stage
 
 // workerStages builds the worker's processing stages in data-path order.
-func workerStages(cfg *config.Config, log *slog.Logger) ([]worker.Stage, error) {
+// The scrub stage is always there: a project file with scrubbing settings may
+// appear while the relay runs, and a no-op scrubber costs nothing per message.
+func workerStages(cfg *config.Config, projects worker.ScrubberSource, log *slog.Logger) ([]worker.Stage, error) {
 	s, err := Scrubber(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if s.Noop() {
-		return nil, nil
-	}
-	log.Info("scrubbing enabled", "stage", "scrub")
-	return []worker.Stage{worker.NewScrubStage(s)}, nil
+	log.Info("scrub stage", "relay_wide", !s.Noop(), "project_rules", "from project files")
+	return []worker.Stage{worker.NewScrubStage(s).WithProjects(projects)}, nil
 }
 
 // Scrubber compiles the relay-wide scrubber from the config's scrub section.

@@ -29,8 +29,7 @@ const (
 type Mode string
 
 // The modes Sentry Relay knows. Static was deprecated in Relay 25.9.0 and removed later; this
-// relay still parses it (old configs carry it) and refuses to start with it until local project
-// files are supported.
+// relay keeps it: only the projects in <config dir>/projects/*.json are accepted.
 const (
 	ModeManaged Mode = "managed"
 	ModeProxy   Mode = "proxy"
@@ -61,6 +60,7 @@ type Config struct {
 	Ingest    Ingest    `yaml:"ingest"`
 	Scrub     Scrub     `yaml:"scrub"`
 	Auth      Auth      `yaml:"auth"`
+	Cache     Cache     `yaml:"cache"`
 
 	dir        string            // absolute config directory
 	file       string            // config.yml as the user named it (for messages)
@@ -97,6 +97,10 @@ type Relay struct {
 	TLSPort             int    `yaml:"tls_port,omitempty"`
 	TLSIdentityPath     string `yaml:"tls_identity_path,omitempty"`
 	TLSIdentityPassword string `yaml:"tls_identity_password,omitempty"`
+	// OverrideProjectIDs accepts a request whose project id differs from the one its key's
+	// project config names, and sends it to the config's project (Relay's key, for moving DSNs
+	// to another Sentry). Off: such a request is refused with 403.
+	OverrideProjectIDs bool `yaml:"override_project_ids,omitempty"`
 }
 
 // HTTP is the `http` section: how the relay talks to the upstream.
@@ -287,6 +291,7 @@ func Default() *Config {
 		Worker: Worker{Enabled: true, Concurrency: 64},
 		Ingest: Ingest{Enabled: true},
 		Auth:   Auth{Ready: AuthReadyAuthenticated},
+		Cache:  defaultCache(),
 		file:   filepath.Join(DefaultDir, FileName),
 	}
 	c.setDir(DefaultDir)

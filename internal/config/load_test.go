@@ -245,12 +245,12 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:    "unknown top-level key",
 			content: "relay:\n  mode: proxy\nrelya:\n  port: 1\n",
-			want:    []string{`config.yml:3: relya: unknown key (did you mean "relay"?) (known keys: relay, http, limits, logging, jetstream, spool, worker, ingest, scrub, auth)`},
+			want:    []string{`config.yml:3: relya: unknown key (did you mean "relay"?) (known keys: relay, http, limits, logging, jetstream, spool, worker, ingest, scrub, auth, cache)`},
 		},
 		{
 			name:    "unknown nested key",
 			content: "relay:\n  mdoe: proxy\n",
-			want:    []string{`config.yml:2: relay.mdoe: unknown key (did you mean "mode"?) (known keys of relay: mode, upstream, host, port, tls_port, tls_identity_path, tls_identity_password)`},
+			want:    []string{`config.yml:2: relay.mdoe: unknown key (did you mean "mode"?) (known keys of relay: mode, upstream, host, port, tls_port, tls_identity_path, tls_identity_password, override_project_ids)`},
 		},
 		{
 			name:    "unknown key far from any",

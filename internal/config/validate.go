@@ -144,6 +144,7 @@ func (c *Config) Validate() error {
 	if r := c.Auth.Ready; r != AuthReadyAuthenticated && r != AuthReadyAlways {
 		v.add("auth.ready", "%q is not one of %s, %s", r, AuthReadyAuthenticated, AuthReadyAlways)
 	}
+	v.validateCache(&c.Cache)
 
 	// scrub
 	if !c.Scrub.PIIConfig.IsZero() {
