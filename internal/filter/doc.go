@@ -1,0 +1,42 @@
+// Package filter implements Sentry Relay's inbound filters (relay-protocol.md
+// §9): a project's `filterSettings` JSON is compiled once into Settings, and
+// Settings.Check decides for one event-like item (event, transaction,
+// security report) whether it is filtered and for which reason.
+//
+// # Contract
+//
+//   - The filters run in Relay's order (relay-filter/src/lib.rs): csp →
+//     client_ips → releases → error_messages → localhost →
+//     browser_extensions → legacy_browsers → web_crawlers →
+//     transaction_name. The first match decides the reason. Generic filters
+//     (`filterSettings.generic`, Relay's rule conditions) are not
+//     implemented: such settings are accepted and ignored, so an event they
+//     would filter is forwarded and the upstream decides.
+//   - Reasons are Relay's FilterStatKey names (Reason*): they are what the
+//     upstream expects in a client report's `filtered_events` and the only
+//     values used as metric labels — never anything from the payload.
+//   - Compile is lenient where Relay is: unknown keys, unknown legacy-browser
+//     options, CIDRs and glob patterns that do not parse are ignored, exactly
+//     as Relay ignores them. It fails only when the JSON itself, or the type
+//     of a known key, is wrong; the caller decides what that means (the
+//     worker's filter stage forwards unfiltered and counts it).
+//   - Check never panics and never allocates in proportion to anything but
+//     the payload it is given (the fuzz test holds it to that). A payload
+//     that is not a JSON object is reported as ErrNotAnEvent; the caller
+//     forwards it — the filter is no gatekeeper of validity.
+//   - Settings are immutable after Compile and safe for concurrent use.
+//     Compiling costs regexp compilation per glob; Cache keeps one compiled
+//     Settings per distinct settings document (by content hash), so the hot
+//     path never compiles.
+//
+// # What is read from an event
+//
+// Relay filters the normalised event. This package reads the fields the
+// filters need straight from the SDK's JSON, with the leniency Relay's schema
+// has (strings that arrive as numbers, `exception` as a list or as
+// `{"values": [...]}`, request headers as an object or as a list of pairs,
+// `message` as a string or a logentry object). The user agent is the
+// request's `User-Agent` header; for security reports, which carry no request
+// interface, the caller passes the HTTP request's User-Agent instead (Relay
+// copies it into the event it builds from the report).
+package filter
