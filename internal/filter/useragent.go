@@ -3,6 +3,7 @@ package filter
 import (
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // userAgent is the part of a parsed User-Agent the legacy-browsers filter
@@ -21,34 +22,35 @@ type userAgent struct {
 // "Chrome/", Chrome sends "Safari/", every IE 11 hides behind "Trident").
 // The major version is the first submatch.
 type uaRule struct {
+	needle string // a literal the regex cannot match without: skips most regexes cheaply
 	re     *regexp.Regexp
 	family string
 }
 
 var uaRules = []uaRule{
-	{regexp.MustCompile(`Opera Mini(?:/att)?/?(\d+)`), "Opera Mini"},
-	{regexp.MustCompile(`Mobile Safari.*OPR/(\d+)`), "Opera Mobile"},
-	{regexp.MustCompile(`OPR/(\d+)`), "Opera"},
-	{regexp.MustCompile(`Opera/9\.80.*Version/(\d+)`), "Opera"},
-	{regexp.MustCompile(`Opera[/ ](\d+)`), "Opera"},
-	{regexp.MustCompile(`EdgiOS/(\d+)`), "Edge Mobile"},
-	{regexp.MustCompile(`EdgA/(\d+)`), "Edge Mobile"},
-	{regexp.MustCompile(`Edge?/(\d+)`), "Edge"},
-	{regexp.MustCompile(`IEMobile[ /](\d+)`), "IE Mobile"},
-	{regexp.MustCompile(`MSIE (\d+)`), "IE"},
-	{regexp.MustCompile(`Trident/[78]\.0.*rv:(\d+)`), "IE"},
-	{regexp.MustCompile(`SamsungBrowser/(\d+)`), "Samsung Internet"},
-	{regexp.MustCompile(`FxiOS/(\d+)`), "Firefox iOS"},
-	{regexp.MustCompile(`Android.*Mobile.*Firefox/(\d+)`), "Firefox Mobile"},
-	{regexp.MustCompile(`Firefox/(\d+)`), "Firefox"},
-	{regexp.MustCompile(`CriOS/(\d+)`), "Chrome Mobile iOS"},
-	{regexp.MustCompile(`; wv\).*Chrome/(\d+)`), "Chrome Mobile WebView"},
-	{regexp.MustCompile(`Android.*Chrome/(\d+).*Mobile`), "Chrome Mobile"},
-	{regexp.MustCompile(`HeadlessChrome/(\d+)`), "HeadlessChrome"},
-	{regexp.MustCompile(`(?:Chrome|Chromium)/(\d+)`), "Chrome"},
-	{regexp.MustCompile(`Android[- ](\d+)`), "Android"},
-	{regexp.MustCompile(`(?:iPhone|iPad|iPod).*Version/(\d+).*Safari`), "Mobile Safari"},
-	{regexp.MustCompile(`Version/(\d+).*Safari/`), "Safari"},
+	{"Opera Mini", regexp.MustCompile(`Opera Mini(?:/att)?/?(\d+)`), "Opera Mini"},
+	{"OPR/", regexp.MustCompile(`Mobile Safari.*OPR/(\d+)`), "Opera Mobile"},
+	{"OPR/", regexp.MustCompile(`OPR/(\d+)`), "Opera"},
+	{"Opera/9.80", regexp.MustCompile(`Opera/9\.80.*Version/(\d+)`), "Opera"},
+	{"Opera", regexp.MustCompile(`Opera[/ ](\d+)`), "Opera"},
+	{"EdgiOS/", regexp.MustCompile(`EdgiOS/(\d+)`), "Edge Mobile"},
+	{"EdgA/", regexp.MustCompile(`EdgA/(\d+)`), "Edge Mobile"},
+	{"Edg", regexp.MustCompile(`Edge?/(\d+)`), "Edge"},
+	{"IEMobile", regexp.MustCompile(`IEMobile[ /](\d+)`), "IE Mobile"},
+	{"MSIE ", regexp.MustCompile(`MSIE (\d+)`), "IE"},
+	{"Trident/", regexp.MustCompile(`Trident/[78]\.0.*rv:(\d+)`), "IE"},
+	{"SamsungBrowser/", regexp.MustCompile(`SamsungBrowser/(\d+)`), "Samsung Internet"},
+	{"FxiOS/", regexp.MustCompile(`FxiOS/(\d+)`), "Firefox iOS"},
+	{"Firefox/", regexp.MustCompile(`Android.*Mobile.*Firefox/(\d+)`), "Firefox Mobile"},
+	{"Firefox/", regexp.MustCompile(`Firefox/(\d+)`), "Firefox"},
+	{"CriOS/", regexp.MustCompile(`CriOS/(\d+)`), "Chrome Mobile iOS"},
+	{"; wv)", regexp.MustCompile(`; wv\).*Chrome/(\d+)`), "Chrome Mobile WebView"},
+	{"Chrome/", regexp.MustCompile(`Android.*Chrome/(\d+).*Mobile`), "Chrome Mobile"},
+	{"HeadlessChrome/", regexp.MustCompile(`HeadlessChrome/(\d+)`), "HeadlessChrome"},
+	{"Chrom", regexp.MustCompile(`(?:Chrome|Chromium)/(\d+)`), "Chrome"},
+	{"Android", regexp.MustCompile(`Android[- ](\d+)`), "Android"},
+	{"Version/", regexp.MustCompile(`(?:iPhone|iPad|iPod).*Version/(\d+).*Safari`), "Mobile Safari"},
+	{"Version/", regexp.MustCompile(`Version/(\d+).*Safari/`), "Safari"},
 }
 
 // parseUserAgent returns the family ("Other" when no rule matches).
@@ -57,6 +59,9 @@ func parseUserAgent(s string) userAgent {
 		s = s[:maxUserAgent]
 	}
 	for _, r := range uaRules {
+		if !strings.Contains(s, r.needle) {
+			continue
+		}
 		m := r.re.FindStringSubmatch(s)
 		if m == nil {
 			continue
