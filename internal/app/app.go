@@ -235,7 +235,8 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 	if err != nil {
 		return nil, fmt.Errorf("jetstream consumer: %w", err)
 	}
-	stages, err := workerStages(cfg, log)
+	// Proxy mode knows no project configs: no filterSettings, no filter stage.
+	stages, err := workerStages(cfg, log, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -254,17 +255,24 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 // stuck where no context reaches it). Always empty in the relay.
 var testStages []worker.Stage
 
-// workerStages builds the worker's processing stages in data-path order.
-func workerStages(cfg *config.Config, log *slog.Logger) ([]worker.Stage, error) {
+// workerStages builds the worker's processing stages in data-path order:
+// filter → scrub. The filter stage runs when projects can tell a key's
+// filterSettings (a project registry; nil when there is none); it goes first
+// so that nothing is scrubbed only to be dropped.
+func workerStages(cfg *config.Config, log *slog.Logger, projects worker.FilterSettings) ([]worker.Stage, error) {
+	var stages []worker.Stage
+	if projects != nil {
+		stages = append(stages, worker.NewFilterStage(projects, log.With("stage", "filter")))
+	}
 	s, err := Scrubber(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if s.Noop() {
-		return nil, nil
+		return stages, nil
 	}
 	log.Info("scrubbing enabled", "stage", "scrub")
-	return []worker.Stage{worker.NewScrubStage(s)}, nil
+	return append(stages, worker.NewScrubStage(s)), nil
 }
 
 // Scrubber compiles the relay-wide scrubber from the config's scrub section.
