@@ -41,109 +41,180 @@ type exception struct {
 }
 
 // lenient decodes a JSON scalar as Relay's LenientString does: strings as
-// they are, numbers and booleans as their text; anything else is absent.
+// they are, numbers and booleans as their text; anything else is absent. It
+// never fails, so a value of an unexpected type never aborts the decoding of
+// the event around it.
 type lenient struct {
 	s  string
 	ok bool
 }
 
 func (l *lenient) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
 		return nil
 	}
 	switch b[0] {
 	case '"':
+		if bytes.IndexByte(b, '\\') < 0 {
+			l.s, l.ok = string(b[1:len(b)-1]), true // no escapes: the bytes are the string
+			return nil
+		}
 		var s string
 		if json.Unmarshal(b, &s) == nil {
 			l.s, l.ok = s, true
 		}
 	case 't', 'f':
 		l.s, l.ok = string(b), true
-	case 'n':
-	case '{', '[':
+	case 'n', '{', '[':
 	default:
 		l.s, l.ok = string(b), true
 	}
 	return nil
 }
 
-// raw decodes into a json.RawMessage without ever failing on its type.
-type rawEvent struct {
-	Type        lenient         `json:"type"`
-	Transaction lenient         `json:"transaction"`
-	Release     lenient         `json:"release"`
-	Logentry    json.RawMessage `json:"logentry"`
-	Message     json.RawMessage `json:"message"`
-	Exception   json.RawMessage `json:"exception"`
-	Request     json.RawMessage `json:"request"`
-	User        json.RawMessage `json:"user"`
-	CSP         json.RawMessage `json:"csp"`
+// The wire shapes read from an event. encoding/json records a value of the
+// wrong type (an object where a string belongs, …) as an UnmarshalTypeError
+// and goes on with the rest, which is the leniency wanted here: parseEvent
+// ignores those errors and fails only on malformed JSON. Polymorphic fields
+// have their own never-failing decoders.
+type (
+	eventJSON struct {
+		Type        lenient        `json:"type"`
+		Transaction lenient        `json:"transaction"`
+		Release     lenient        `json:"release"`
+		Logentry    *logentryJSON  `json:"logentry"`
+		Message     messageJSON    `json:"message"`
+		Exception   exceptionsJSON `json:"exception"`
+		Request     *struct {
+			URL     lenient     `json:"url"`
+			Headers headersJSON `json:"headers"`
+		} `json:"request"`
+		User *struct {
+			IP lenient `json:"ip_address"`
+		} `json:"user"`
+		CSP *struct {
+			BlockedURI lenient `json:"blocked_uri"`
+			SourceFile lenient `json:"source_file"`
+		} `json:"csp"`
+	}
+	logentryJSON struct {
+		Formatted lenient `json:"formatted"`
+		Message   lenient `json:"message"`
+	}
+	exceptionJSON struct {
+		Type       lenient `json:"type"`
+		Value      lenient `json:"value"`
+		Stacktrace *struct {
+			Frames []*struct {
+				AbsPath  lenient `json:"abs_path"`
+				Filename lenient `json:"filename"`
+			} `json:"frames"`
+		} `json:"stacktrace"`
+	}
+)
+
+// messageJSON is the legacy `message`: a string (the formatted message) or
+// a logentry object.
+type messageJSON struct {
+	le  logentryJSON
+	set bool
 }
 
-// decodeObject unmarshals b into v when b is a JSON object; a value of any
-// other type (or malformed) leaves v untouched. Type mismatches inside are
-// tolerated field by field through lenient and json.RawMessage.
-func decodeObject(b json.RawMessage, v any) bool {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' {
-		return false
+func (m *messageJSON) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) > 0 && b[0] == '{':
+		m.set = json.Unmarshal(b, &m.le) == nil
+	default:
+		_ = m.le.Formatted.UnmarshalJSON(b)
+		m.set = m.le.Formatted.ok
 	}
-	return json.Unmarshal(b, v) == nil
+	return nil
+}
+
+// exceptionsJSON accepts `{"values": [...]}` and a bare list, as Relay's
+// Values<Exception> does. A null or non-object entry stays an empty slot, as
+// in Relay: the first exception is then "none", not the next one.
+type exceptionsJSON []*exceptionJSON
+
+func (e *exceptionsJSON) UnmarshalJSON(b []byte) error {
+	var list []*exceptionJSON
+	switch {
+	case len(b) > 0 && b[0] == '{':
+		var v struct {
+			Values []*exceptionJSON `json:"values"`
+		}
+		_ = json.Unmarshal(b, &v) // type errors leave the slots they concern empty
+		list = v.Values
+	case len(b) > 0 && b[0] == '[':
+		_ = json.Unmarshal(b, &list)
+	}
+	*e = list
+	return nil
+}
+
+// headersJSON accepts the two shapes SDKs send: an object, or a list of
+// [name, value] pairs; order is kept (the first User-Agent wins).
+type headersJSON []header
+
+func (h *headersJSON) UnmarshalJSON(b []byte) error {
+	*h = parseHeaders(b)
+	return nil
 }
 
 // parseEvent reads an event or transaction payload.
 func parseEvent(payload []byte) (*event, error) {
-	var r rawEvent
-	if !decodeObject(payload, &r) {
-		// A top-level object whose known fields have unexpected shapes still
-		// decodes (every field is lenient); this is a non-object or bad JSON.
-		return nil, ErrNotAnEvent
-	}
-	ev := &event{typ: r.Type.s, transaction: r.Transaction.s, release: r.Release.s}
-
-	var le struct {
-		Formatted lenient `json:"formatted"`
-		Message   lenient `json:"message"`
-	}
-	switch {
-	case decodeObject(r.Logentry, &le):
-		ev.hasLogentry = true
-	case decodeObject(r.Message, &le): // legacy: `message` as a logentry object
-		ev.hasLogentry = true
-	default:
-		// `message` as a plain string: normalisation makes it the logentry's
-		// formatted text.
-		var m lenient
-		if json.Unmarshal(r.Message, &m) == nil && m.ok {
-			le.Formatted, ev.hasLogentry = m, true
+	var r eventJSON
+	if err := json.Unmarshal(payload, &r); err != nil {
+		var te *json.UnmarshalTypeError
+		if !errors.As(err, &te) {
+			return nil, ErrNotAnEvent // malformed JSON
 		}
 	}
-	ev.logFormatted, ev.logMessage, ev.hasFormatted = le.Formatted.s, le.Message.s, le.Formatted.ok
-
-	ev.exceptions = parseExceptions(r.Exception)
-
-	var req struct {
-		URL     lenient         `json:"url"`
-		Headers json.RawMessage `json:"headers"`
+	if b := bytes.TrimSpace(payload); len(b) == 0 || b[0] != '{' {
+		return nil, ErrNotAnEvent // valid JSON, but not an object
 	}
-	if decodeObject(r.Request, &req) {
-		ev.url = req.URL.s
-		ev.headers = parseHeaders(req.Headers)
+	ev := &event{typ: r.Type.s, transaction: r.Transaction.s, release: r.Release.s}
+	switch {
+	case r.Logentry != nil:
+		ev.hasLogentry = true
+		ev.logFormatted, ev.logMessage, ev.hasFormatted = r.Logentry.Formatted.s, r.Logentry.Message.s, r.Logentry.Formatted.ok
+	case r.Message.set: // normalisation makes the legacy message the logentry
+		ev.hasLogentry = true
+		ev.logFormatted, ev.logMessage, ev.hasFormatted = r.Message.le.Formatted.s, r.Message.le.Message.s, r.Message.le.Formatted.ok
+	}
+	ev.exceptions = make([]exception, 0, len(r.Exception))
+	for _, e := range r.Exception {
+		if e == nil {
+			ev.exceptions = append(ev.exceptions, exception{})
+			continue
+		}
+		ex := exception{typ: e.Type.s, value: e.Value.s, hasValue: e.Value.ok}
+		if e.Stacktrace != nil {
+			for _, f := range e.Stacktrace.Frames {
+				// Normalisation fills a missing abs_path from filename (the
+				// JavaScript SDKs send only filename).
+				switch {
+				case f == nil:
+					ex.absPaths = append(ex.absPaths, "")
+				case f.AbsPath.ok:
+					ex.absPaths = append(ex.absPaths, f.AbsPath.s)
+				default:
+					ex.absPaths = append(ex.absPaths, f.Filename.s)
+				}
+			}
+		}
+		ev.exceptions = append(ev.exceptions, ex)
+	}
+	if r.Request != nil {
+		ev.url = r.Request.URL.s
+		ev.headers = r.Request.Headers
 		ev.userAgent = ev.header("User-Agent")
 	}
-	var user struct {
-		IP lenient `json:"ip_address"`
+	if r.User != nil {
+		ev.userIP = r.User.IP.s
 	}
-	if decodeObject(r.User, &user) {
-		ev.userIP = user.IP.s
-	}
-	var csp struct {
-		BlockedURI lenient `json:"blocked_uri"`
-		SourceFile lenient `json:"source_file"`
-	}
-	if decodeObject(r.CSP, &csp) {
-		ev.cspBlockedURI, ev.cspSourceFile = csp.BlockedURI.s, csp.SourceFile.s
+	if r.CSP != nil {
+		ev.cspBlockedURI, ev.cspSourceFile = r.CSP.BlockedURI.s, r.CSP.SourceFile.s
 	}
 	ev.isCSP = ev.typ == "csp"
 	return ev, nil
@@ -159,69 +230,9 @@ func (ev *event) header(name string) string {
 	return ""
 }
 
-// parseExceptions accepts `{"values":[...]}` and a bare list, as Relay's
-// Values<Exception> does.
-func parseExceptions(b json.RawMessage) []exception {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return nil
-	}
-	var list []json.RawMessage
-	if b[0] == '{' {
-		var v struct {
-			Values json.RawMessage `json:"values"`
-		}
-		if !decodeObject(b, &v) {
-			return nil
-		}
-		b = bytes.TrimSpace(v.Values)
-	}
-	if len(b) == 0 || b[0] != '[' || json.Unmarshal(b, &list) != nil {
-		return nil
-	}
-	out := make([]exception, 0, len(list))
-	for _, item := range list {
-		var e struct {
-			Type       lenient         `json:"type"`
-			Value      lenient         `json:"value"`
-			Stacktrace json.RawMessage `json:"stacktrace"`
-		}
-		if !decodeObject(item, &e) {
-			// Relay keeps a null/invalid entry as an empty slot: the first
-			// exception is then "none", not the next one.
-			out = append(out, exception{})
-			continue
-		}
-		ex := exception{typ: e.Type.s, value: e.Value.s, hasValue: e.Value.ok}
-		var st struct {
-			Frames []json.RawMessage `json:"frames"`
-		}
-		if decodeObject(e.Stacktrace, &st) {
-			for _, f := range st.Frames {
-				// Normalisation fills a missing abs_path from filename (the
-				// JavaScript SDKs send only filename).
-				var fr struct {
-					AbsPath  lenient `json:"abs_path"`
-					Filename lenient `json:"filename"`
-				}
-				switch {
-				case !decodeObject(f, &fr):
-					ex.absPaths = append(ex.absPaths, "")
-				case fr.AbsPath.ok:
-					ex.absPaths = append(ex.absPaths, fr.AbsPath.s)
-				default:
-					ex.absPaths = append(ex.absPaths, fr.Filename.s)
-				}
-			}
-		}
-		out = append(out, ex)
-	}
-	return out
-}
-
-// parseHeaders accepts the two shapes SDKs send: an object, or a list of
-// [name, value] pairs.
-func parseHeaders(b json.RawMessage) []header {
+// parseHeaders decodes request headers given as an object or as a list of
+// pairs; anything else (or malformed) yields none.
+func parseHeaders(b []byte) []header {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
 		return nil
@@ -250,9 +261,7 @@ func parseHeaders(b json.RawMessage) []header {
 		return out
 	case '[':
 		var pairs [][]lenient
-		if json.Unmarshal(b, &pairs) != nil {
-			return nil
-		}
+		_ = json.Unmarshal(b, &pairs) // a malformed pair is skipped, the rest kept
 		out := make([]header, 0, len(pairs))
 		for _, p := range pairs {
 			if len(p) == 2 && p[0].ok && p[1].ok {
@@ -321,4 +330,17 @@ func parseSecurity(payload []byte, userAgent string) (*event, error) {
 		ev.cspBlockedURI, ev.cspSourceFile = modern.BlockedURL.s, modern.SourceFile.s
 	}
 	return ev, nil
+}
+
+// decodeObject unmarshals b into v when b is a JSON object; a value of any
+// other type leaves v untouched and reports false. Type mismatches inside
+// are tolerated (lenient fields).
+func decodeObject(b json.RawMessage, v any) bool {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return false
+	}
+	err := json.Unmarshal(b, v)
+	var te *json.UnmarshalTypeError
+	return err == nil || errors.As(err, &te)
 }

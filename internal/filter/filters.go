@@ -128,7 +128,12 @@ func isLocalDomain(host string) bool {
 // EXTENSION_EXC_VALUES; the list is Relay's, the expression is ours). Like
 // every list below it is matched case-insensitively by lower-casing the
 // input once: RE2's case folding is several times slower.
-var extensionValues = lowerRegexp(
+var extensionValues = lowerRegexp([]string{
+	"globals", "createnotification", "contentdocument", "removeallhighlights", "epicplay",
+	"zitereader", "jigsaw", "combosearch", "widdit", "atomicfindclose", "fb_xd_fragment",
+	"bmi_safeaddonload", "ebcallbackmessagereceived", "_gcrweb", "conduitpage", "parentnode",
+	"setsuspendstate", "invalidated", "webkit-masked-url:", "dead",
+},
 	`top\.globals`,
 	`originalcreatenotification`,
 	`canvas.contentdocument`,
@@ -153,7 +158,10 @@ var extensionValues = lowerRegexp(
 
 // extensionSources matches the abs_path of the innermost named frame
 // (Relay's EXTENSION_EXC_SOURCES).
-var extensionSources = lowerRegexp(
+var extensionSources = lowerRegexp([]string{
+	"facebook", "woopra", "chrome", "moz-extension", "safari", "webkit-masked-url", "127.0.0.1:4001",
+	"texthelp", "itunes", "kaspersky-labs",
+},
 	`graph\.facebook\.com`,
 	`connect\.facebook\.net`,
 	`eatdifferent\.com\.woopra-ns\.com`,
@@ -168,20 +176,38 @@ var extensionSources = lowerRegexp(
 	`kaspersky-labs\.com`,
 )
 
-// lowerRegexp joins lower-case alternatives into one expression, to be
-// matched against lower-cased input.
-func lowerRegexp(alts ...string) *regexp.Regexp {
-	return regexp.MustCompile(strings.Join(alts, "|"))
+// needleRegexp is an expression over lower-cased text with a prefilter:
+// every alternative contains one of the needles, so text holding none of
+// them cannot match and the regexp — whose big alternations run on RE2's
+// slow path — is skipped. Most text holds none.
+type needleRegexp struct {
+	needles []string
+	re      *regexp.Regexp
 }
 
-// matchLower matches re against s lower-cased, s cut to maxMatchLen first:
+// lowerRegexp joins lower-case alternatives into one expression, to be
+// matched against lower-cased input; needles must cover every alternative.
+func lowerRegexp(needles []string, alts ...string) needleRegexp {
+	return needleRegexp{needles: needles, re: regexp.MustCompile(strings.Join(alts, "|"))}
+}
+
+func (n needleRegexp) match(lower string) bool {
+	for _, nd := range n.needles {
+		if strings.Contains(lower, nd) {
+			return n.re.MatchString(lower)
+		}
+	}
+	return false
+}
+
+// matchLower matches n against s lower-cased, s cut to maxMatchLen first:
 // the lists look for short tokens, and no payload field may make a check
 // slow.
-func matchLower(re *regexp.Regexp, s string) bool {
+func matchLower(n needleRegexp, s string) bool {
 	if len(s) > maxMatchLen {
 		s = s[:maxMatchLen]
 	}
-	return re.MatchString(strings.ToLower(s))
+	return n.match(strings.ToLower(s))
 }
 
 // maxMatchLen bounds the text the fixed lists scan.
@@ -222,8 +248,9 @@ var (
 		"bingpreview", "baiduspider", "slurp", "sogou", "facebook", "ia_archiver", "slack",
 		"pingdom", "lyticsbot", "bytespider",
 	}
-	webCrawlerPattern = regexp.MustCompile(`bots?[/\s\);]|spider[/\s\);]|calypso\sappcrawler|aws\ssecurity\sscanner|hubspot\scrawler|better\suptime`)
-	allowedCrawler    = regexp.MustCompile(`slackbot\s1\.\d+`)
+	webCrawlerPattern = lowerRegexp([]string{"bot", "spider", "calypso", "aws", "hubspot", "better"},
+		`bots?[/\s\);]`, `spider[/\s\);]`, `calypso\sappcrawler`, `aws\ssecurity\sscanner`, `hubspot\scrawler`, `better\suptime`)
+	allowedCrawler = lowerRegexp([]string{"slackbot"}, `slackbot\s1\.\d+`)
 )
 
 func matchWebCrawler(ua string) bool {
@@ -241,10 +268,10 @@ func matchWebCrawler(ua string) bool {
 			break
 		}
 	}
-	if !hit && !webCrawlerPattern.MatchString(ua) {
+	if !hit && !webCrawlerPattern.match(ua) {
 		return false
 	}
-	return !allowedCrawler.MatchString(ua)
+	return !allowedCrawler.match(ua)
 }
 
 // ---- legacy browsers -------------------------------------------------------
