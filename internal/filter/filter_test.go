@@ -216,6 +216,8 @@ func TestLocalhost(t *testing.T) {
 		{name: "user ip v4", settings: on, event: set(t, remote, "user", map[string]any{"ip_address": "127.0.0.1"}), want: ReasonLocalhost},
 		{name: "user ip v6", settings: on, event: set(t, remote, "user", map[string]any{"ip_address": "::1"}), want: ReasonLocalhost},
 		{name: "user ip remote", settings: on, event: set(t, remote, "user", map[string]any{"ip_address": "133.12.12.1"})},
+		{name: "user ip {{auto}} from a loopback client", settings: on, event: set(t, remote, "user", map[string]any{"ip_address": "{{auto}}"}), clientIP: "127.0.0.1", want: ReasonLocalhost},
+		{name: "user ip {{auto}} from a remote client", settings: on, event: set(t, remote, "user", map[string]any{"ip_address": "{{auto}}"}), clientIP: "203.0.113.9"},
 		{name: "forwarded-for header", settings: on, event: set(t, remote, "request.headers", [][]string{{"X-Forwarded-For", "::1"}}), want: ReasonLocalhost},
 		{name: "host header without url", settings: on, event: set(t, set(t, remote, "request.url", nil), "request.headers", map[string]any{"host": "localhost:3000"}), want: ReasonLocalhost},
 		{name: "forwarded host without url", settings: on, event: set(t, set(t, remote, "request.url", nil), "request.headers", map[string]any{"X-Forwarded-Host": "127.0.0.1:3000"}), want: ReasonLocalhost},

@@ -80,8 +80,14 @@ func (s *Settings) matchOrigin(u string) bool {
 // file:// URL or its host is localhost/127.0.0.1 or a subdomain of them;
 // the request's X-Forwarded-For header is a loopback literal; or, when there
 // is no URL, the Host/X-Forwarded-Host header names localhost/127.0.0.1.
-func matchLocalhost(ev *event) bool {
-	if ev.userIP == "127.0.0.1" || ev.userIP == "::1" {
+// A user IP of "{{auto}}" is the client's address, as Relay's normalisation
+// fills it in before filtering.
+func matchLocalhost(ev *event, clientIP netip.Addr) bool {
+	userIP := ev.userIP
+	if userIP == "{{auto}}" && clientIP.IsValid() {
+		userIP = clientIP.String()
+	}
+	if userIP == "127.0.0.1" || userIP == "::1" {
 		return true
 	}
 	if ev.url != "" {

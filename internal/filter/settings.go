@@ -209,7 +209,7 @@ func (s *Settings) check(ev *event, clientIP netip.Addr) Reason {
 		return ReasonReleaseVersion
 	case s.matchErrorMessage(ev):
 		return ReasonErrorMessage
-	case s.localhost && matchLocalhost(ev):
+	case s.localhost && matchLocalhost(ev, clientIP):
 		return ReasonLocalhost
 	case s.browserExt && matchBrowserExtension(ev):
 		return ReasonBrowserExtensions
