@@ -73,7 +73,7 @@ func TestFilterStage(t *testing.T) {
 	}{
 		{name: "project unknown", in: env(envHeader, evHdr, browserEvent), same: true},
 		{name: "no filters", settings: `{}`, in: env(envHeader, evHdr, browserEvent), same: true},
-		{name: "generic only (not implemented)", settings: `{"generic":{"version":1,"filters":[]}}`, in: env(envHeader, evHdr, browserEvent), same: true},
+		{name: "generic without filters", settings: `{"generic":{"version":1,"filters":[]}}`, in: env(envHeader, evHdr, browserEvent), same: true},
 		{name: "invalid settings pass unfiltered", settings: `{"localhost":{"isEnabled":"yes"}}`, in: env(envHeader, evHdr, browserEvent), same: true},
 		{name: "nothing matches", settings: localhost, in: env(envHeader, `{"type":"event"}`, nodeEvent, sessHdr, sessPayload), same: true},
 		{name: "unreadable event is forwarded", settings: localhost, in: env(envHeader, `{"type":"event"}`, `not json at all`), same: true},

@@ -5,16 +5,20 @@
 //
 // # Contract
 //
-//   - The filters run in Relay's order (relay-filter/src/lib.rs): csp →
-//     client_ips → releases → error_messages → localhost →
+//   - The filters run in Relay's order (relay-filter/src/lib.rs): generic →
+//     csp → client_ips → releases → error_messages → localhost →
 //     browser_extensions → legacy_browsers → web_crawlers →
-//     transaction_name. The first match decides the reason. Generic filters
-//     (`filterSettings.generic`, Relay's rule conditions) are not
-//     implemented: such settings are accepted and ignored, so an event they
-//     would filter is forwarded and the upstream decides.
-//   - Reasons are Relay's FilterStatKey names (Reason*): they are what the
-//     upstream expects in a client report's `filtered_events` and the only
-//     values used as metric labels — never anything from the payload.
+//     transaction_name. The first match decides the reason.
+//   - Generic filters (`filterSettings.generic`, Relay's RuleCondition DSL)
+//     support eq, gt/gte/lt/lte, glob, cidr, and, or, not over the `event.*`
+//     fields Relay's Event getter exposes (generic.go). `any`/`all` (array
+//     operations) and unknown ops never match, as Relay's Unsupported
+//     condition does; the generic filters of Sentry's global config are not
+//     known to this relay (the upstream applies them).
+//   - Reasons are Relay's FilterStatKey names (Reason*), or a generic
+//     filter's id: they are what the upstream expects in a client report's
+//     `filtered_events` and the only values used as metric labels — never
+//     anything from the payload.
 //   - Compile is lenient where Relay is: unknown keys, unknown legacy-browser
 //     options, CIDRs and glob patterns that do not parse are ignored, exactly
 //     as Relay ignores them. It fails only when the JSON itself, or the type

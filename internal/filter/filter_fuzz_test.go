@@ -14,6 +14,13 @@ import (
 // allFilters turns every filter on, so a fuzzed payload goes through all of
 // them (as far as each reads it).
 const allFilters = `{
+	"generic":{"version":1,"filters":[
+		{"id":"g-and","isEnabled":true,"condition":{"op":"and","inner":[{"op":"glob","name":"event.transaction","value":["*checkout*"]},{"op":"gt","name":"event.duration","value":5000}]}},
+		{"id":"g-or","isEnabled":true,"condition":{"op":"or","inner":[{"op":"eq","name":"event.tags.team","value":["a","b"],"options":{"ignoreCase":true}},{"op":"cidr","name":"event.user.ip_address","value":["10.0.0.0/8"]}]}},
+		{"id":"g-not","isEnabled":true,"condition":{"op":"not","inner":{"op":"lte","name":"event.measurements.lcp.value","value":1e9}}},
+		{"id":"g-extra","isEnabled":true,"condition":{"op":"eq","name":"event.extra.a.b","value":true}},
+		{"id":"g-hdr","isEnabled":true,"condition":{"op":"glob","name":"event.request.headers.x-test","value":["?x*"]}}
+	]},
 	"csp":{"disallowedSources":["about","*.superfish.com","chrome-extension://*","localhost:*"]},
 	"clientIps":{"blacklistedIps":["10.0.0.0/8","2001:db8::/32","192.0.2.1"]},
 	"releases":{"releases":["1.*","{a,b}-[0-9]?","\\*literal"]},
@@ -76,6 +83,24 @@ func FuzzGlob(f *testing.F) {
 		_ = g.match(s)
 		if pattern != "" && !strings.ContainsAny(pattern, `*?[]{},\`) && !g.match(pattern) {
 			t.Fatalf("literal pattern %q does not match itself", pattern)
+		}
+	})
+}
+
+// FuzzCompile feeds random settings documents to Compile: an error or
+// settings, never a panic; compiled settings then check an event.
+func FuzzCompile(f *testing.F) {
+	f.Add([]byte(allFilters))
+	f.Add([]byte(`{"generic":{"version":1,"filters":{"x":{"isEnabled":true,"condition":{"op":"not","inner":{"op":"not","inner":{"op":"eq","name":"event.level","value":[1,"error"]}}}}}}}`))
+	f.Add([]byte(`{"legacyBrowsers":{"isEnabled":true,"options":["default","ie"]},"clientIps":{"blacklistedIps":["::/0"]}}`))
+	ev := []byte(`{"level":"error","release":"1.0","request":{"url":"http://localhost/","headers":{"User-Agent":"MSIE 6.0"}},"exception":{"values":[{"type":"E","value":"fb_xd_fragment"}]}}`)
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		s, err := Compile(doc)
+		if err != nil {
+			return
+		}
+		if _, err := s.Check(Input{Kind: KindEvent, Payload: ev, ClientIP: netip.MustParseAddr("10.0.0.1")}); err != nil {
+			t.Fatalf("Check: %v", err)
 		}
 	})
 }

@@ -28,6 +28,7 @@ const (
 // Settings are one project's compiled filterSettings. The zero value (and
 // nil) filters nothing.
 type Settings struct {
+	generic        []genericFilter
 	csp            []originPattern
 	cspAny         bool // a disallowed source of "*" matches every report
 	clientIPs      []netip.Prefix
@@ -42,10 +43,10 @@ type Settings struct {
 }
 
 // settingsJSON is the wire shape of `config.filterSettings` (camelCase, as
-// Relay's ProjectFiltersConfig). Unknown keys — `generic` among them — are
-// ignored.
+// Relay's ProjectFiltersConfig). Unknown keys are ignored.
 type settingsJSON struct {
-	BrowserExtensions *enabledJSON `json:"browserExtensions"`
+	Generic           json.RawMessage `json:"generic"`
+	BrowserExtensions *enabledJSON    `json:"browserExtensions"`
 	ClientIPs         *struct {
 		BlacklistedIPs []string `json:"blacklistedIps"`
 	} `json:"clientIps"`
@@ -93,6 +94,10 @@ func Compile(raw []byte) (*Settings, error) {
 		return nil, fmt.Errorf("filter: settings: %w", err)
 	}
 	s := &Settings{}
+	var err error
+	if s.generic, err = compileGeneric(j.Generic); err != nil {
+		return nil, fmt.Errorf("filter: settings: %w", err)
+	}
 	if j.CSP != nil {
 		for _, src := range j.CSP.DisallowedSources {
 			o := parseOrigin(src)
@@ -131,7 +136,7 @@ func Compile(raw []byte) (*Settings, error) {
 // Empty reports whether the settings filter nothing, so the caller can skip
 // parsing the envelope.
 func (s *Settings) Empty() bool {
-	return s == nil || (len(s.csp) == 0 && len(s.clientIPs) == 0 && s.releases.empty() &&
+	return s == nil || (len(s.generic) == 0 && len(s.csp) == 0 && len(s.clientIPs) == 0 && s.releases.empty() &&
 		s.errorMessages.empty() && !s.localhost && !s.browserExt && !s.legacy.active() &&
 		!s.webCrawlers && (!s.ignoreTxActive || s.ignoreTx.empty()))
 }
@@ -196,10 +201,19 @@ func (s *Settings) Check(in Input) (Reason, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.check(ev, in.ClientIP), nil
+	g := &getter{ev: ev}
+	if in.Kind != KindSecurity {
+		g.payload = in.Payload
+	}
+	return s.check(ev, g, in.ClientIP), nil
 }
 
-func (s *Settings) check(ev *event, clientIP netip.Addr) Reason {
+func (s *Settings) check(ev *event, g *getter, clientIP netip.Addr) Reason {
+	for _, f := range s.generic {
+		if f.cond.match(g) {
+			return f.id
+		}
+	}
 	switch {
 	case s.matchCSP(ev):
 		return ReasonInvalidCSP
