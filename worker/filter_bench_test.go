@@ -13,6 +13,10 @@ import (
 // real project might have; none but localhost matches the captured browser
 // event (its page is served from localhost).
 const benchFilters = `{
+	"generic":{"version":1,"filters":[
+		{"id":"slow-checkout","isEnabled":true,"condition":{"op":"and","inner":[{"op":"glob","name":"event.transaction","value":["*checkout*"]},{"op":"gt","name":"event.duration","value":30000}]}},
+		{"id":"internal-users","isEnabled":true,"condition":{"op":"or","inner":[{"op":"glob","name":"event.user.email","value":["*@example.internal"]},{"op":"eq","name":"event.tags.synthetic","value":"true"}]}}
+	]},
 	"csp":{"disallowedSources":["about","ms-browser-extension","*.superfish.com","chrome://*","chrome-extension://*","localhost"]},
 	"clientIps":{"blacklistedIps":["10.0.0.0/8","192.168.0.0/16","2001:db8::/32"]},
 	"releases":{"releases":["0.*","1.0.0-beta*","{staging,dev}-*"]},

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -101,6 +102,30 @@ func FuzzCompile(f *testing.F) {
 		}
 		if _, err := s.Check(Input{Kind: KindEvent, Payload: ev, ClientIP: netip.MustParseAddr("10.0.0.1")}); err != nil {
 			t.Fatalf("Check: %v", err)
+		}
+	})
+}
+
+// FuzzTopMembers holds the generic getter's member split to encoding/json's:
+// for any valid JSON object, the same keys with the same raw values; for
+// anything else, no panic.
+func FuzzTopMembers(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1,"b":"x\"}","c":{"d":[1,{"e":"]"}]}}`, ` { "k\u00e9" : [ ] , "a":1 ,"a":2 } `, `{"a":`, `[1]`, `{"a":"\\"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := topMembers(b)
+		var want map[string]json.RawMessage
+		if json.Unmarshal(b, &want) != nil || want == nil {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d members, encoding/json finds %d: %s", len(got), len(want), b)
+		}
+		for k, v := range want {
+			if string(got[k]) != string(v) {
+				t.Fatalf("member %q = %s, encoding/json: %s", k, got[k], v)
+			}
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Generic filters (`filterSettings.generic`, Relay's relay-filter/src/generic.rs): a list of
@@ -343,30 +344,51 @@ func (c notCond) match(g *getter) bool { return !c.inner.match(g) }
 
 // ---- the event's fields --------------------------------------------------------
 
-// getter resolves Relay's `event.*` field names over the event's JSON (decoded lazily, once,
-// only when a generic filter is evaluated). Values are string, bool or json.Number; a field
-// Relay does not expose, or of the wrong type, is absent.
+// getter resolves Relay's `event.*` field names over the event's JSON. Only what a condition
+// asks for is decoded: the top-level members are split once (without decoding them), and a
+// member is decoded the first time a field under it is read. Values are string, bool or
+// json.Number; a field Relay does not expose, or of the wrong type, is absent.
 type getter struct {
 	payload []byte
 	ev      *event
-	doc     map[string]any
-	decoded bool
+	members map[string]json.RawMessage
+	values  map[string]any
+	split   bool
 }
 
-func (g *getter) root() map[string]any {
-	if !g.decoded {
-		g.decoded = true
-		dec := json.NewDecoder(bytes.NewReader(g.payload))
-		dec.UseNumber()
-		_ = dec.Decode(&g.doc) // not an object: every field is absent
+// top returns the decoded top-level member key.
+func (g *getter) top(key string) (any, bool) {
+	if !g.split {
+		g.split = true
+		g.members = topMembers(g.payload)
 	}
-	return g.doc
+	if v, ok := g.values[key]; ok {
+		return v, v != nil
+	}
+	raw, ok := g.members[key]
+	if !ok {
+		return nil, false
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(&v) != nil {
+		v = nil
+	}
+	if g.values == nil {
+		g.values = make(map[string]any, 4)
+	}
+	g.values[key] = v
+	return v, v != nil
 }
 
-// at walks object keys from m.
-func at(m map[string]any, path ...string) (any, bool) {
-	var v any = m
-	for _, k := range path {
+// at walks object keys, the first being a top-level member.
+func (g *getter) at(path ...string) (any, bool) {
+	v, ok := g.top(path[0])
+	if !ok {
+		return nil, false
+	}
+	for _, k := range path[1:] {
 		o, ok := v.(map[string]any)
 		if !ok {
 			return nil, false
@@ -435,40 +457,39 @@ func (g *getter) get(name string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	m := g.root()
 	switch path {
 	case "level":
-		s, ok := str(at(m, "level"))
+		s, ok := str(g.at("level"))
 		if !ok {
 			return nil, false
 		}
 		l, ok := levels[s.(string)]
 		return l, ok
 	case "release":
-		return lenientStr(at(m, "release"))
+		return lenientStr(g.at("release"))
 	case "dist", "environment", "transaction", "logger":
-		return str(at(m, path))
+		return str(g.at(path))
 	case "platform":
-		if s, ok := str(at(m, "platform")); ok {
+		if s, ok := str(g.at("platform")); ok {
 			return s, true
 		}
 		return "other", true
 	case "user.email", "user.segment":
-		return nonEmpty(str(at(m, "user", path[5:])))
+		return nonEmpty(str(g.at("user", path[5:])))
 	case "user.id":
-		return nonEmpty(lenientStr(at(m, "user", "id")))
+		return nonEmpty(lenientStr(g.at("user", "id")))
 	case "user.ip_address", "user.name":
-		return str(at(m, "user", path[5:]))
+		return str(g.at("user", path[5:]))
 	case "user.geo.city", "user.geo.country_code", "user.geo.region", "user.geo.subdivision":
-		return str(at(m, "user", "geo", path[9:]))
+		return str(g.at("user", "geo", path[9:]))
 	case "request.method", "request.url":
-		return str(at(m, "request", path[8:]))
+		return str(g.at("request", path[8:]))
 	case "transaction.source":
-		return str(at(m, "transaction_info", "source"))
+		return str(g.at("transaction_info", "source"))
 	case "sdk.name", "sdk.version":
-		return str(at(m, "sdk", path[4:]))
+		return str(g.at("sdk", path[4:]))
 	case "duration":
-		return g.duration(m)
+		return g.duration()
 	}
 	switch {
 	case strings.HasPrefix(path, "contexts."):
@@ -477,13 +498,13 @@ func (g *getter) get(name string) (any, bool) {
 			return nil, false
 		}
 		ctx, field, _ := strings.Cut(rest, ".")
-		return scalar(at(m, "contexts", ctx, field))
+		return scalar(g.at("contexts", ctx, field))
 	case strings.HasPrefix(path, "measurements."):
 		n, ok := strings.CutSuffix(path[len("measurements."):], ".value")
 		if !ok {
 			return nil, false
 		}
-		v, ok := at(m, "measurements", n, "value")
+		v, ok := g.at("measurements", n, "value")
 		num, isNum := v.(json.Number)
 		return num, ok && isNum
 	case strings.HasPrefix(path, "breakdowns."):
@@ -491,13 +512,14 @@ func (g *getter) get(name string) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		v, ok := at(m, "breakdowns", b, meas, "value")
+		v, ok := g.at("breakdowns", b, meas, "value")
 		num, isNum := v.(json.Number)
 		return num, ok && isNum
 	case strings.HasPrefix(path, "extra."):
-		return scalar(at(m, append([]string{"extra"}, strings.Split(path[len("extra."):], ".")...)...))
+		return scalar(g.at(append([]string{"extra"}, strings.Split(path[len("extra."):], ".")...)...))
 	case strings.HasPrefix(path, "tags."):
-		return tag(m["tags"], path[len("tags."):])
+		tags, _ := g.top("tags")
+		return tag(tags, path[len("tags."):])
 	case strings.HasPrefix(path, "request.headers."):
 		if g.ev == nil {
 			return nil, false
@@ -529,12 +551,14 @@ func tag(tags any, key string) (any, bool) {
 }
 
 // duration is a transaction's length in milliseconds (Relay's computed field).
-func (g *getter) duration(m map[string]any) (any, bool) {
-	if t, _ := m["type"].(string); t != "transaction" {
+func (g *getter) duration() (any, bool) {
+	if t, _ := g.top("type"); t != "transaction" {
 		return nil, false
 	}
-	start, ok1 := timestamp(m["start_timestamp"])
-	end, ok2 := timestamp(m["timestamp"])
+	st, _ := g.top("start_timestamp")
+	et, _ := g.top("timestamp")
+	start, ok1 := timestamp(st)
+	end, ok2 := timestamp(et)
 	if !ok1 || !ok2 || end.Before(start) {
 		return nil, false
 	}
@@ -557,4 +581,103 @@ func timestamp(v any) (time.Time, bool) {
 		return t, err == nil
 	}
 	return time.Time{}, false
+}
+
+// topMembers splits a JSON object into its members' raw values (aliasing b, nothing decoded).
+// b has been validated by parseEvent; on anything unexpected the split stops where it is.
+// A key with escapes or invalid UTF-8 is decoded by encoding/json; a repeated key keeps its
+// last value, as encoding/json does.
+func topMembers(b []byte) map[string]json.RawMessage {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, 16)
+	i++
+	for {
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != '"' {
+			return out
+		}
+		kEnd := skipString(b, i)
+		key := b[i+1 : max(i+1, kEnd-1)]
+		var k string
+		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) { // as encoding/json decodes keys
+			if json.Unmarshal(b[i:kEnd], &k) != nil {
+				return out
+			}
+		} else {
+			k = string(key)
+		}
+		i = skipWS(b, kEnd)
+		if i >= len(b) || b[i] != ':' {
+			return out
+		}
+		vStart := skipWS(b, i+1)
+		vEnd := skipValue(b, vStart)
+		if vEnd <= vStart {
+			return out
+		}
+		out[k] = b[vStart:vEnd]
+		i = skipWS(b, vEnd)
+		if i >= len(b) || b[i] != ',' {
+			return out
+		}
+		i++
+	}
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index past the string starting at b[i] (a '"').
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); {
+		switch b[i] {
+		case '\\':
+			i += 2
+		case '"':
+			return i + 1
+		default:
+			i++
+		}
+	}
+	return len(b)
+}
+
+// skipValue returns the index past the value starting at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return len(b)
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
 }
