@@ -235,7 +235,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 	if err != nil {
 		return nil, fmt.Errorf("jetstream consumer: %w", err)
 	}
-	// Proxy mode knows no project configs: no filterSettings, no filter stage.
+	// This process holds no project configs (no registry): no filter stage.
 	stages, err := workerStages(cfg, log, nil)
 	if err != nil {
 		return nil, err
