@@ -21,13 +21,16 @@
 //     anything from the payload.
 //   - Compile is lenient where Relay is: unknown keys, unknown legacy-browser
 //     options, CIDRs and glob patterns that do not parse are ignored, exactly
-//     as Relay ignores them. It fails only when the JSON itself, or the type
-//     of a known key, is wrong; the caller decides what that means (the
-//     worker's filter stage forwards unfiltered and counts it).
-//   - Check never panics and never allocates in proportion to anything but
-//     the payload it is given (the fuzz test holds it to that). A payload
-//     that is not a JSON object is reported as ErrNotAnEvent; the caller
-//     forwards it — the filter is no gatekeeper of validity.
+//     as Relay ignores them. It fails when the JSON itself, the type of a
+//     known key, or a generic condition is malformed, or the document is
+//     over 1 MiB; the caller decides what that means (the worker's filter
+//     stage forwards unfiltered and counts it).
+//   - Check never panics (FuzzCheck, FuzzCompile) and allocates in
+//     proportion to the payload only; the fixed lists scan at most the first
+//     8 KiB of a field, user agents the first 1 KiB, and every expression is
+//     RE2 (linear time). A payload that is not a JSON object is reported as
+//     ErrNotAnEvent; the caller forwards it — the filter is no gatekeeper of
+//     validity.
 //   - Settings are immutable after Compile and safe for concurrent use.
 //     Compiling costs regexp compilation per glob; Cache keeps one compiled
 //     Settings per distinct settings document (by content hash), so the hot
@@ -43,4 +46,14 @@
 // request's `User-Agent` header; for security reports, which carry no request
 // interface, the caller passes the HTTP request's User-Agent instead (Relay
 // copies it into the event it builds from the report).
+//
+// # User agents
+//
+// The legacy-browsers filter compares browser families as uap-core (Relay's
+// user-agent parser) names them. useragent.go tells apart the families the
+// filter's options name (IE, IE Mobile, Edge, Chrome, Firefox, Safari,
+// Opera, Opera Mini, Android) and those that imitate them, not uap-core's
+// full list: an unlisted browser is "Other" and never filtered. The
+// per-browser options (`chrome`, `safari`, …) use the cut-offs Sentry
+// documents for them (filters.go, legacyOptions).
 package filter
