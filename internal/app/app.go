@@ -23,6 +23,7 @@ import (
 	"github.com/relayhq/relay/internal/config"
 	"github.com/relayhq/relay/internal/credentials"
 	"github.com/relayhq/relay/internal/envelope"
+	"github.com/relayhq/relay/internal/project"
 	"github.com/relayhq/relay/internal/stream"
 	"github.com/relayhq/relay/internal/upstream"
 	"github.com/relayhq/relay/scrub"
@@ -251,7 +252,7 @@ func openSpool(cfg *config.Config, log *slog.Logger) (*spool.Spool, error) {
 	return sp, nil
 }
 
-func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, projects worker.ScrubberSource, log *slog.Logger) (*worker.Worker, error) {
+func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, projects *project.Registry, log *slog.Logger) (*worker.Worker, error) {
 	relayID := ""
 	var signer upstream.Signer // a nil *Credentials in the interface would not be nil
 	if creds != nil {
@@ -293,16 +294,21 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 // stuck where no context reaches it). Always empty in the relay.
 var testStages []worker.Stage
 
-// workerStages builds the worker's processing stages in data-path order.
-// The scrub stage is always there: a project file with scrubbing settings may
-// appear while the relay runs, and a no-op scrubber costs nothing per message.
-func workerStages(cfg *config.Config, projects worker.ScrubberSource, log *slog.Logger) ([]worker.Stage, error) {
+// workerStages builds the worker's processing stages in data-path order:
+// filter → scrub. Filtering goes first so that nothing is scrubbed only to be
+// dropped. Both stages are always there: a project file with filter or
+// scrubbing settings may appear while the relay runs, and for a key without
+// settings either stage costs one lookup per message.
+func workerStages(cfg *config.Config, projects *project.Registry, log *slog.Logger) ([]worker.Stage, error) {
 	s, err := Scrubber(cfg)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("scrub stage", "relay_wide", !s.Noop(), "project_rules", "from project files")
-	return []worker.Stage{worker.NewScrubStage(s).WithProjects(projects)}, nil
+	log.Info("worker stages", "filter", "from project files", "scrub_relay_wide", !s.Noop(), "scrub_project_rules", "from project files")
+	return []worker.Stage{
+		worker.NewFilterStage(projects, log.With("stage", "filter")),
+		worker.NewScrubStage(s).WithProjects(projects),
+	}, nil
 }
 
 // Scrubber compiles the relay-wide scrubber from the config's scrub section.

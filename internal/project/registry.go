@@ -1,6 +1,7 @@
 package project
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 
@@ -178,4 +179,16 @@ func (r *Registry) ScrubberFor(publicKey string) (*scrub.Scrubber, error) {
 		return nil, fmt.Errorf("project %d (%s): config is invalid, its scrubbing rules are unknown: %w", e.ProjectID, e.Source, e.Invalid)
 	}
 	return e.scrubber, nil
+}
+
+// FilterSettings returns the inbound filter settings (config.filterSettings)
+// of publicKey's project; ok is false while nothing usable is known about
+// the key (pending, missing, or a config that does not parse), and then no
+// filter applies. It implements worker.FilterSettings.
+func (r *Registry) FilterSettings(publicKey string) (json.RawMessage, bool) {
+	e, ok := r.snap.Load().keys[publicKey]
+	if !ok || e.State == nil {
+		return nil, false
+	}
+	return e.State.Config.FilterSettings, true
 }
