@@ -1,6 +1,6 @@
 // Package config reads the relay's configuration: <config dir>/config.yml, Sentry Relay's keys
 // (snake_case, Relay's defaults where Relay has the key) plus the relay's own sections
-// (jetstream, spool, worker, ingest, scrub).
+// (jetstream, spool, worker, ingest, scrub, tunnel).
 //
 // Precedence, lowest first: the defaults in this file, config.yml, the RELAY_* environment
 // variables (ApplyEnv), then command-line flags (Override). Every value remembers where it came
@@ -60,6 +60,7 @@ type Config struct {
 	Worker    Worker    `yaml:"worker"`
 	Ingest    Ingest    `yaml:"ingest"`
 	Scrub     Scrub     `yaml:"scrub"`
+	Tunnel    Tunnel    `yaml:"tunnel"`
 
 	dir        string            // absolute config directory
 	file       string            // config.yml as the user named it (for messages)
@@ -265,6 +266,7 @@ func Default() *Config {
 		},
 		Worker: Worker{Enabled: true, Concurrency: 64},
 		Ingest: Ingest{Enabled: true},
+		Tunnel: Tunnel{Path: "/tunnel"},
 		file:   filepath.Join(DefaultDir, FileName),
 	}
 	c.setDir(DefaultDir)
