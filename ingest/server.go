@@ -98,6 +98,8 @@ type Server struct {
 	inflight atomic.Int64 // ingest requests inside the handler
 
 	publishLogs logLimiter
+
+	tunnel *tunnel // nil until EnableTunnel
 }
 
 // New builds the ingest server. pub stores accepted envelopes; ready reports
@@ -183,7 +185,12 @@ func (s *Server) WaitIdle(ctx context.Context) error {
 // ServeHTTP routes by hand: the route set is small and fixed, and a hand
 // router costs no allocations and no pattern matching on the hot path.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt, projectSeg := matchRoute(foldSlashes(r.URL.Path))
+	path := foldSlashes(r.URL.Path)
+	if s.tunnel != nil && path == s.tunnel.path {
+		s.serveTunnel(w, r)
+		return
+	}
+	rt, projectSeg := matchRoute(path)
 	switch rt {
 	case routeEnvelope:
 		switch r.Method {

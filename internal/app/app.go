@@ -53,6 +53,10 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	if !cfg.Ingest.Enabled && !cfg.Worker.Enabled {
 		return errors.New("neither ingest nor worker is enabled: nothing to run")
 	}
+	tunnel, err := newTunnelSetup(cfg)
+	if err != nil {
+		return err
+	}
 
 	st, err := stream.Open(ctx, stream.Config{
 		URL:      cfg.JetStream.URL,
@@ -104,13 +108,19 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 
 	if cfg.Ingest.Enabled {
 		ing = ingest.New(ingestConfig(cfg, st), st, st.Ready, log.With("component", "ingest"))
-		ln, err := net.Listen("tcp", cfg.ListenAddr())
+		err := tunnel.enable(ing, cfg, log)
+		var ln net.Listener
+		if err == nil {
+			if ln, err = net.Listen("tcp", cfg.ListenAddr()); err != nil {
+				err = fmt.Errorf("ingest: listen on %s: %w", cfg.ListenAddr(), err)
+			}
+		}
 		if err != nil {
 			cancel()
 			wg.Wait()
 			closeSpool(sp, log)
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
-			return fmt.Errorf("ingest: listen on %s: %w", cfg.ListenAddr(), err)
+			return err
 		}
 		srv = &http.Server{
 			Handler:           ing.Handler(),
