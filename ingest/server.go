@@ -2,6 +2,8 @@
 // protocol (envelope and store endpoints, health checks), authenticates the
 // request, decodes and bounds the body, validates the envelope, publishes it
 // to the stream, and answers the SDK only after the stream acknowledged it.
+// The browser tunnel (tunnel.go, EnableTunnel) is one more route onto the
+// same path, behind an allowlist and a per-client rate limit.
 //
 // Sentry Relay's relay-server (endpoints/, extractors/request_meta.rs,
 // middlewares/) is the behavioural reference; ../shared/docs/relay-protocol.md
