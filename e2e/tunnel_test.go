@@ -92,8 +92,12 @@ func TestTunnelForwardsAllowedDSNsToTheUpstreamOnly(t *testing.T) {
 	t.Cleanup(up.Close)
 	hostAddr, hits := dsnHost(t)
 	dir := t.TempDir()
+	// A short ack_wait: what the killed relay had fetched but not acked
+	// comes back after it, and the test need not wait the default 30 s.
 	rc := relayConfig{upstream: up.URL(), extra: fmt.Sprintf(`tunnel:
   allowed_dsns: ["https://%s@o1.ingest.sentry.io/42"]
+jetstream:
+  ack_wait: 4s
 `, testKey)}
 	p := startRelay(t, dir, rc)
 	rc.port = mustPort(t, p.addr)
