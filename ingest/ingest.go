@@ -76,7 +76,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	}
 
 	var projectID uint64
-	haveProject := rt != routeStoreLegacy
+	haveProject := rt != routeStoreLegacy && rt != routeTunnel // the tunnel's project is the DSN's
 	if haveProject {
 		if projectID, ok = parseProjectID(projectSeg); !ok {
 			return errBadProject
@@ -87,7 +87,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	if e != nil {
 		return e
 	}
-	if auth.source == authNone && rt != routeEnvelope {
+	if auth.source == authNone && !rt.takesEnvelopes() {
 		return errMissingAuth
 	}
 	var publicKey string
@@ -102,7 +102,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 
 	// The body, decoded and bounded.
 	limit := s.envelopeLimit
-	if rt != routeEnvelope {
+	if !rt.takesEnvelopes() {
 		limit = s.eventLimit
 	}
 	var body []byte
@@ -140,7 +140,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	// The envelope: parsed (validated) from the body, or built from a store
 	// event.
 	var env *envelope.Envelope
-	if rt == routeEnvelope || isEnvelopeContentType(r.Header) {
+	if rt.takesEnvelopes() || isEnvelopeContentType(r.Header) {
 		var err error
 		if env, err = envelope.Parse(body); err != nil {
 			return errParse(err)
@@ -170,6 +170,11 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	// rather than guess.
 	if !haveProject {
 		return errBadProject
+	}
+	if rt == routeTunnel {
+		if e := s.tunnel.admit(r.Context(), publicKey, projectID); e != nil {
+			return e // nothing stored: the tunnel is not an open proxy
+		}
 	}
 
 	// Header only: valid, answered 200, and nothing to store (Relay drops it
@@ -209,7 +214,11 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	m.Version = auth.version
 	m.Origin = origin
 	m.UserAgent = firstHeader(r.Header, "User-Agent")
-	m.RemoteAddr, m.ForwardedFor = peerAndChain(r)
+	if rt == routeTunnel {
+		m.RemoteAddr, m.ForwardedFor = s.tunnel.clientAddrs(r) // X-Forwarded-For only from trusted proxies
+	} else {
+		m.RemoteAddr, m.ForwardedFor = peerAndChain(r)
+	}
 	m.ReceivedAt = receivedAt
 	m.EventID = eventID
 	m.Envelope = payload

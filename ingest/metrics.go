@@ -18,6 +18,7 @@ const (
 	routeHealthLive               // GET /api/relay/healthcheck/live/
 	routeHealthReady              // GET /api/relay/healthcheck/ready/
 	routeRelaysLive               // GET /api/0/relays/live/
+	routeTunnel                   // POST <tunnel.path> (tunnel.go)
 	numRoutes
 )
 
@@ -29,12 +30,17 @@ var routeNames = [numRoutes]string{
 	routeHealthLive:  "healthcheck_live",
 	routeHealthReady: "healthcheck_ready",
 	routeRelaysLive:  "relays_live",
+	routeTunnel:      "tunnel",
 }
 
 // storeLike reports whether the route ingests data (and so speaks CORS).
 func (r route) storeLike() bool {
-	return r == routeEnvelope || r == routeStore || r == routeStoreLegacy
+	return r == routeEnvelope || r == routeStore || r == routeStoreLegacy || r == routeTunnel
 }
+
+// takesEnvelopes reports whether the route's body is an envelope (the
+// envelope endpoint's limits and tunnel authentication apply).
+func (r route) takesEnvelopes() bool { return r == routeEnvelope || r == routeTunnel }
 
 // publishDuration is the time from handing a message to the stream until its
 // PubAck (or failure): the part of the SDK's latency that durability costs.

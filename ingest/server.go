@@ -3,6 +3,8 @@
 // request, decodes and bounds the body, validates the envelope, refuses what
 // the key's project config forbids (ProjectGate), publishes it
 // to the stream, and answers the SDK only after the stream acknowledged it.
+// The browser tunnel (tunnel.go, EnableTunnel) is one more route onto the
+// same path, behind an allowlist and a per-client rate limit.
 //
 // Sentry Relay's relay-server (endpoints/, extractors/request_meta.rs,
 // middlewares/) is the behavioural reference; ../shared/docs/relay-protocol.md
@@ -102,6 +104,8 @@ type Server struct {
 	inflight atomic.Int64 // ingest requests inside the handler
 
 	publishLogs logLimiter
+
+	tunnel *tunnel // nil until EnableTunnel
 }
 
 // New builds the ingest server. pub stores accepted envelopes; ready reports
@@ -187,7 +191,12 @@ func (s *Server) WaitIdle(ctx context.Context) error {
 // ServeHTTP routes by hand: the route set is small and fixed, and a hand
 // router costs no allocations and no pattern matching on the hot path.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt, projectSeg := matchRoute(foldSlashes(r.URL.Path))
+	path := foldSlashes(r.URL.Path)
+	if s.tunnel != nil && path == s.tunnel.path {
+		s.serveTunnel(w, r)
+		return
+	}
+	rt, projectSeg := matchRoute(path)
 	switch rt {
 	case routeEnvelope:
 		switch r.Method {

@@ -63,6 +63,10 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	if err != nil {
 		return err
 	}
+	tunnel, err := newTunnelSetup(cfg, projects)
+	if err != nil {
+		return err
+	}
 
 	st, err := stream.Open(ctx, stream.Config{
 		URL:      cfg.JetStream.URL,
@@ -139,13 +143,19 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		ic := ingestConfig(cfg, st)
 		ic.Projects = projects
 		ing = ingest.New(ic, st, readiness(cfg, st, reg), log.With("component", "ingest"))
-		ln, err := net.Listen("tcp", cfg.ListenAddr())
+		err := tunnel.enable(ing, cfg, log)
+		var ln net.Listener
+		if err == nil {
+			if ln, err = net.Listen("tcp", cfg.ListenAddr()); err != nil {
+				err = fmt.Errorf("ingest: listen on %s: %w", cfg.ListenAddr(), err)
+			}
+		}
 		if err != nil {
 			cancel()
 			wg.Wait()
 			closeSpool(sp, log)
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
-			return fmt.Errorf("ingest: listen on %s: %w", cfg.ListenAddr(), err)
+			return err
 		}
 		srv = &http.Server{
 			Handler:           ing.Handler(),

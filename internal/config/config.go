@@ -1,6 +1,6 @@
 // Package config reads the relay's configuration: <config dir>/config.yml, Sentry Relay's keys
 // (snake_case, Relay's defaults where Relay has the key) plus the relay's own sections
-// (jetstream, spool, worker, ingest, scrub).
+// (jetstream, spool, worker, ingest, scrub, tunnel).
 //
 // Precedence, lowest first: the defaults in this file, config.yml, the RELAY_* environment
 // variables (ApplyEnv), then command-line flags (Override). Every value remembers where it came
@@ -61,6 +61,7 @@ type Config struct {
 	Scrub     Scrub     `yaml:"scrub"`
 	Auth      Auth      `yaml:"auth"`
 	Cache     Cache     `yaml:"cache"`
+	Tunnel    Tunnel    `yaml:"tunnel"`
 
 	dir        string            // absolute config directory
 	file       string            // config.yml as the user named it (for messages)
@@ -292,6 +293,7 @@ func Default() *Config {
 		Ingest: Ingest{Enabled: true},
 		Auth:   Auth{Ready: AuthReadyAuthenticated},
 		Cache:  defaultCache(),
+		Tunnel: Tunnel{Path: "/tunnel"},
 		file:   filepath.Join(DefaultDir, FileName),
 	}
 	c.setDir(DefaultDir)

@@ -375,6 +375,12 @@ func setScalar(v reflect.Value, s string) error {
 			return fmt.Errorf("expected an integer, got %q", s)
 		}
 		v.SetInt(i)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return fmt.Errorf("expected a number, got %q", s)
+		}
+		v.SetFloat(f)
 	default:
 		return fmt.Errorf("cannot set a value of type %s", t)
 	}

@@ -245,7 +245,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:    "unknown top-level key",
 			content: "relay:\n  mode: proxy\nrelya:\n  port: 1\n",
-			want:    []string{`config.yml:3: relya: unknown key (did you mean "relay"?) (known keys: relay, http, limits, logging, jetstream, spool, worker, ingest, scrub, auth, cache)`},
+			want:    []string{`config.yml:3: relya: unknown key (did you mean "relay"?) (known keys: relay, http, limits, logging, jetstream, spool, worker, ingest, scrub, auth, cache, tunnel)`},
 		},
 		{
 			name:    "unknown nested key",

@@ -155,6 +155,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	c.Tunnel.validate(v)
+
 	if len(v.problems) > 0 {
 		return &Error{Problems: v.problems}
 	}

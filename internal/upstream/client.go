@@ -204,7 +204,10 @@ func New(cfg Config) (*Client, error) {
 		http: &http.Client{
 			Transport: transport,
 			// Never follow redirects: Go would turn a 301/302/303 POST into
-			// a GET without body. A redirect means relay.upstream points at
+			// a GET without body, and the relay sends to relay.upstream and
+			// nowhere else — a followed redirect would let an answer pick
+			// the host (server-side request forgery, as in hand-written
+			// browser tunnels). A redirect means relay.upstream points at
 			// the wrong URL; Send reports it as Retryable with the Location
 			// so the data is kept until an operator fixes the config.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
