@@ -123,15 +123,23 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 
 	// Tunnel (envelope endpoint, no credentials in the request): the first
 	// line of the body is the envelope header, and its "dsn" authenticates.
-	// As in Relay, the DSN's project then stands for the request's; the path
-	// id is not compared (browsers post to their own tunnel URL).
+	// Its project must be the path's: an envelope is only ever sent to the
+	// project its request was posted to. (Relay takes the DSN's project here
+	// without comparing; a tunnel forwards to /api/<dsn project>/envelope/,
+	// so the two agree for every real SDK, and a disagreement is answered
+	// with the mismatch Relay gives an authenticated request.)
 	var tunnelOrigin string
 	if auth.source == authNone {
-		var err error
-		if auth, publicKey, projectID, err = tunnelAuth(body); err != nil {
+		var (
+			err        error
+			dsnProject uint64
+		)
+		if auth, publicKey, dsnProject, err = tunnelAuth(body); err != nil {
 			return errBadEnvelopeAuth(err.Error())
 		}
-		haveProject = true
+		if dsnProject != projectID {
+			return errProjectMismatch
+		}
 	}
 	if len(body) == 0 {
 		return errEmptyBody
@@ -349,7 +357,7 @@ func checkEnvelopeHeader(env *envelope.Envelope, h http.Header, publicKey string
 	if !*haveProject {
 		*projectID, *haveProject = dsn.ProjectID, true
 	} else if dsn.ProjectID != *projectID {
-		return errInvalidEnvelope([]string{"project id header mismatch between envelope and request"})
+		return errProjectMismatch
 	}
 	if key, _, _ := strings.Cut(dsn.PublicKey, "."); key != publicKey {
 		return errInvalidEnvelope([]string{"public key header mismatch between envelope and request"})

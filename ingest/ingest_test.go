@@ -244,8 +244,9 @@ func TestHeaderOnlyEnvelope(t *testing.T) {
 	}
 }
 
-// TestTunnel: without credentials the envelope header dsn authenticates;
-// its project wins over the path (Relay), other header keys are untouched.
+// TestTunnel: without credentials the envelope header dsn authenticates (its
+// project must be the path's, see TestEnvelopeProjectIsThePath); other header
+// keys are untouched.
 func TestTunnel(t *testing.T) {
 	pub := &fakePublisher{}
 	ts := startServer(t, New(testConfig(), pub, nil, testLogger(t)))

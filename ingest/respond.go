@@ -57,6 +57,10 @@ var (
 	errShuttingDown = &apiError{status: http.StatusServiceUnavailable, detail: "failed to queue envelope",
 		causes: []string{"relay is shutting down"}, dropped: droppedShuttingDown, retryAfter: true}
 	errNotFound = &apiError{status: http.StatusNotFound, detail: "not found", dropped: droppedNotFound}
+	// errProjectMismatch: the envelope header's dsn names another project
+	// than the request (Relay's EnvelopeError::HeaderMismatch("project id")).
+	errProjectMismatch = &apiError{status: http.StatusBadRequest, detail: "invalid event envelope",
+		causes: []string{"project id header mismatch between envelope and request"}, dropped: droppedInvalidEnvelope}
 )
 
 func errBadAuthHeader(cause error) *apiError {
