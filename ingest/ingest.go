@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -87,13 +88,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	if e != nil {
 		return e
 	}
+	var err error
 	if auth.source == authNone && rt != routeEnvelope {
 		return errMissingAuth
 	}
 	var publicKey string
 	if auth.source != authNone {
-		if publicKey, ok = validatePublicKey(auth.key); !ok {
-			return errBadPublicKey
+		if publicKey, err = validatePublicKey(auth.key); err != nil {
+			return errBadPublicKey(err)
 		}
 		if auth.version > protocolVersion {
 			return errProtocolVersion(auth.version)
@@ -130,10 +132,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	// with the mismatch Relay gives an authenticated request.)
 	var tunnelOrigin string
 	if auth.source == authNone {
-		var (
-			err        error
-			dsnProject uint64
-		)
+		var dsnProject uint64
 		if auth, publicKey, dsnProject, err = tunnelAuth(body); err != nil {
 			return errBadEnvelopeAuth(err.Error())
 		}
@@ -149,7 +148,6 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	// event.
 	var env *envelope.Envelope
 	if rt == routeEnvelope || isEnvelopeContentType(r.Header) {
-		var err error
 		if env, err = envelope.Parse(body); err != nil {
 			return errParse(err)
 		}
@@ -159,7 +157,6 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 			return e
 		}
 	} else {
-		var err error
 		if env, err = envelope.FromStoreBodyLimit(body, auth.client, s.eventLimit); err != nil {
 			return errStoreBody(err)
 		}
@@ -355,6 +352,9 @@ func checkEnvelopeHeader(env *envelope.Envelope, h http.Header, publicKey string
 		return errInvalidEnvelope([]string{envelope.ErrInvalidHeader.Error(), err.Error()})
 	}
 	if !*haveProject {
+		if err := envelope.CheckProjectID(dsn.ProjectID); err != nil {
+			return errInvalidEnvelope([]string{envelope.ErrInvalidHeader.Error(), "dsn: " + err.Error()})
+		}
 		*projectID, *haveProject = dsn.ProjectID, true
 	} else if dsn.ProjectID != *projectID {
 		return errProjectMismatch
@@ -494,9 +494,11 @@ func tunnelAuth(body []byte) (a authInfo, key string, projectID uint64, err erro
 	if err != nil {
 		return a, "", 0, err
 	}
-	var ok bool
-	if key, ok = validatePublicKey(dsn.PublicKey); !ok {
-		return a, "", 0, errors.New("dsn: invalid public key")
+	if key, err = validatePublicKey(dsn.PublicKey); err != nil {
+		return a, "", 0, fmt.Errorf("dsn: %w", err)
+	}
+	if err = envelope.CheckProjectID(dsn.ProjectID); err != nil {
+		return a, "", 0, fmt.Errorf("dsn: %w", err)
 	}
 	a = authInfo{source: authEnvelope, key: key, version: protocolVersion}
 	if meta.Client != nil {

@@ -51,7 +51,6 @@ type apiError struct {
 var (
 	errMissingAuth  = &apiError{status: http.StatusUnauthorized, detail: "missing authorization information", dropped: droppedAuthMissing}
 	errMultipleAuth = &apiError{status: http.StatusUnauthorized, detail: "multiple authorization payloads detected", dropped: droppedAuthMultiple}
-	errBadPublicKey = &apiError{status: http.StatusBadRequest, detail: "bad sentry DSN public key", dropped: droppedPublicKey}
 	errBadProject   = &apiError{status: http.StatusBadRequest, detail: "bad project path parameter", dropped: droppedBadProject}
 	errEmptyBody    = &apiError{status: http.StatusBadRequest, detail: "empty request body", dropped: droppedEmptyBody}
 	errShuttingDown = &apiError{status: http.StatusServiceUnavailable, detail: "failed to queue envelope",
@@ -66,6 +65,11 @@ var (
 func errBadAuthHeader(cause error) *apiError {
 	return &apiError{status: http.StatusUnauthorized, detail: "bad x-sentry-auth header",
 		causes: []string{cause.Error()}, dropped: droppedAuthInvalid}
+}
+
+func errBadPublicKey(cause error) *apiError {
+	return &apiError{status: http.StatusBadRequest, detail: "bad sentry DSN public key",
+		causes: []string{cause.Error()}, dropped: droppedPublicKey}
 }
 
 func errBadEnvelopeAuth(cause string) *apiError {
