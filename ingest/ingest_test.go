@@ -523,7 +523,7 @@ func TestZeroConfig(t *testing.T) {
 	pub := &fakePublisher{}
 	s := New(Config{}, pub, nil, nil)
 	if s.cfg.Limits != envelope.DefaultLimits() || s.envelopeLimit != 200<<20 || s.eventLimit != 1<<20 ||
-		s.serverHdr[0] != "relay/dev" || s.retryAfterHdr[0] != "2" {
+		s.serverHdr[0] != "relay" || s.retryAfterHdr[0] != "2" {
 		t.Fatalf("defaults not applied: %+v", s.cfg)
 	}
 	ts := startServer(t, s)

@@ -58,7 +58,9 @@ type Config struct {
 	RetryAfter time.Duration
 	// ReadyTimeout bounds the readiness probe's call of ready().
 	ReadyTimeout time.Duration
-	// Version goes into every answer's `Server: relay/<Version>` header.
+	// Version goes into every answer's `Server: relay/<Version>` header
+	// ("relay" alone when empty). The relay passes internal/app.Version, its
+	// one version string; ingest has no version of its own.
 	Version string
 }
 
@@ -71,7 +73,6 @@ func DefaultConfig() Config {
 		PublishTimeout:  5 * time.Second,
 		RetryAfter:      2 * time.Second,
 		ReadyTimeout:    2 * time.Second,
-		Version:         "dev",
 	}
 }
 
@@ -120,9 +121,6 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = def.ReadyTimeout
 	}
-	if cfg.Version == "" {
-		cfg.Version = def.Version
-	}
 	if cfg.Limits == (envelope.Limits{}) {
 		cfg.Limits = def.Limits // all-zero limits would refuse every item
 	}
@@ -139,7 +137,7 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 		log:           log,
 		envelopeLimit: cfg.MaxEnvelopeSize,
 		eventLimit:    cfg.MaxEventSize,
-		serverHdr:     []string{"relay/" + cfg.Version},
+		serverHdr:     []string{serverHeader(cfg.Version)},
 		retryAfterHdr: []string{strconv.Itoa(int(math.Max(1, math.Ceil(cfg.RetryAfter.Seconds()))))},
 	}
 	if p := cfg.MaxPublishPayload; p > 0 {
@@ -151,6 +149,15 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 		s.eventLimit = min(s.eventLimit, room)
 	}
 	return s
+}
+
+// serverHeader is the Server header's value: the product, then its version
+// when there is one (RFC 9110 §10.2.4).
+func serverHeader(version string) string {
+	if version == "" {
+		return "relay"
+	}
+	return "relay/" + version
 }
 
 // Handler returns the HTTP handler serving every ingest route.
