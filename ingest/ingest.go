@@ -26,6 +26,10 @@ type reqState struct {
 	out  *[]byte
 	msg  stream.Message
 	resp [48]byte
+
+	srv     *Server
+	ctx     context.Context // the request's: a client gone stops a budget wait
+	charged int64           // bytes of srv.budget this request holds
 }
 
 var statePool = sync.Pool{New: func() any { return new(reqState) }}
@@ -49,16 +53,24 @@ func putState(st *reqState) {
 func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request, rt route, projectSeg string) {
 	// Count first, then check draining: WaitIdle then cannot miss a request
 	// that slipped past the check.
-	s.inflight.Add(1)
+	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	if s.draining.Load() {
 		s.writeError(w, r, rt, errShuttingDown)
 		return
 	}
+	if n > int64(s.cfg.MaxConcurrentRequests) {
+		s.writeError(w, r, rt, errTooManyRequests)
+		return
+	}
 	st := getState()
+	st.srv, st.ctx = s, r.Context()
 	if e := s.ingest(w, r, rt, projectSeg, st); e != nil {
 		s.writeError(w, r, rt, e)
 	}
+	// The answer is written: the buffers are free to go (putState drops
+	// the large ones), and so is their charge.
+	s.budget.release(st.charged)
 	putState(st)
 }
 
@@ -118,7 +130,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 		body = append((*st.body)[:0], data...)
 		*st.body = body
 	} else {
-		if body, e = readBody(r, enc, limit, st.body); e != nil {
+		if body, e = readBody(r, enc, limit, st.body, st); e != nil {
 			return e
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +59,17 @@ type Config struct {
 	RetryAfter time.Duration
 	// ReadyTimeout bounds the readiness probe's call of ready().
 	ReadyTimeout time.Duration
+	// MaxConcurrentRequests bounds the ingest requests (envelope and store)
+	// inside the handler at once (limits.max_concurrent_requests); the next
+	// one is answered 503 with Retry-After. See admission.go.
+	MaxConcurrentRequests int
+	// MaxInFlightBytes bounds the request-body buffers held at once, each
+	// byte charged twice (body and encoded stream message). Requests beyond
+	// it wait up to AdmissionTimeout for room, then get 503 with Retry-After.
+	MaxInFlightBytes int64
+	// AdmissionTimeout bounds how long a request waits for MaxInFlightBytes
+	// room before its body is read.
+	AdmissionTimeout time.Duration
 	// Version goes into every answer's `Server: relay/<Version>` header
 	// ("relay" alone when empty). The relay passes internal/app.Version, its
 	// one version string; ingest has no version of its own.
@@ -73,6 +85,12 @@ func DefaultConfig() Config {
 		PublishTimeout:  5 * time.Second,
 		RetryAfter:      2 * time.Second,
 		ReadyTimeout:    2 * time.Second,
+		// Relay's default for limits.max_concurrent_requests.
+		MaxConcurrentRequests: 100,
+		// Room for a few of the largest messages the stream carries (64 MiB)
+		// at once, each charged twice.
+		MaxInFlightBytes: 512 << 20,
+		AdmissionTimeout: 10 * time.Second,
 	}
 }
 
@@ -95,8 +113,11 @@ type Server struct {
 	serverHdr     []string // "relay/<version>"
 	retryAfterHdr []string // whole seconds
 
-	draining atomic.Bool
-	inflight atomic.Int64 // ingest requests inside the handler
+	draining  atomic.Bool
+	drainOnce sync.Once
+	stop      chan struct{} // closed by StartDraining: budget waits give up
+	inflight  atomic.Int64  // ingest requests inside the handler
+	budget    *byteBudget   // body bytes in flight (admission.go)
 
 	publishLogs logLimiter
 }
@@ -121,6 +142,15 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = def.ReadyTimeout
 	}
+	if cfg.MaxConcurrentRequests <= 0 {
+		cfg.MaxConcurrentRequests = def.MaxConcurrentRequests
+	}
+	if cfg.MaxInFlightBytes <= 0 {
+		cfg.MaxInFlightBytes = def.MaxInFlightBytes
+	}
+	if cfg.AdmissionTimeout <= 0 {
+		cfg.AdmissionTimeout = def.AdmissionTimeout
+	}
 	if cfg.Limits == (envelope.Limits{}) {
 		cfg.Limits = def.Limits // all-zero limits would refuse every item
 	}
@@ -139,6 +169,8 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 		eventLimit:    cfg.MaxEventSize,
 		serverHdr:     []string{serverHeader(cfg.Version)},
 		retryAfterHdr: []string{strconv.Itoa(int(math.Max(1, math.Ceil(cfg.RetryAfter.Seconds()))))},
+		stop:          make(chan struct{}),
+		budget:        &byteBudget{size: cfg.MaxInFlightBytes},
 	}
 	if p := cfg.MaxPublishPayload; p > 0 {
 		room := p - messageReserve
@@ -167,7 +199,10 @@ func (s *Server) Handler() http.Handler { return s }
 // to queue envelope" (and readiness report unhealthy), while requests already
 // inside the handler finish their publish. Call it first on shutdown, then
 // WaitIdle, then stop the HTTP server and the stream.
-func (s *Server) StartDraining() { s.draining.Store(true) }
+func (s *Server) StartDraining() {
+	s.draining.Store(true)
+	s.drainOnce.Do(func() { close(s.stop) })
+}
 
 // Draining reports whether StartDraining was called.
 func (s *Server) Draining() bool { return s.draining.Load() }
