@@ -51,8 +51,8 @@ func putState(st *reqState) {
 
 // serveIngest handles the envelope and store routes (POST, and GET for store).
 func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request, rt route, projectSeg string) {
-	// Count first, then check draining: WaitIdle then cannot miss a request
-	// that slipped past the check.
+	// Count first, then check: concurrent requests cannot all slip under
+	// the limit together.
 	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	if s.draining.Load() {

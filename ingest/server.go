@@ -11,7 +11,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -196,30 +195,13 @@ func serverHeader(version string) string {
 func (s *Server) Handler() http.Handler { return s }
 
 // StartDraining makes the server refuse new ingest requests with 503 "failed
-// to queue envelope" (and readiness report unhealthy), while requests already
-// inside the handler finish their publish. Call it first on shutdown, then
-// WaitIdle, then stop the HTTP server and the stream.
+// to queue envelope" (and readiness report unhealthy), and requests waiting
+// for admission give up with the same answer, while requests already past it
+// finish their publish. Call it first on shutdown, then http.Server.Shutdown
+// (which waits for the handlers still running), then stop the stream.
 func (s *Server) StartDraining() {
 	s.draining.Store(true)
 	s.drainOnce.Do(func() { close(s.stop) })
-}
-
-// Draining reports whether StartDraining was called.
-func (s *Server) Draining() bool { return s.draining.Load() }
-
-// WaitIdle blocks until no ingest request is inside the handler, or ctx ends.
-// Shutdown is rare, so it polls rather than make every request signal.
-func (s *Server) WaitIdle(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for s.inflight.Load() > 0 {
-		select {
-		case <-ctx.Done():
-			return errors.Join(errors.New("ingest: in-flight requests still running"), ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
 }
 
 // ServeHTTP routes by hand: the route set is small and fixed, and a hand

@@ -73,7 +73,7 @@ func TestDataCategoryNamesAreKnown(t *testing.T) {
 		"otel_span", "otel_traces_data", "trace_metric"}
 	for _, typ := range types {
 		for _, platform := range []string{"", "cocoa", "python"} {
-			it := NewItem(typ, nil)
+			it := newItem(typ, nil)
 			it.platform = platform
 			for _, c := range it.DataCategories() {
 				if !known[c] {

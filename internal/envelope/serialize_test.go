@@ -115,7 +115,7 @@ func TestAppendTo(t *testing.T) {
 			name: "items filtered and added",
 			in:   "{}\n" + `{"type":"a"}` + "\n1\n" + `{"type":"b"}` + "\n2\n" + `{"type":"c"}` + "\n3",
 			modify: func(t *testing.T, e *Envelope) {
-				e.Items = []*Item{e.Items[2], NewItem("client_report", []byte(`{"x":1}`))}
+				e.Items = []*Item{e.Items[2], newItem("client_report", []byte(`{"x":1}`))}
 			},
 			want: "{}\n" + `{"type":"c","length":1}` + "\n3\n" + `{"type":"client_report","length":7}` + "\n" + `{"x":1}` + "\n",
 		},
@@ -167,11 +167,11 @@ func TestSetEventIDRejectsNonUUID(t *testing.T) {
 }
 
 func TestNewEnvelope(t *testing.T) {
-	e := New()
+	e := newEnvelope()
 	if err := e.SetEventID(NewEventID()); err != nil {
 		t.Fatal(err)
 	}
-	e.Items = append(e.Items, NewItem("event", []byte(`{"message":"hi"}`)), NewItem("attachment", []byte("a\nb")))
+	e.Items = append(e.Items, newItem("event", []byte(`{"message":"hi"}`)), newItem("attachment", []byte("a\nb")))
 	out := e.AppendTo(nil)
 	checkRoundTrip(t, e, out)
 	want := `{"event_id":"` + e.Header.EventID + `"}` + "\n" +
