@@ -137,8 +137,8 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 
 	// Tunnel (envelope endpoint, no credentials in the request): the first
 	// line of the body is the envelope header, and its "dsn" authenticates.
-	// Its project must be the path's: an envelope is only ever sent to the
-	// project its request was posted to. (Relay takes the DSN's project here
+	// Its project must be the path's, when the path names one: an envelope
+	// is only ever sent to the project its request was posted to. (Relay takes the DSN's project here
 	// without comparing; a tunnel forwards to /api/<dsn project>/envelope/,
 	// so the two agree for every real SDK, and a disagreement is answered
 	// with the mismatch Relay gives an authenticated request.)
@@ -148,9 +148,10 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 		if auth, publicKey, dsnProject, err = tunnelAuth(body); err != nil {
 			return errBadEnvelopeAuth(err.Error())
 		}
-		if dsnProject != projectID {
+		if haveProject && dsnProject != projectID {
 			return errProjectMismatch
 		}
+		projectID, haveProject = dsnProject, true
 	}
 	if len(body) == 0 {
 		return errEmptyBody
