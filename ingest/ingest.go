@@ -138,10 +138,10 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	// Tunnel (envelope endpoint, no credentials in the request): the first
 	// line of the body is the envelope header, and its "dsn" authenticates.
 	// Its project must be the path's, when the path names one: an envelope
-	// is only ever sent to the project its request was posted to. (Relay takes the DSN's project here
-	// without comparing; a tunnel forwards to /api/<dsn project>/envelope/,
-	// so the two agree for every real SDK, and a disagreement is answered
-	// with the mismatch Relay gives an authenticated request.)
+	// is only ever sent to the project its request was posted to. (Relay
+	// takes the DSN's project here without comparing; a tunnel forwards to
+	// /api/<dsn project>/envelope/, so the two agree for every real SDK, and
+	// a disagreement gets the mismatch Relay gives an authenticated request.)
 	var tunnelOrigin string
 	if auth.source == authNone {
 		var dsnProject uint64
