@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/relayhq/relay/internal/envelope"
 )
 
 // Authentication of SDK requests (protocol doc §2.1). Sentry Relay
@@ -271,32 +273,28 @@ func unhex(c byte) byte {
 	}
 }
 
-// validatePublicKey checks the key per Relay's ProjectKey::parse_with_flags:
-// the part before the first '.' must be exactly 32 ASCII characters (not
-// checked for hex); the rest are flags (e.g. "no-cache"), which this relay
-// does not use. It returns the key without flags: that is what is forwarded.
-func validatePublicKey(k string) (string, bool) {
+// validatePublicKey checks the key as sent (Relay's
+// ProjectKey::parse_with_flags): the part before the first '.' is the key and
+// must pass envelope.CheckPublicKey, the rule the upstream client applies
+// before sending; the rest are flags (e.g. "no-cache"), which this relay does
+// not use. It returns the key without flags: that is what is forwarded.
+func validatePublicKey(k string) (string, error) {
 	key, _, _ := strings.Cut(k, ".")
-	if len(key) != 32 {
-		return "", false
+	if err := envelope.CheckPublicKey(key); err != nil {
+		return "", err
 	}
-	for i := 0; i < len(key); i++ {
-		if key[i] >= utf8.RuneSelf {
-			return "", false
-		}
-	}
-	return key, true
+	return key, nil
 }
 
 // parseProjectID parses the {project_id} path segment as a u64 (Rust's parser
-// accepts a leading '+').
+// accepts a leading '+') that envelope.CheckProjectID accepts.
 func parseProjectID(s string) (uint64, bool) {
 	s = strings.TrimPrefix(s, "+")
 	if s == "" || s[0] < '0' || s[0] > '9' {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
-	return n, err == nil
+	return n, err == nil && envelope.CheckProjectID(n) == nil
 }
 
 // asciiEqualFold compares case-insensitively in ASCII only, like Rust's

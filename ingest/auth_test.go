@@ -104,17 +104,19 @@ func TestExtractAuth(t *testing.T) {
 
 func TestValidatePublicKey(t *testing.T) {
 	for in, want := range map[string]string{
-		testKey:                            testKey,
-		testKey + ".no-cache":              testKey,
-		"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz": "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", // not checked for hex, as in Relay
-		"short":                            "",
-		testKey + "0":                      "",
-		"0123456789abcdef0123456789abcdeé": "",
-		"":                                 "",
+		testKey:                              testKey,
+		testKey + ".no-cache":                testKey,
+		"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz":   "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", // not checked for hex, as in Relay
+		"short":                              "",
+		testKey + "0":                        "",
+		"0123456789abcdef0123456789abcdeé":   "",
+		"0123456789abcdef0123456789abcde,":   "", // would split X-Sentry-Auth upstream
+		"0123456789abcdef0123456789abcd\r\n": "",
+		"":                                   "",
 	} {
-		got, ok := validatePublicKey(in)
-		if got != want || ok != (want != "") {
-			t.Errorf("%q: got %q %v, want %q", in, got, ok, want)
+		got, err := validatePublicKey(in)
+		if got != want || (err == nil) != (want != "") {
+			t.Errorf("%q: got %q %v, want %q", in, got, err, want)
 		}
 	}
 }

@@ -113,11 +113,18 @@ func putBuf(b *[]byte) {
 
 // readLimited reads r to EOF into (*buf)[:0], growing it as needed but never
 // beyond limit+1 bytes. It returns errTooLarge as soon as more than limit bytes
-// arrive. sizeHint (Content-Length, or -1) sizes the buffer up front.
-func readLimited(buf *[]byte, r io.Reader, limit, sizeHint int64) ([]byte, error) {
+// arrive. sizeHint (Content-Length, or -1) sizes the buffer up front. Every
+// buffer it allocates is charged to ch first (see admission.go); a failed
+// charge is returned as a *budgetError.
+func readLimited(buf *[]byte, r io.Reader, limit, sizeHint int64, ch charger) ([]byte, error) {
 	b := (*buf)[:0]
 	if sizeHint > 0 && int64(cap(b)) < sizeHint+1 && sizeHint <= limit {
+		if err := ch.charge(sizeHint + 1); err != nil {
+			return nil, err
+		}
 		b = make([]byte, 0, sizeHint+1) // +1: see EOF without another grow
+	} else if err := ch.charge(int64(cap(b))); err != nil { // the pooled buffer
+		return nil, err
 	}
 	for {
 		if len(b) == cap(b) {
@@ -131,6 +138,12 @@ func readLimited(buf *[]byte, r io.Reader, limit, sizeHint int64) ([]byte, error
 			}
 			if int64(newCap) > limit+1 {
 				newCap = int(limit + 1)
+			}
+			// The old buffer is garbage once copied: the charge follows the
+			// live buffer (garbage is the collector's to bound).
+			if err := ch.charge(int64(newCap - cap(b))); err != nil {
+				*buf = b[:0]
+				return nil, err
 			}
 			nb := make([]byte, len(b), newCap)
 			copy(nb, b)
@@ -205,13 +218,16 @@ var (
 
 // readBody reads the request body, decoded, into the request's buffer, and
 // applies limit to the decoded size. The returned slice aliases *buf.
-func readBody(r *http.Request, enc contentEncoding, limit int64, buf *[]byte) ([]byte, *apiError) {
+func readBody(r *http.Request, enc contentEncoding, limit int64, buf *[]byte, ch charger) ([]byte, *apiError) {
+	var be *budgetError
 	if enc == encIdentity {
 		if r.ContentLength > limit {
 			return nil, errBodyTooLarge(limit)
 		}
-		b, err := readLimited(buf, r.Body, limit, r.ContentLength)
+		b, err := readLimited(buf, r.Body, limit, r.ContentLength, ch)
 		switch {
+		case errors.As(err, &be):
+			return nil, errAdmission(be)
 		case err == errTooLarge:
 			return nil, errBodyTooLarge(limit)
 		case err != nil:
@@ -237,13 +253,15 @@ func readBody(r *http.Request, enc contentEncoding, limit int64, buf *[]byte) ([
 	dec, release, err := newDecoder(enc, br)
 	if err == nil {
 		var b []byte
-		b, err = readLimited(buf, dec, limit, -1)
+		b, err = readLimited(buf, dec, limit, -1, ch)
 		release()
 		if err == nil {
 			return b, nil
 		}
 	}
 	switch {
+	case errors.As(err, &be):
+		return nil, errAdmission(be)
 	case err == errTooLarge || src.err == errRawTooLarge:
 		return nil, errBodyTooLarge(limit)
 	case src.err != nil:

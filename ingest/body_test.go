@@ -25,7 +25,7 @@ func TestGzipBombMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, e := readBody(r, encGzip, limit, buf)
+	_, e := readBody(r, encGzip, limit, buf, noCharge{})
 	runtime.ReadMemStats(&after)
 	if e == nil || e.status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("bomb: %+v, want 413", e)
@@ -52,7 +52,7 @@ func TestReadLimited(t *testing.T) {
 	} {
 		in := bytes.Repeat([]byte{'a'}, int(tc.size))
 		buf := getBuf()
-		got, err := readLimited(buf, bytes.NewReader(in), tc.limit, tc.hint)
+		got, err := readLimited(buf, bytes.NewReader(in), tc.limit, tc.hint, noCharge{})
 		if tc.ok != (err == nil) {
 			t.Fatalf("%+v: err %v", tc, err)
 		}
@@ -83,7 +83,7 @@ func TestDecoderReuse(t *testing.T) {
 			}
 			r, _ := http.NewRequest("POST", "/", bytes.NewReader(body))
 			buf := getBuf()
-			got, e := readBody(r, enc, 1<<20, buf)
+			got, e := readBody(r, enc, 1<<20, buf, noCharge{})
 			switch {
 			case i == 1 && e == nil:
 				t.Fatalf("%s: truncated stream accepted", kind)
@@ -114,7 +114,7 @@ func TestBodyReadError(t *testing.T) {
 		r.Body = io.NopCloser(&failingReader{})
 		r.ContentLength = -1
 		buf := getBuf()
-		_, e := readBody(r, enc, 1<<20, buf)
+		_, e := readBody(r, enc, 1<<20, buf, noCharge{})
 		putBuf(buf)
 		if e == nil || e.status != 400 || e.detail != "failed to read request body" || !strings.Contains(e.causes[0], "reset") {
 			t.Fatalf("%s: %+v", encodingNames[enc], e)
@@ -131,7 +131,7 @@ func TestCompressedInputBound(t *testing.T) {
 	body := bytes.Repeat(empty, (limit+rawSlack)/len(empty)+100)
 	r, _ := http.NewRequest("POST", "/", bytes.NewReader(body))
 	buf := getBuf()
-	_, e := readBody(r, encGzip, limit, buf)
+	_, e := readBody(r, encGzip, limit, buf, noCharge{})
 	putBuf(buf)
 	if e == nil || e.status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("%+v, want 413", e)
@@ -140,9 +140,14 @@ func TestCompressedInputBound(t *testing.T) {
 	body = bytes.Repeat(empty, limit/len(empty))
 	r, _ = http.NewRequest("POST", "/", bytes.NewReader(body))
 	buf = getBuf()
-	got, e := readBody(r, encGzip, limit, buf)
+	got, e := readBody(r, encGzip, limit, buf, noCharge{})
 	putBuf(buf)
 	if e != nil || len(got) != 0 {
 		t.Fatalf("%+v %d", e, len(got))
 	}
 }
+
+// noCharge is a charger with no budget, for tests of reading alone.
+type noCharge struct{}
+
+func (noCharge) charge(int64) error { return nil }

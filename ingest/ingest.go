@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -25,6 +26,10 @@ type reqState struct {
 	out  *[]byte
 	msg  stream.Message
 	resp [48]byte
+
+	srv     *Server
+	ctx     context.Context // the request's: a client gone stops a budget wait
+	charged int64           // bytes of srv.budget this request holds
 }
 
 var statePool = sync.Pool{New: func() any { return new(reqState) }}
@@ -46,18 +51,26 @@ func putState(st *reqState) {
 
 // serveIngest handles the envelope and store routes (POST, and GET for store).
 func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request, rt route, projectSeg string) {
-	// Count first, then check draining: WaitIdle then cannot miss a request
-	// that slipped past the check.
-	s.inflight.Add(1)
+	// Count first, then check: concurrent requests cannot all slip under
+	// the limit together.
+	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	if s.draining.Load() {
 		s.writeError(w, r, rt, errShuttingDown)
 		return
 	}
+	if n > int64(s.cfg.MaxConcurrentRequests) {
+		s.writeError(w, r, rt, errTooManyRequests)
+		return
+	}
 	st := getState()
+	st.srv, st.ctx = s, r.Context()
 	if e := s.ingest(w, r, rt, projectSeg, st); e != nil {
 		s.writeError(w, r, rt, e)
 	}
+	// The answer is written: the buffers are free to go (putState drops
+	// the large ones), and so is their charge.
+	s.budget.release(st.charged)
 	putState(st)
 }
 
@@ -87,13 +100,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	if e != nil {
 		return e
 	}
+	var err error
 	if auth.source == authNone && !rt.takesEnvelopes() {
 		return errMissingAuth
 	}
 	var publicKey string
 	if auth.source != authNone {
-		if publicKey, ok = validatePublicKey(auth.key); !ok {
-			return errBadPublicKey
+		if publicKey, err = validatePublicKey(auth.key); err != nil {
+			return errBadPublicKey(err)
 		}
 		if auth.version > protocolVersion {
 			return errProtocolVersion(auth.version)
@@ -116,22 +130,28 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 		body = append((*st.body)[:0], data...)
 		*st.body = body
 	} else {
-		if body, e = readBody(r, enc, limit, st.body); e != nil {
+		if body, e = readBody(r, enc, limit, st.body, st); e != nil {
 			return e
 		}
 	}
 
 	// Tunnel (envelope endpoint, no credentials in the request): the first
 	// line of the body is the envelope header, and its "dsn" authenticates.
-	// As in Relay, the DSN's project then stands for the request's; the path
-	// id is not compared (browsers post to their own tunnel URL).
+	// Its project must be the path's, when the path names one: an envelope
+	// is only ever sent to the project its request was posted to. (Relay
+	// takes the DSN's project here without comparing; a tunnel forwards to
+	// /api/<dsn project>/envelope/, so the two agree for every real SDK, and
+	// a disagreement gets the mismatch Relay gives an authenticated request.)
 	var tunnelOrigin string
 	if auth.source == authNone {
-		var err error
-		if auth, publicKey, projectID, err = tunnelAuth(body); err != nil {
+		var dsnProject uint64
+		if auth, publicKey, dsnProject, err = tunnelAuth(body); err != nil {
 			return errBadEnvelopeAuth(err.Error())
 		}
-		haveProject = true
+		if haveProject && dsnProject != projectID {
+			return errProjectMismatch
+		}
+		projectID, haveProject = dsnProject, true
 	}
 	if len(body) == 0 {
 		return errEmptyBody
@@ -141,7 +161,6 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	// event.
 	var env *envelope.Envelope
 	if rt.takesEnvelopes() || isEnvelopeContentType(r.Header) {
-		var err error
 		if env, err = envelope.Parse(body); err != nil {
 			return errParse(err)
 		}
@@ -151,7 +170,6 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 			return e
 		}
 	} else {
-		var err error
 		if env, err = envelope.FromStoreBodyLimit(body, auth.client, s.eventLimit); err != nil {
 			return errStoreBody(err)
 		}
@@ -362,9 +380,12 @@ func checkEnvelopeHeader(env *envelope.Envelope, h http.Header, publicKey string
 		return errInvalidEnvelope([]string{envelope.ErrInvalidHeader.Error(), err.Error()})
 	}
 	if !*haveProject {
+		if err := envelope.CheckProjectID(dsn.ProjectID); err != nil {
+			return errInvalidEnvelope([]string{envelope.ErrInvalidHeader.Error(), "dsn: " + err.Error()})
+		}
 		*projectID, *haveProject = dsn.ProjectID, true
 	} else if dsn.ProjectID != *projectID {
-		return errInvalidEnvelope([]string{"project id header mismatch between envelope and request"})
+		return errProjectMismatch
 	}
 	if key, _, _ := strings.Cut(dsn.PublicKey, "."); key != publicKey {
 		return errInvalidEnvelope([]string{"public key header mismatch between envelope and request"})
@@ -501,9 +522,11 @@ func tunnelAuth(body []byte) (a authInfo, key string, projectID uint64, err erro
 	if err != nil {
 		return a, "", 0, err
 	}
-	var ok bool
-	if key, ok = validatePublicKey(dsn.PublicKey); !ok {
-		return a, "", 0, errors.New("dsn: invalid public key")
+	if key, err = validatePublicKey(dsn.PublicKey); err != nil {
+		return a, "", 0, fmt.Errorf("dsn: %w", err)
+	}
+	if err = envelope.CheckProjectID(dsn.ProjectID); err != nil {
+		return a, "", 0, fmt.Errorf("dsn: %w", err)
 	}
 	a = authInfo{source: authEnvelope, key: key, version: protocolVersion}
 	if meta.Client != nil {

@@ -56,8 +56,13 @@ func FuzzIngest(f *testing.F) {
 			if _, err := envelope.Parse(m.Envelope); err != nil {
 				t.Fatalf("published an invalid envelope (%v): %q", err, m.Envelope)
 			}
-			if _, ok := validatePublicKey(m.PublicKey); !ok {
-				t.Fatalf("published with key %q", m.PublicKey)
+			// What the upstream client would refuse to send must never be
+			// published (it would end in the dead letters).
+			if err := envelope.CheckPublicKey(m.PublicKey); err != nil {
+				t.Fatalf("published with key %q: %v", m.PublicKey, err)
+			}
+			if err := envelope.CheckProjectID(m.ProjectID); err != nil {
+				t.Fatalf("published for project %d: %v", m.ProjectID, err)
 			}
 		}
 	})

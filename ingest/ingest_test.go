@@ -244,8 +244,9 @@ func TestHeaderOnlyEnvelope(t *testing.T) {
 	}
 }
 
-// TestTunnel: without credentials the envelope header dsn authenticates;
-// its project wins over the path (Relay), other header keys are untouched.
+// TestTunnel: without credentials the envelope header dsn authenticates (its
+// project must be the path's, see TestEnvelopeProjectIsThePath); other header
+// keys are untouched.
 func TestTunnel(t *testing.T) {
 	pub := &fakePublisher{}
 	ts := startServer(t, New(testConfig(), pub, nil, testLogger(t)))
@@ -386,8 +387,8 @@ func TestPublishFailure(t *testing.T) {
 }
 
 // TestDraining: after StartDraining new requests get 503 and readiness goes
-// down, while a request already publishing finishes with 200; WaitIdle
-// returns once it has.
+// down, while a request already publishing finishes with 200; the HTTP
+// server's Shutdown returns once it has.
 func TestDraining(t *testing.T) {
 	pub := &fakePublisher{block: make(chan struct{}), calls: make(chan struct{}, 1)}
 	s := New(testConfig(), pub, nil, testLogger(t))
@@ -411,9 +412,10 @@ func TestDraining(t *testing.T) {
 		t.Fatalf("live while draining: %d %s", res.status, res.body)
 	}
 
+	// The relay's shutdown (http.Server.Shutdown) waits for the publish.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	if err := s.WaitIdle(ctx); err == nil {
-		t.Fatal("WaitIdle returned while a publish was in flight")
+	if err := ts.Config.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown returned while a publish was in flight")
 	}
 	cancel()
 	close(pub.block)
@@ -422,8 +424,8 @@ func TestDraining(t *testing.T) {
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.WaitIdle(ctx); err != nil {
-		t.Fatalf("WaitIdle: %v", err)
+	if err := ts.Config.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 	if n := len(pub.messages()); n != 1 {
 		t.Fatalf("published %d, want only the in-flight one", n)
@@ -522,7 +524,7 @@ func TestZeroConfig(t *testing.T) {
 	pub := &fakePublisher{}
 	s := New(Config{}, pub, nil, nil)
 	if s.cfg.Limits != envelope.DefaultLimits() || s.envelopeLimit != 200<<20 || s.eventLimit != 1<<20 ||
-		s.serverHdr[0] != "relay/dev" || s.retryAfterHdr[0] != "2" {
+		s.serverHdr[0] != "relay" || s.retryAfterHdr[0] != "2" {
 		t.Fatalf("defaults not applied: %+v", s.cfg)
 	}
 	ts := startServer(t, s)

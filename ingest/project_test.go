@@ -102,7 +102,7 @@ func TestProjectEnforcement(t *testing.T) {
 			status: 403, detail: "event submission rejected with_reason: ProjectState", wantReason: "project_state"},
 		{name: "tunnel with an unknown key, static mode", opts: project.Options{Static: true}, path: "/api/42/envelope/",
 			body: tunnelBody(otherKey, "42"), status: 403, detail: "event submission rejected with_reason: ProjectId", wantReason: "project_id"},
-		{name: "tunnel with a known key", opts: project.Options{Static: true}, path: "/api/1/envelope/",
+		{name: "tunnel with a known key", opts: project.Options{Static: true}, path: "/api/42/envelope/",
 			body: tunnelBody(testKey, "42"), status: 200, publishTo: 42},
 		{name: "legacy store: the project comes from the key's config", path: "/api/store/",
 			header: hdr("X-Sentry-Auth", testAuth), body: storeEvent, status: 200, publishTo: 42},

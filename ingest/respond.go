@@ -34,6 +34,8 @@ var (
 	droppedPublishFailed    = metrics.NewCounter(`relay_ingest_rejected_total{reason="publish_failed"}`)
 	droppedNotFound         = metrics.NewCounter(`relay_ingest_rejected_total{reason="not_found"}`)
 	droppedMethodNotAllowed = metrics.NewCounter(`relay_ingest_rejected_total{reason="method_not_allowed"}`)
+	droppedConcurrency      = metrics.NewCounter(`relay_ingest_rejected_total{reason="too_many_requests"}`)
+	droppedMemoryBudget     = metrics.NewCounter(`relay_ingest_rejected_total{reason="memory_budget"}`)
 )
 
 // apiError is a refusal: the status, Relay's `detail` text, the causes (the
@@ -51,17 +53,31 @@ type apiError struct {
 var (
 	errMissingAuth  = &apiError{status: http.StatusUnauthorized, detail: "missing authorization information", dropped: droppedAuthMissing}
 	errMultipleAuth = &apiError{status: http.StatusUnauthorized, detail: "multiple authorization payloads detected", dropped: droppedAuthMultiple}
-	errBadPublicKey = &apiError{status: http.StatusBadRequest, detail: "bad sentry DSN public key", dropped: droppedPublicKey}
 	errBadProject   = &apiError{status: http.StatusBadRequest, detail: "bad project path parameter", dropped: droppedBadProject}
 	errEmptyBody    = &apiError{status: http.StatusBadRequest, detail: "empty request body", dropped: droppedEmptyBody}
 	errShuttingDown = &apiError{status: http.StatusServiceUnavailable, detail: "failed to queue envelope",
 		causes: []string{"relay is shutting down"}, dropped: droppedShuttingDown, retryAfter: true}
 	errNotFound = &apiError{status: http.StatusNotFound, detail: "not found", dropped: droppedNotFound}
+	// Overload (admission.go): Relay's answer when it cannot take more,
+	// 503 "failed to queue envelope" with Retry-After.
+	errTooManyRequests = &apiError{status: http.StatusServiceUnavailable, detail: "failed to queue envelope",
+		causes: []string{"too many concurrent requests"}, dropped: droppedConcurrency, retryAfter: true}
+	errMemoryBudget = &apiError{status: http.StatusServiceUnavailable, detail: "failed to queue envelope",
+		causes: []string{"too many request bytes in flight"}, dropped: droppedMemoryBudget, retryAfter: true}
+	// errProjectMismatch: the envelope header's dsn names another project
+	// than the request (Relay's EnvelopeError::HeaderMismatch("project id")).
+	errProjectMismatch = &apiError{status: http.StatusBadRequest, detail: "invalid event envelope",
+		causes: []string{"project id header mismatch between envelope and request"}, dropped: droppedInvalidEnvelope}
 )
 
 func errBadAuthHeader(cause error) *apiError {
 	return &apiError{status: http.StatusUnauthorized, detail: "bad x-sentry-auth header",
 		causes: []string{cause.Error()}, dropped: droppedAuthInvalid}
+}
+
+func errBadPublicKey(cause error) *apiError {
+	return &apiError{status: http.StatusBadRequest, detail: "bad sentry DSN public key",
+		causes: []string{cause.Error()}, dropped: droppedPublicKey}
 }
 
 func errBadEnvelopeAuth(cause string) *apiError {

@@ -14,11 +14,11 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,7 +61,20 @@ type Config struct {
 	RetryAfter time.Duration
 	// ReadyTimeout bounds the readiness probe's call of ready().
 	ReadyTimeout time.Duration
-	// Version goes into every answer's `Server: relay/<Version>` header.
+	// MaxConcurrentRequests bounds the ingest requests (envelope and store)
+	// inside the handler at once (limits.max_concurrent_requests); the next
+	// one is answered 503 with Retry-After. See admission.go.
+	MaxConcurrentRequests int
+	// MaxInFlightBytes bounds the request-body buffers held at once, each
+	// byte charged twice (body and encoded stream message). Requests beyond
+	// it wait up to AdmissionTimeout for room, then get 503 with Retry-After.
+	MaxInFlightBytes int64
+	// AdmissionTimeout bounds how long a request waits for MaxInFlightBytes
+	// room before its body is read.
+	AdmissionTimeout time.Duration
+	// Version goes into every answer's `Server: relay/<Version>` header
+	// ("relay" alone when empty). The relay passes internal/app.Version, its
+	// one version string; ingest has no version of its own.
 	Version string
 	// Projects refuses requests by their key's project config (403); nil
 	// accepts every well-formed request (see ProjectGate).
@@ -77,7 +90,12 @@ func DefaultConfig() Config {
 		PublishTimeout:  5 * time.Second,
 		RetryAfter:      2 * time.Second,
 		ReadyTimeout:    2 * time.Second,
-		Version:         "dev",
+		// Relay's default for limits.max_concurrent_requests.
+		MaxConcurrentRequests: 100,
+		// Room for a few of the largest messages the stream carries (32 MiB embedded)
+		// at once, each charged twice.
+		MaxInFlightBytes: 512 << 20,
+		AdmissionTimeout: 10 * time.Second,
 	}
 }
 
@@ -100,8 +118,11 @@ type Server struct {
 	serverHdr     []string // "relay/<version>"
 	retryAfterHdr []string // whole seconds
 
-	draining atomic.Bool
-	inflight atomic.Int64 // ingest requests inside the handler
+	draining  atomic.Bool
+	drainOnce sync.Once
+	stop      chan struct{} // closed by StartDraining: budget waits give up
+	inflight  atomic.Int64  // ingest requests inside the handler
+	budget    *byteBudget   // body bytes in flight (admission.go)
 
 	publishLogs logLimiter
 
@@ -128,8 +149,14 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = def.ReadyTimeout
 	}
-	if cfg.Version == "" {
-		cfg.Version = def.Version
+	if cfg.MaxConcurrentRequests <= 0 {
+		cfg.MaxConcurrentRequests = def.MaxConcurrentRequests
+	}
+	if cfg.MaxInFlightBytes <= 0 {
+		cfg.MaxInFlightBytes = def.MaxInFlightBytes
+	}
+	if cfg.AdmissionTimeout <= 0 {
+		cfg.AdmissionTimeout = def.AdmissionTimeout
 	}
 	if cfg.Limits == (envelope.Limits{}) {
 		cfg.Limits = def.Limits // all-zero limits would refuse every item
@@ -147,8 +174,10 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 		log:           log,
 		envelopeLimit: cfg.MaxEnvelopeSize,
 		eventLimit:    cfg.MaxEventSize,
-		serverHdr:     []string{"relay/" + cfg.Version},
+		serverHdr:     []string{serverHeader(cfg.Version)},
 		retryAfterHdr: []string{strconv.Itoa(int(math.Max(1, math.Ceil(cfg.RetryAfter.Seconds()))))},
+		stop:          make(chan struct{}),
+		budget:        &byteBudget{size: cfg.MaxInFlightBytes},
 	}
 	if p := cfg.MaxPublishPayload; p > 0 {
 		room := p - messageReserve
@@ -161,31 +190,26 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 	return s
 }
 
+// serverHeader is the Server header's value: the product, then its version
+// when there is one (RFC 9110 §10.2.4).
+func serverHeader(version string) string {
+	if version == "" {
+		return "relay"
+	}
+	return "relay/" + version
+}
+
 // Handler returns the HTTP handler serving every ingest route.
 func (s *Server) Handler() http.Handler { return s }
 
 // StartDraining makes the server refuse new ingest requests with 503 "failed
-// to queue envelope" (and readiness report unhealthy), while requests already
-// inside the handler finish their publish. Call it first on shutdown, then
-// WaitIdle, then stop the HTTP server and the stream.
-func (s *Server) StartDraining() { s.draining.Store(true) }
-
-// Draining reports whether StartDraining was called.
-func (s *Server) Draining() bool { return s.draining.Load() }
-
-// WaitIdle blocks until no ingest request is inside the handler, or ctx ends.
-// Shutdown is rare, so it polls rather than make every request signal.
-func (s *Server) WaitIdle(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for s.inflight.Load() > 0 {
-		select {
-		case <-ctx.Done():
-			return errors.Join(errors.New("ingest: in-flight requests still running"), ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
+// to queue envelope" (and readiness report unhealthy), and requests waiting
+// for admission give up with the same answer, while requests already past it
+// finish their publish. Call it first on shutdown, then http.Server.Shutdown
+// (which waits for the handlers still running), then stop the stream.
+func (s *Server) StartDraining() {
+	s.draining.Store(true)
+	s.drainOnce.Do(func() { close(s.stop) })
 }
 
 // ServeHTTP routes by hand: the route set is small and fixed, and a hand

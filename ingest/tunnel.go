@@ -72,9 +72,12 @@ func NewDSNAllowlist(dsns []string) (*DSNAllowlist, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ingest: tunnel allowlist entry %d: %w", i+1, err)
 		}
-		key, ok := validatePublicKey(d.PublicKey)
-		if !ok || key != d.PublicKey {
-			return nil, fmt.Errorf("ingest: tunnel allowlist entry %d: the public key must be 32 characters", i+1)
+		key, err := validatePublicKey(d.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: tunnel allowlist entry %d: the public key must be 32 characters: %w", i+1, err)
+		}
+		if key != d.PublicKey {
+			return nil, fmt.Errorf("ingest: tunnel allowlist entry %d: the public key must be 32 characters, without flags (%q)", i+1, d.PublicKey)
 		}
 		a.pairs[keyProject{key, d.ProjectID}] = struct{}{}
 	}

@@ -7,28 +7,21 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/relayhq/relay/internal/app"
 	"github.com/relayhq/relay/internal/config"
 	"github.com/relayhq/relay/internal/credentials"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
-
-func relayVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+// relayVersion is the version the relay reports: in the start-up banner, in
+// `relay --version` and (through internal/app) in every answer's Server
+// header. app.Version is its only source, so one
+// -ldflags "-X github.com/relayhq/relay/internal/app.Version=…" sets them all.
+func relayVersion() string { return app.Version }
 
 // cli is what the commands talk to: standard streams, the environment and the terminal test
 // are fields so tests can run every command in-process.

@@ -15,9 +15,6 @@ import (
 
 func init() {
 	extraCommands = append(extraCommands, newRunCmd)
-	if version == "" {
-		version = app.Version
-	}
 }
 
 // runFlags maps the run command's flags to config keys, in Relay's spelling.

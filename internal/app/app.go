@@ -360,6 +360,8 @@ func ingestConfig(cfg *config.Config, st *stream.Conn) ingest.Config {
 		MaxEnvelopeSize:   l.MaxEnvelopeSize.Bytes(),
 		MaxEventSize:      l.MaxEventSize.Bytes(),
 		MaxPublishPayload: st.MaxPayload(),
+		// limits.max_concurrent_requests: enforced by ingest (admission.go).
+		MaxConcurrentRequests: l.MaxConcurrentRequests,
 		Limits: envelope.Limits{
 			MaxEventSize:            l.MaxEventSize.Bytes(),
 			MaxAttachmentSize:       l.MaxAttachmentSize.Bytes(),

@@ -91,3 +91,50 @@ func (d DSN) EnvelopeURL() string {
 	}
 	return d.Scheme + "://" + d.Host + path + "api/" + strconv.FormatUint(d.ProjectID, 10) + "/envelope/"
 }
+
+// The rules for where an envelope may be sent. Ingest refuses a request that
+// breaks them and the upstream client refuses to send one: both call these
+// functions, so nothing ingest accepted can be refused later by the worker
+// (which would bury an acknowledged envelope in the dead letters, a place any
+// client could otherwise fill at will).
+var (
+	// ErrProjectID: the project id cannot be sent upstream.
+	ErrProjectID = errors.New("invalid value for project id")
+	// ErrPublicKey: the public key cannot be sent upstream.
+	ErrPublicKey = errors.New("invalid project key")
+)
+
+// PublicKeySize is the length of a project's public key (Relay's ProjectKey).
+const PublicKeySize = 32
+
+// CheckProjectID reports whether an envelope can be sent to project id: any
+// u64 but 0, which Sentry never assigns and the relay reserves for "no
+// project" (Relay's ProjectId would parse it; the upstream could only refuse).
+func CheckProjectID(id uint64) error {
+	if id == 0 {
+		return fmt.Errorf("%w: 0", ErrProjectID)
+	}
+	return nil
+}
+
+// CheckPublicKey reports whether key (without its ".flags" suffix) is a public
+// key the relay can forward: exactly PublicKeySize ASCII characters as Relay's
+// ProjectKey::parse requires (hex is not checked, as in Relay), and none of
+// the characters the X-Sentry-Auth grammar would not carry unchanged —
+// control characters and DEL (not a header value), space and tab (trimmed
+// by the parser), ',' and '=' (pair and value separators), '.' (the flags
+// separator). The error names the defect, never the key.
+func CheckPublicKey(key string) error {
+	if len(key) != PublicKeySize {
+		return fmt.Errorf("%w: %d bytes, want %d", ErrPublicKey, len(key), PublicKeySize)
+	}
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; {
+		case c <= ' ' || c >= 0x7f:
+			return fmt.Errorf("%w: byte %d is 0x%02x, not a visible ASCII character", ErrPublicKey, i, c)
+		case c == ',' || c == '=' || c == '.':
+			return fmt.Errorf("%w: byte %d is %q, which X-Sentry-Auth cannot carry", ErrPublicKey, i, c)
+		}
+	}
+	return nil
+}

@@ -1,6 +1,11 @@
 package envelope
 
-import "testing"
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+)
 
 func TestParseDSN(t *testing.T) {
 	tests := []struct {
@@ -70,6 +75,49 @@ func TestParseDSN(t *testing.T) {
 	} {
 		if d, err := ParseDSN(bad); err == nil {
 			t.Errorf("ParseDSN(%q) = %+v, want an error", bad, d)
+		}
+	}
+}
+
+func TestCheckPublicKey(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"0123456789abcdef0123456789abcdef", true},
+		{"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", true}, // not checked for hex, as in Relay
+		{"ABCDEF0123456789abcdef0123456789", true},
+		{"", false},
+		{"0123456789abcdef", false},
+		{"0123456789abcdef0123456789abcdef0", false},
+		{"0123456789abcdef0123456789abcdé", false},  // 32 bytes, not ASCII
+		{"0123456789abcdef0123456789abcde,", false}, // splits X-Sentry-Auth
+		{"0123456789abcdef0123456789abcde=", false}, // ends the value in X-Sentry-Auth
+		{"0123456789abcdef0123456789abcde.", false}, // the flags separator
+		{"0123456789abcdef0123456789abcde ", false}, // trimmed by the parser
+		{"\t123456789abcdef0123456789abcdef", false},
+		{"0123456789abcdef0123456789abcd\r\n", false},
+		{"0123456789abcdef0123456789abcde\x7f", false},
+		{"0123456789abcdef0123456789abcde\x00", false},
+	} {
+		err := CheckPublicKey(tc.key)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckPublicKey(%q) = %v, want ok=%v", tc.key, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrPublicKey) {
+			t.Errorf("CheckPublicKey(%q) = %v, not ErrPublicKey", tc.key, err)
+		}
+		if err != nil && len(tc.key) > 3 && strings.Contains(err.Error(), tc.key) {
+			t.Errorf("CheckPublicKey error %q echoes the key", err)
+		}
+	}
+}
+
+func TestCheckProjectID(t *testing.T) {
+	for id, ok := range map[uint64]bool{0: false, 1: true, 42: true, math.MaxUint64: true} {
+		err := CheckProjectID(id)
+		if (err == nil) != ok || (err != nil && !errors.Is(err, ErrProjectID)) {
+			t.Errorf("CheckProjectID(%d) = %v, want ok=%v", id, err, ok)
 		}
 	}
 }

@@ -88,7 +88,7 @@ type Item struct {
 	// Payload aliases the buffer given to Parse unless replaced with SetPayload.
 	Payload []byte
 
-	rawHeader      []byte // item header JSON object as received (or built by NewItem)
+	rawHeader      []byte // item header JSON object as received (or built by newItem)
 	origType       string // Type as parsed
 	origPayload    []byte // Payload as parsed, to notice a replacement by assignment
 	contentType    string
@@ -687,8 +687,8 @@ func internHeaderValue(raw []byte) string {
 	return string(raw)
 }
 
-// New returns an empty envelope with the header `{}`, for building envelopes from scratch.
-func New() *Envelope {
+// newEnvelope returns an empty envelope with the header `{}`, for building envelopes from scratch.
+func newEnvelope() *Envelope {
 	return &Envelope{rawHeader: []byte("{}"), headerDirty: true}
 }
 
@@ -753,9 +753,6 @@ func (it *Item) ItemCount() (uint32, bool) {
 	return uint32(it.itemCount), true
 }
 
-// ExplicitLength reports whether the item arrived with a `length` header.
-func (it *Item) ExplicitLength() bool { return it.explicitLength }
-
 // lookupString finds key in the raw JSON object and returns its value if it is a string.
 func lookupString(raw []byte, key string) string {
 	iter := objIter{b: raw}
@@ -777,18 +774,6 @@ func (e *Envelope) RequiresEventID() bool {
 	for _, it := range e.Items {
 		if it.RequiresEvent() {
 			return true
-		}
-	}
-	return false
-}
-
-// HasItemType reports whether any item has one of the given types.
-func (e *Envelope) HasItemType(types ...string) bool {
-	for _, it := range e.Items {
-		for _, t := range types {
-			if it.Type == t {
-				return true
-			}
 		}
 	}
 	return false

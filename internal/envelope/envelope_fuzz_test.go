@@ -80,7 +80,7 @@ func FuzzParse(f *testing.F) {
 		}
 		for i := range e.Items {
 			a, b := e.Items[i], e2.Items[i]
-			if a.Type != b.Type || !bytes.Equal(a.Payload, b.Payload) || !b.ExplicitLength() {
+			if a.Type != b.Type || !bytes.Equal(a.Payload, b.Payload) || !b.explicitLength {
 				t.Fatalf("item %d changed: %q %q → %q %q", i, a.Type, a.Payload, b.Type, b.Payload)
 			}
 			if a.contentType != b.contentType || a.attachmentType != b.attachmentType ||

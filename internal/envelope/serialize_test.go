@@ -167,7 +167,7 @@ func TestSetEventIDRejectsNonUUID(t *testing.T) {
 }
 
 func TestNewEnvelope(t *testing.T) {
-	e := New()
+	e := newEnvelope()
 	if err := e.SetEventID(NewEventID()); err != nil {
 		t.Fatal(err)
 	}

@@ -47,12 +47,6 @@ func FromStoreBody(body []byte, client string) (*Envelope, error) {
 	return FromStoreBodyLimit(body, client, DefaultLimits().MaxEventSize)
 }
 
-// FromStoreQuery converts the `sentry_data` query value of the GET store pixel; it is decoded
-// like a POST body (JSON, base64 of JSON, or base64 of zlib-deflated JSON).
-func FromStoreQuery(sentryData string, client string, maxSize int64) (*Envelope, error) {
-	return FromStoreBodyLimit([]byte(sentryData), client, maxSize)
-}
-
 // FromStoreBodyLimit converts a store-endpoint body into an envelope with one item, as Relay's
 // store endpoint does (relay-protocol.md §1.2):
 //

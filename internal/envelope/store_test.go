@@ -303,22 +303,6 @@ func TestFromStoreBodySizeLimit(t *testing.T) {
 	}
 }
 
-func TestFromStoreQuery(t *testing.T) {
-	const id = "9ec79c33ec9942ab8353589fcb2e04dc"
-	for _, data := range []string{`{"event_id":"` + id + `"}`, b64zlib(t, []byte(`{"event_id":"`+id+`"}`))} {
-		e, err := FromStoreQuery(data, "raven-js/3.27.0", 1<<20)
-		if err != nil {
-			t.Fatalf("%q: %v", data, err)
-		}
-		if e.Header.EventID != id || e.Items[0].Type != "event" {
-			t.Errorf("%q: got %s %v", data, e.Header.EventID, itemTypes(e))
-		}
-	}
-	if _, err := FromStoreQuery("", "", 1<<20); !errors.Is(err, ErrEmptyBody) {
-		t.Errorf("empty sentry_data: err = %v", err)
-	}
-}
-
 // TestRepairPythonJSON pins json_forensics' behaviour, including its quirks.
 func TestRepairPythonJSON(t *testing.T) {
 	tests := map[string]string{

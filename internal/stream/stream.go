@@ -51,9 +51,13 @@ const (
 	// workers sharing the durable; generous so a spool-bound or slow upstream
 	// does not starve fetches, finite so a stuck worker cannot hold the stream.
 	MaxAckPending = 20000
-	// embeddedMaxPayload is the largest max_payload nats-server accepts (it
-	// must not exceed max_pending, whose default is 64 MiB).
-	embeddedMaxPayload = 64 << 20
+	// embeddedMaxPayload is the embedded server's max_payload. nats-server's
+	// file store treats a record longer than 32 MiB (its rlBadThresh:
+	// payload, headers, subject and the record's own framing) as damage
+	// when it reads a block back, and its JetStream refuses such a message
+	// at publish. The cap keeps 16 KiB of that for headers, subject and
+	// framing, so that every message Publish takes is one a restart reads.
+	embeddedMaxPayload = 32<<20 - 16<<10
 	// embeddedMaxPending is the per-client outbound buffer of the embedded
 	// server; above max_payload so one big message in flight does not mark a
 	// consumer slow.
@@ -572,7 +576,7 @@ func (c *Conn) StreamName() string { return c.cfg.Stream }
 // MaxPayload is the largest encoded Message (len of MarshalBinary) one
 // Publish may carry: the connection's max_payload less room for the headers
 // Publish adds. Ingest derives its envelope limit from it (minus the
-// metadata, a few hundred bytes). 64 MiB − 1 KiB for the embedded server;
+// metadata, a few hundred bytes). 32 MiB − 17 KiB for the embedded server;
 // whatever the remote server's max_payload allows otherwise (1 MiB by default).
 func (c *Conn) MaxPayload() int64 {
 	return c.nc.MaxPayload() - headerReserve

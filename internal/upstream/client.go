@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/relayhq/relay/internal/envelope"
 )
 
 // Defaults are Relay's (relay-protocol.md §5.1).
@@ -293,11 +295,8 @@ func (c *Client) Send(ctx context.Context, r Request) Result {
 }
 
 func (c *Client) send(ctx context.Context, r Request) Result {
-	if r.ProjectID == 0 {
-		return Result{Class: Rejected, Err: errors.New("upstream: request has no project id")}
-	}
-	if r.PublicKey == "" || !validAuthValue(r.PublicKey) {
-		return Result{Class: Rejected, Err: fmt.Errorf("upstream: request has no usable public key (%d bytes)", len(r.PublicKey))}
+	if err := errors.Join(envelope.CheckProjectID(r.ProjectID), envelope.CheckPublicKey(r.PublicKey)); err != nil {
+		return Result{Class: Rejected, Err: fmt.Errorf("upstream: request cannot be sent: %w", err)}
 	}
 	body := r.Envelope
 	if c.compress != nil {

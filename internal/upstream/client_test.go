@@ -145,7 +145,7 @@ func assertHeaders(t *testing.T, h http.Header, want map[string]string) {
 func TestSendMinimalHeaders(t *testing.T) {
 	rec := newRecorder(t, nil)
 	c := newClient(t, Config{URL: rec.URL})
-	r := Request{ProjectID: 7, PublicKey: "abc", Envelope: []byte(testEnvelope)}
+	r := Request{ProjectID: 7, PublicKey: "abcdefabcdefabcdefabcdefabcdefab", Envelope: []byte(testEnvelope)}
 	if res := c.Send(context.Background(), r); res.Class != Accepted {
 		t.Fatalf("Send = %+v", res)
 	}
@@ -154,7 +154,7 @@ func TestSendMinimalHeaders(t *testing.T) {
 	assertHeaders(t, rec.requests()[0].header, map[string]string{
 		"Content-Type":   "application/x-sentry-envelope",
 		"Content-Length": fmt.Sprint(len(testEnvelope)),
-		"X-Sentry-Auth":  "Sentry sentry_key=abc, sentry_version=7",
+		"X-Sentry-Auth":  "Sentry sentry_key=abcdefabcdefabcdefabcdefabcdefab, sentry_version=7",
 	})
 }
 
@@ -184,6 +184,11 @@ func TestSendInvalidRequestRejectedLocally(t *testing.T) {
 		{ProjectID: 1, PublicKey: "", Envelope: []byte(testEnvelope)},
 		{ProjectID: 1, PublicKey: "k\n", Envelope: []byte(testEnvelope)},
 		{ProjectID: 1, PublicKey: "k, x=y", Envelope: []byte(testEnvelope)},
+		// Keys of the right length that X-Sentry-Auth cannot carry (the rule
+		// ingest applies too: envelope.CheckPublicKey).
+		{ProjectID: 1, PublicKey: "e12d836b15bb49d7bbf99e64295d995,", Envelope: []byte(testEnvelope)},
+		{ProjectID: 1, PublicKey: "e12d836b15bb49d7bbf99e64295d99\r\n", Envelope: []byte(testEnvelope)},
+		{ProjectID: 1, PublicKey: " e12d836b15bb49d7bbf99e64295d995", Envelope: []byte(testEnvelope)},
 	} {
 		if res := c.Send(context.Background(), r); res.Class != Rejected || res.Err == nil || res.Status != 0 {
 			t.Errorf("Send(%+v) = %+v, want a local Rejected", r, res)
