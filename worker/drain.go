@@ -2,13 +2,11 @@ package worker
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/relayhq/relay/internal/stream"
-	"github.com/relayhq/relay/internal/upstream"
 	"github.com/relayhq/relay/spool"
 )
 
@@ -156,60 +154,33 @@ func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress 
 	}
 }
 
-// drainOne delivers one spooled record: send until 2xx (retryable failures
-// with backoff), bury on a final rejection, defer it while its key is rate
-// limited (returning how long), or give up for now on outage or shutdown
-// (the record stays in the spool).
+// drainOne delivers one spooled record: forward decides, drainOne maps the
+// outcome onto the record (delete it, skip it for now, or keep it and stop
+// the batch).
 func (w *Worker) drainOne(ctx context.Context, rec spool.Record) (drainOutcome, time.Duration) {
 	var m stream.Message
 	if err := m.UnmarshalBinary(rec.Data); err != nil {
 		// A record this build cannot read will never become readable: keep
 		// it for an operator in the dead letters rather than block the drain.
 		w.log.Error("spooled record cannot be decoded: moved to the dead letters", "record", rec.ID, "err", err)
-		if err := w.store.Bury(ctx, rec.Data, "spool_record_undecodable"); err != nil {
-			buryErrorsTotal.Inc()
-			w.log.Error("dead-letter write failed; the record stays in the spool", "record", rec.ID, "err", err)
-			return drainKeep, 0
-		}
-		droppedUndecodable.Inc()
-		return drainBuried, 0
+		return w.drainDisposal(w.buryData(ctx, rec.Data, "", "spool_record_undecodable", droppedUndecodable))
 	}
-	req := upstream.RequestFrom(&m)
-	cats := categoriesOf(m.Envelope)
-	b := w.newBackoff()
-	for attempts := 0; ; {
-		if ctx.Err() != nil || w.outage.Active() {
-			return drainKeep, 0
-		}
-		if wait := w.limits.wait(m.PublicKey, cats); wait > 0 {
-			return drainDeferred, wait
-		}
-		if attempts > 0 {
-			retriesTotal.Inc()
-		}
-		attempts++
-		res := w.sendOnce(ctx, &m, req, cats)
-		switch {
-		case res.Class == upstream.Accepted:
-			drainedTotal.Inc()
-			return drainSent, 0
-		case ctx.Err() != nil:
-			return drainKeep, 0
-		case res.Class == upstream.RateLimited:
-			// recorded; the next turn waits it out
-		case res.Class == upstream.Rejected:
-			if err := w.store.Bury(ctx, rec.Data, fmt.Sprintf("upstream_rejected: status %d", res.Status)); err != nil {
-				buryErrorsTotal.Inc()
-				w.log.Error("dead-letter write failed; the record stays in the spool", "record", rec.ID, "event_id", m.EventID, "err", err)
-				return drainKeep, 0
-			}
-			droppedRejected.Inc()
-			return drainBuried, 0
-		default:
-			if w.outage.Active() {
-				return drainKeep, 0
-			}
-			sleep(ctx, w.retryWait(b, res), w.outage.Started())
-		}
+	return w.drainDisposal(w.forward(ctx, newParcel(&m, rec.Data, nil)))
+}
+
+// drainDisposal is what the drainer does with a record given forward's
+// outcome: the spool path's half of the ack invariant — a record is deleted
+// only after outcomeSent or outcomeBuried.
+func (w *Worker) drainDisposal(o outcome) (drainOutcome, time.Duration) {
+	switch o.kind {
+	case outcomeSent:
+		drainedTotal.Inc()
+		return drainSent, 0
+	case outcomeBuried:
+		return drainBuried, 0
+	case outcomeHeld:
+		return drainDeferred, o.wait
+	default: // outage, shutdown, dead letters refusing
+		return drainKeep, o.wait
 	}
 }

@@ -3,13 +3,11 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/relayhq/relay/internal/stream"
@@ -238,7 +236,7 @@ func (w *Worker) handle(ctx context.Context, d *stream.Delivery) {
 		}
 		w.log.Error("stage failed: envelope moved to the dead letters", "stage", out.stage,
 			"event_id", m.EventID, "project", m.ProjectID, "err", out.err)
-		w.buryDelivery(ctx, d, "stage_error: "+out.stage, droppedStageError)
+		w.dispose(ctx, d, w.bury(ctx, newParcel(m, nil, nil), "stage_error: "+out.stage, droppedStageError))
 	case out.dropped:
 		w.log.Debug("envelope dropped", "stage", out.stage, "reason", out.reason, "event_id", m.EventID, "project", m.ProjectID)
 		w.ack(ctx, d)
@@ -248,157 +246,83 @@ func (w *Worker) handle(ctx context.Context, d *stream.Delivery) {
 }
 
 // deliver forwards one message until its fate is decided, and releases it.
-//
-// Each turn of the loop looks at the outage state first: in outage the
-// message goes to the spool (acked only after Put returned nil; held while
-// the spool is full or failing); otherwise, while its key is rate limited,
-// it is handed back to JetStream until the limit expires; otherwise it is
-// sent. Waits wake early when the outage state flips.
+// forward decides; deliver only disposes of the outcome — and, in outage,
+// moves the message into the spool (acked only after Put returned nil; held
+// while the spool is full or failing). Waits wake early when the outage
+// state flips.
 func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
 	m := &d.Msg
-	req := upstream.RequestFrom(m)
-	cats := categoriesOf(m.Envelope)
-	sendBackoff, spoolBackoff := w.newBackoff(), w.newBackoff()
-	var data []byte // the spool encoding, made when first needed
-	for attempts := 0; ; {
+	p := newParcel(m, nil, w.slots)
+	spoolBackoff := w.newBackoff()
+	for {
+		o := w.forward(ctx, p)
+		if o.kind != outcomeOutage {
+			w.dispose(ctx, d, o)
+			return
+		}
+		data, err := p.encoded()
+		if err != nil {
+			// Cannot happen for a decoded message; never ack it.
+			w.log.Error("encode for the spool failed", "event_id", m.EventID, "err", err)
+			w.nak(d, w.cfg.MaxRetryInterval)
+			nakedTotal.Inc()
+			return
+		}
+		err = w.store.Put(ctx, data)
+		if err == nil {
+			spooledTotal.Inc()
+			w.wakeDrainer()
+			w.ack(ctx, d)
+			return
+		}
 		if ctx.Err() != nil {
 			w.nakShutdown(d)
 			return
 		}
-		if w.outage.Active() {
-			if data == nil {
-				var err error
-				if data, err = m.MarshalBinary(); err != nil {
-					// Cannot happen for a decoded message; never ack it.
-					w.log.Error("encode for the spool failed", "event_id", m.EventID, "err", err)
-					w.nak(d, w.cfg.MaxRetryInterval)
-					nakedTotal.Inc()
-					return
-				}
-			}
-			err := w.store.Put(ctx, data)
-			if err == nil {
-				spooledTotal.Inc()
-				w.wakeDrainer()
-				w.ack(ctx, d)
-				return
-			}
-			if ctx.Err() != nil {
-				w.nakShutdown(d)
-				return
-			}
-			wait := w.cfg.BackpressureInterval
-			if errors.Is(err, spool.ErrFull) {
-				spoolFullTotal.Inc()
-			} else {
-				spoolPutErrors.Inc()
-				wait = w.nextDelay(spoolBackoff)
-				w.log.Error("spool put failed; holding the envelope un-acked", "event_id", m.EventID, "err", err, "retry_in", wait)
-			}
-			spoolWaitGauge.Inc()
-			sleep(ctx, wait, w.outage.Ended())
-			spoolWaitGauge.Dec()
-			continue
+		wait := w.cfg.BackpressureInterval
+		if errors.Is(err, spool.ErrFull) {
+			spoolFullTotal.Inc()
+		} else {
+			spoolPutErrors.Inc()
+			wait = w.nextDelay(spoolBackoff)
+			w.log.Error("spool put failed; holding the envelope un-acked", "event_id", m.EventID, "err", err, "retry_in", wait)
 		}
-		// A rate limit learnt for this key (by any consumer) holds the
-		// message until it expires. Waiting here would tie up this consumer
-		// and its batch — soon every consumer would be waiting for one
-		// limited key while others starve — so the message goes back to
-		// JetStream, to be redelivered when the limit has expired. Nothing
-		// is sent for the key before then.
-		if wait := w.limits.wait(m.PublicKey, cats); wait > 0 {
-			deferredTotal.Inc()
-			w.nak(d, wait)
-			return
-		}
-		// Take a send slot; give up waiting for it when an outage begins
-		// (the message then goes to the spool) or on shutdown.
-		select {
-		case w.slots <- struct{}{}:
-		case <-w.outage.Started():
-			continue
-		case <-ctx.Done():
-			continue
-		}
-		if attempts > 0 {
-			retriesTotal.Inc()
-		}
-		attempts++
-		res := w.sendOnce(ctx, m, req, cats)
-		<-w.slots
-		switch {
-		case res.Class == upstream.Accepted:
-			forwardedTotal.Inc()
-			w.ack(ctx, d)
-			return
-		case ctx.Err() != nil:
+		spoolWaitGauge.Inc()
+		sleep(ctx, wait, w.outage.Ended())
+		spoolWaitGauge.Dec()
+	}
+}
+
+// dispose releases a delivery as forward decided: ack what was delivered or
+// buried, hand back everything else. It holds the ack invariant of the
+// stream path: an ack only ever follows outcomeSent or outcomeBuried (or a
+// spool commit, in deliver).
+func (w *Worker) dispose(ctx context.Context, d *stream.Delivery, o outcome) {
+	switch o.kind {
+	case outcomeSent:
+		forwardedTotal.Inc()
+		w.ack(ctx, d)
+	case outcomeBuried:
+		w.ack(ctx, d)
+	case outcomeHeld:
+		// Waiting here would tie up this consumer and its batch — soon
+		// every consumer would wait for one limited key while others
+		// starve — so the message goes back to JetStream, to be
+		// redelivered when the hold has expired.
+		deferredTotal.Inc()
+		w.nak(d, o.wait)
+	default: // kept (or an outage the caller did not spool for)
+		if ctx.Err() != nil {
 			w.nakShutdown(d)
 			return
-		case res.Class == upstream.RateLimited:
-			// The limit is recorded; the next turn hands the message back
-			// until it expires.
-		case res.Class == upstream.Rejected:
-			w.buryDelivery(ctx, d, fmt.Sprintf("upstream_rejected: status %d", res.Status), droppedRejected)
-			return
-		default: // retryable
-			if w.outage.Active() {
-				continue // to the spool
-			}
-			wait := w.retryWait(sendBackoff, res)
-			w.log.Debug("send failed; retrying", "event_id", m.EventID, "project", m.ProjectID,
-				"status", res.Status, "err", res.Err, "in", wait)
-			sleep(ctx, wait, w.outage.Started())
 		}
-	}
-}
-
-// sendOnce sends one envelope and does the bookkeeping every sender shares:
-// an answer (2xx, 429, final 4xx) clears the outage detector, a retryable
-// failure feeds it, a 429 teaches the rate limiter, a final rejection is
-// logged (without payload). A failure caused by ctx being cancelled is not
-// an upstream failure and feeds nothing.
-func (w *Worker) sendOnce(ctx context.Context, m *stream.Message, req upstream.Request, cats *categories) upstream.Result {
-	res := w.send.Send(ctx, req)
-	switch res.Class {
-	case upstream.Accepted:
-		w.outage.Answered()
-	case upstream.RateLimited:
-		w.outage.Answered()
-		rateLimitedTotal.Inc()
-		w.limits.record(m.PublicKey, limitsFrom(res, cats.get(), time.Now(), w.cfg.DefaultRetryAfter))
-		w.log.Info("upstream rate limit", "project", m.ProjectID, "event_id", m.EventID,
-			"retry_after", res.RetryAfter, "wait", w.limits.wait(m.PublicKey, cats))
-	case upstream.Rejected:
-		w.outage.Answered()
-		w.log.Warn("upstream rejected envelope: moved to the dead letters", "event_id", m.EventID,
-			"project", m.ProjectID, "status", res.Status, "err", res.Err)
-	default:
-		if ctx.Err() == nil && w.outage.Failure() {
-			w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", res.Err)
+		wait := o.wait
+		if wait <= 0 {
+			wait = w.redeliveryDelay(d)
 		}
-	}
-	return res
-}
-
-// buryDelivery moves a message that can never be delivered into the spool's
-// dead letters, counts it, and acks it. If the dead-letter write fails the
-// message is Nak'd with a delay instead: it is never acked unkept.
-func (w *Worker) buryDelivery(ctx context.Context, d *stream.Delivery, reason string, dropped *metrics.Counter) {
-	data, err := d.Msg.MarshalBinary()
-	if err == nil {
-		err = w.store.Bury(ctx, data, reason)
-	}
-	if err != nil {
-		buryErrorsTotal.Inc()
-		delay := w.redeliveryDelay(d)
-		w.log.Error("dead-letter write failed; the message will be redelivered", "event_id", d.Msg.EventID,
-			"project", d.Msg.ProjectID, "reason", reason, "err", err, "in", delay)
 		nakedTotal.Inc()
-		w.nak(d, delay)
-		return
+		w.nak(d, wait)
 	}
-	dropped.Inc()
-	w.ack(ctx, d)
 }
 
 // ack releases d and acknowledges it, waiting for the server's confirmation.

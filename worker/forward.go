@@ -1,0 +1,192 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/relayhq/relay/internal/stream"
+	"github.com/relayhq/relay/internal/upstream"
+)
+
+// outcomeKind is what forward decided for one envelope. The caller only
+// disposes of it: a consumer acks or Naks (or spools) its delivery, the
+// drainer deletes or keeps its record. forward never acks, Naks or deletes.
+type outcomeKind int
+
+const (
+	// outcomeSent: the upstream answered 2xx. Ack / delete.
+	outcomeSent outcomeKind = iota
+	// outcomeBuried: the envelope can never be delivered and Bury returned
+	// nil: it is in the dead letters. Ack / delete.
+	outcomeBuried
+	// outcomeHeld: its key is held (a 429) until outcome.wait has passed.
+	// Nothing was lost and nothing is sent for the key meanwhile: Nak with
+	// the wait / skip the record and come back for it.
+	outcomeHeld
+	// outcomeOutage: the upstream is in outage; nothing was sent. A stream
+	// delivery goes to the spool; a spool record stays where it is.
+	outcomeOutage
+	// outcomeKept: not decided — the worker is stopping, or the dead
+	// letters refused the envelope. Hand it back / keep the record, and try
+	// again after outcome.wait (0: after the caller's own backoff).
+	outcomeKept
+)
+
+// outcome is forward's decision.
+type outcome struct {
+	kind outcomeKind
+	wait time.Duration // outcomeHeld, outcomeKept: how long until it is worth trying again
+}
+
+// parcel is one envelope on its way upstream, from the stream or the spool.
+type parcel struct {
+	m    *stream.Message
+	req  upstream.Request
+	cats *categories
+	// data is the spool encoding of m: the record's bytes for a spool
+	// record, made on first need for a stream delivery (after the stages,
+	// which may have rewritten m).
+	data []byte
+	// slots, when not nil, is taken around each send (the consumers'
+	// worker-wide bound); the drainer bounds its sends itself.
+	slots chan struct{}
+}
+
+func newParcel(m *stream.Message, data []byte, slots chan struct{}) *parcel {
+	return &parcel{m: m, req: upstream.RequestFrom(m), cats: categoriesOf(m.Envelope), data: data, slots: slots}
+}
+
+// encoded returns the spool encoding of the parcel's message.
+func (p *parcel) encoded() ([]byte, error) {
+	if p.data == nil {
+		b, err := p.m.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		p.data = b
+	}
+	return p.data, nil
+}
+
+// forward sends one envelope until its fate is decided, and returns that
+// decision; it is the only place that turns an upstream answer into an
+// outcome, for the stream and the spool alike.
+//
+// Each turn looks at the outage state first (in outage nothing is sent),
+// then at the key's holds (a 429 learnt by any sender), then sends.
+// Retryable failures are retried here with backoff (capped by
+// MaxRetryInterval) until they succeed, an outage begins, or ctx ends. A
+// final rejection is buried here, so "buried" always means "Bury returned
+// nil".
+func (w *Worker) forward(ctx context.Context, p *parcel) outcome {
+	m := p.m
+	b := w.newBackoff()
+	for attempts := 0; ; {
+		if ctx.Err() != nil {
+			return outcome{kind: outcomeKept, wait: shutdownRedeliveryDelay}
+		}
+		if w.outage.Active() {
+			return outcome{kind: outcomeOutage}
+		}
+		if wait := w.limits.wait(m.PublicKey, p.cats); wait > 0 {
+			return outcome{kind: outcomeHeld, wait: wait}
+		}
+		if p.slots != nil {
+			// Give up waiting for a slot when an outage begins (the caller
+			// then spools) or on shutdown.
+			select {
+			case p.slots <- struct{}{}:
+			case <-w.outage.Started():
+				continue
+			case <-ctx.Done():
+				continue
+			}
+		}
+		if attempts > 0 {
+			retriesTotal.Inc()
+		}
+		attempts++
+		res := w.sendOnce(ctx, p)
+		if p.slots != nil {
+			<-p.slots
+		}
+		switch {
+		case res.Class == upstream.Accepted:
+			return outcome{kind: outcomeSent}
+		case ctx.Err() != nil:
+			return outcome{kind: outcomeKept, wait: shutdownRedeliveryDelay}
+		case res.Class == upstream.RateLimited:
+			// Recorded by sendOnce; the next turn holds the envelope.
+		case res.Class == upstream.Rejected:
+			return w.bury(ctx, p, fmt.Sprintf("upstream_rejected: status %d", res.Status), droppedRejected)
+		default: // retryable
+			if w.outage.Active() {
+				return outcome{kind: outcomeOutage}
+			}
+			wait := w.retryWait(b, res)
+			w.log.Debug("send failed; retrying", "event_id", m.EventID, "project", m.ProjectID,
+				"status", res.Status, "err", res.Err, "in", wait)
+			sleep(ctx, wait, w.outage.Started())
+		}
+	}
+}
+
+// sendOnce sends one envelope and does the bookkeeping every sender shares:
+// an answer (2xx, 429, final 4xx) clears the outage detector, a retryable
+// failure feeds it, a 429 teaches the rate limiter, a final rejection is
+// logged (without payload). A failure caused by ctx being cancelled is not
+// an upstream failure and feeds nothing.
+func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
+	m := p.m
+	res := w.send.Send(ctx, p.req)
+	switch res.Class {
+	case upstream.Accepted:
+		w.outage.Answered()
+	case upstream.RateLimited:
+		w.outage.Answered()
+		rateLimitedTotal.Inc()
+		w.limits.record(m.PublicKey, limitsFrom(res, p.cats.get(), time.Now(), w.cfg.DefaultRetryAfter))
+		w.log.Info("upstream rate limit", "project", m.ProjectID, "event_id", m.EventID,
+			"retry_after", res.RetryAfter, "wait", w.limits.wait(m.PublicKey, p.cats))
+	case upstream.Rejected:
+		w.outage.Answered()
+		w.log.Warn("upstream rejected envelope: moved to the dead letters", "event_id", m.EventID,
+			"project", m.ProjectID, "status", res.Status, "err", res.Err)
+	default:
+		if ctx.Err() == nil && w.outage.Failure() {
+			w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", res.Err)
+		}
+	}
+	return res
+}
+
+// bury moves an envelope that can never be delivered into the dead letters
+// and counts it by reason (dropped). With buryData it is the only bury path
+// of the worker: when the dead letters cannot take the envelope it is kept
+// (outcomeKept, wait 0: the caller's backoff) — never acked or deleted
+// unkept.
+func (w *Worker) bury(ctx context.Context, p *parcel, reason string, dropped *metrics.Counter) outcome {
+	data, err := p.encoded()
+	if err != nil {
+		// Cannot happen for a decoded message; never let it go.
+		buryErrorsTotal.Inc()
+		w.log.Error("encode for the dead letters failed; the envelope is kept", "event_id", p.m.EventID, "err", err)
+		return outcome{kind: outcomeKept}
+	}
+	return w.buryData(ctx, data, p.m.EventID, reason, dropped)
+}
+
+// buryData buries encoded bytes (a message, or a spool record that does not
+// decode as one); eventID is only for the log.
+func (w *Worker) buryData(ctx context.Context, data []byte, eventID, reason string, dropped *metrics.Counter) outcome {
+	if err := w.store.Bury(ctx, data, reason); err != nil {
+		buryErrorsTotal.Inc()
+		w.log.Error("dead-letter write failed; the envelope is kept", "event_id", eventID, "reason", reason, "err", err)
+		return outcome{kind: outcomeKept}
+	}
+	dropped.Inc()
+	return outcome{kind: outcomeBuried}
+}
