@@ -56,7 +56,7 @@ type parcel struct {
 }
 
 func newParcel(m *stream.Message, data []byte, slots chan struct{}) *parcel {
-	return &parcel{m: m, req: upstream.RequestFrom(m), cats: categoriesOf(m.Envelope), data: data, slots: slots}
+	return &parcel{m: m, req: requestFor(m), cats: categoriesOf(m.Envelope), data: data, slots: slots}
 }
 
 // encoded returns the spool encoding of the parcel's message.

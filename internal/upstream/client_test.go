@@ -20,8 +20,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/relayhq/relay/internal/stream"
 )
 
 const testEnvelope = `{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","dsn":"https://e12d836b15bb49d7bbf99e64295d995b@sentry.io/42"}
@@ -658,20 +656,6 @@ func TestClassString(t *testing.T) {
 		if c.String() != want {
 			t.Errorf("%d.String() = %q", int(c), c.String())
 		}
-	}
-}
-
-func TestRequestFrom(t *testing.T) {
-	m := &stream.Message{
-		ProjectID: 42, PublicKey: "k", Client: "sentry.go/0.50.0", Version: 7, Origin: "https://o",
-		UserAgent: "ua", RemoteAddr: "10.0.0.2", ForwardedFor: "1.2.3.4, 10.0.0.2",
-		ReceivedAt: time.Now(), EventID: "9ec79c33ec9942ab8353589fcb2e04dc", Envelope: []byte(testEnvelope),
-	}
-	got := RequestFrom(m)
-	want := Request{ProjectID: 42, PublicKey: "k", Client: "sentry.go/0.50.0", Version: 7, ForwardedFor: "1.2.3.4, 10.0.0.2",
-		UserAgent: "ua", Origin: "https://o", Envelope: m.Envelope}
-	if fmt.Sprint(got) != fmt.Sprint(want) || &got.Envelope[0] != &m.Envelope[0] {
-		t.Fatalf("RequestFrom = %+v", got)
 	}
 }
 
