@@ -2,17 +2,22 @@ package worker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/relayhq/relay/internal/stream"
+	"github.com/relayhq/relay/internal/upstream"
 	"github.com/relayhq/relay/spool"
 )
 
 // drain is the drainer, one goroutine owned by Run. While the upstream is in
 // outage it probes it (with backoff up to MaxRetryInterval) and ends the
-// outage when it answers. Otherwise it sends spooled envelopes, oldest first,
+// outage when it answers — an outage of denials (401/403/404 for every key)
+// is probed with the oldest spooled envelope, since only an envelope can
+// show that the upstream accepts the relay again. Otherwise it sends spooled envelopes, oldest first,
 // in batches of DrainBatch, and deletes each only after the upstream accepted
 // it (or, for a final rejection, after it was buried in the dead letters).
 // It also drains what an earlier process left in the spool: its first look
@@ -22,7 +27,12 @@ func (w *Worker) drain(ctx context.Context) {
 	probeBackoff, stuckBackoff := w.newBackoff(), w.newBackoff()
 	for ctx.Err() == nil {
 		if w.outage.Active() {
-			err := w.send.Probe(ctx)
+			var err error
+			if w.outage.Denied() {
+				err = w.probeDenied(ctx)
+			} else {
+				err = w.send.Probe(ctx)
+			}
 			if ctx.Err() != nil {
 				return
 			}
@@ -35,7 +45,7 @@ func (w *Worker) drain(ctx context.Context) {
 			probeFailures.Inc()
 			wait := w.nextDelay(probeBackoff)
 			w.log.Debug("upstream probe failed", "err", err, "next_in", wait)
-			sleep(ctx, wait, w.outage.Ended())
+			w.sleepProbe(ctx, wait, errors.Is(err, errNothingToProbe))
 			continue
 		}
 		probeBackoff.Reset()
@@ -182,5 +192,85 @@ func (w *Worker) drainDisposal(o outcome) (drainOutcome, time.Duration) {
 		return drainDeferred, o.wait
 	default: // outage, shutdown, dead letters refusing
 		return drainKeep, o.wait
+	}
+}
+
+// errNothingToProbe: a denied outage, and no spooled envelope to probe with.
+var errNothingToProbe = errors.New("worker: denied outage: no spooled envelope to probe with")
+
+// probeDenied probes an outage of denials: it sends the oldest spooled
+// envelope, ignoring its key's hold (this one request is the probe for
+// every key). Before that it buries the oldest records held for longer than
+// MaxEnvelopeDelay — in a denied outage every record is held — and records
+// that do not decode. nil means the upstream answered something other than
+// a denial or a failure (sendOnce then ended the outage); the record is
+// deleted when that answer settled it (2xx, or a final 4xx and buried).
+func (w *Worker) probeDenied(ctx context.Context) error {
+	recs, err := w.store.Oldest(w.cfg.DrainBatch)
+	if err != nil {
+		spoolReadErrors.Inc()
+		return fmt.Errorf("worker: probe: read the spool: %w", err)
+	}
+	var settled []uint64
+	defer func() {
+		if len(settled) > 0 {
+			if err := w.store.Delete(settled...); err != nil {
+				spoolDelErrors.Inc()
+				w.log.Error("deleting probed records from the spool failed; they will be sent again", "records", len(settled), "err", err)
+			}
+		}
+	}()
+	for _, rec := range recs {
+		var m stream.Message
+		if err := m.UnmarshalBinary(rec.Data); err != nil {
+			if o := w.buryData(ctx, rec.Data, "", "spool_record_undecodable", droppedUndecodable); o.kind == outcomeBuried {
+				settled = append(settled, rec.ID)
+				continue
+			}
+			return fmt.Errorf("worker: probe: record %d: %w", rec.ID, err)
+		}
+		p := newParcel(&m, rec.Data, nil)
+		if w.expired(&m) {
+			_, d := w.denied.hold(m.PublicKey)
+			if o := w.expire(ctx, p, d.status); o.kind == outcomeBuried {
+				settled = append(settled, rec.ID)
+				continue
+			}
+			return fmt.Errorf("worker: probe: record %d expired and cannot be buried", rec.ID)
+		}
+		res := w.sendOnce(ctx, p)
+		switch res.Class {
+		case upstream.Accepted:
+			drainedTotal.Inc()
+			settled = append(settled, rec.ID)
+			return nil
+		case upstream.Rejected:
+			if o := w.bury(ctx, p, fmt.Sprintf("upstream_rejected: status %d", res.Status), droppedRejected); o.kind == outcomeBuried {
+				settled = append(settled, rec.ID)
+			}
+			return nil
+		case upstream.RateLimited:
+			return nil
+		default:
+			return fmt.Errorf("worker: probe with a spooled envelope: %w", res.Err)
+		}
+	}
+	return errNothingToProbe
+}
+
+// sleepProbe waits before the next probe; with nothing to probe with, a
+// newly spooled envelope wakes it too.
+func (w *Worker) sleepProbe(ctx context.Context, wait time.Duration, idle bool) {
+	if !idle {
+		sleep(ctx, wait, w.outage.Ended())
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-w.outage.Ended():
+	case <-w.spooled:
 	}
 }

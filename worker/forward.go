@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -22,9 +23,12 @@ const (
 	// outcomeBuried: the envelope can never be delivered and Bury returned
 	// nil: it is in the dead letters. Ack / delete.
 	outcomeBuried
-	// outcomeHeld: its key is held (a 429) until outcome.wait has passed.
-	// Nothing was lost and nothing is sent for the key meanwhile: Nak with
-	// the wait / skip the record and come back for it.
+	// outcomeHeld: its key is held (a 429, or a 401/403/404) until
+	// outcome.wait has passed. Nothing was lost and nothing is sent for the
+	// key meanwhile: Nak with the wait / skip the record and come back for
+	// it. With outcome.spool set the hold has lasted (a denial longer than
+	// OutageGracePeriod): a stream delivery goes to the spool rather than
+	// back to JetStream, where it would count against MaxAckPending.
 	outcomeHeld
 	// outcomeOutage: the upstream is in outage; nothing was sent. A stream
 	// delivery goes to the spool; a spool record stays where it is.
@@ -37,8 +41,9 @@ const (
 
 // outcome is forward's decision.
 type outcome struct {
-	kind outcomeKind
-	wait time.Duration // outcomeHeld, outcomeKept: how long until it is worth trying again
+	kind  outcomeKind
+	wait  time.Duration // outcomeHeld, outcomeKept: how long until it is worth trying again
+	spool bool          // outcomeHeld: the hold lasts; spool a stream delivery
 }
 
 // parcel is one envelope on its way upstream, from the stream or the spool.
@@ -76,7 +81,9 @@ func (p *parcel) encoded() ([]byte, error) {
 // outcome, for the stream and the spool alike.
 //
 // Each turn looks at the outage state first (in outage nothing is sent),
-// then at the key's holds (a 429 learnt by any sender), then sends.
+// then at the key's holds (a 429 or a 401/403/404 learnt by any sender),
+// then sends. A held envelope older than MaxEnvelopeDelay is buried
+// instead of waiting more.
 // Retryable failures are retried here with backoff (capped by
 // MaxRetryInterval) until they succeed, an outage begins, or ctx ends. A
 // final rejection is buried here, so "buried" always means "Bury returned
@@ -91,8 +98,8 @@ func (w *Worker) forward(ctx context.Context, p *parcel) outcome {
 		if w.outage.Active() {
 			return outcome{kind: outcomeOutage}
 		}
-		if wait := w.limits.wait(m.PublicKey, p.cats); wait > 0 {
-			return outcome{kind: outcomeHeld, wait: wait}
+		if o, held := w.hold(ctx, p); held {
+			return o
 		}
 		if p.slots != nil {
 			// Give up waiting for a slot when an outage begins (the caller
@@ -118,7 +125,7 @@ func (w *Worker) forward(ctx context.Context, p *parcel) outcome {
 			return outcome{kind: outcomeSent}
 		case ctx.Err() != nil:
 			return outcome{kind: outcomeKept, wait: shutdownRedeliveryDelay}
-		case res.Class == upstream.RateLimited:
+		case res.Class == upstream.RateLimited, res.Class == upstream.Denied:
 			// Recorded by sendOnce; the next turn holds the envelope.
 		case res.Class == upstream.Rejected:
 			return w.bury(ctx, p, fmt.Sprintf("upstream_rejected: status %d", res.Status), droppedRejected)
@@ -134,14 +141,71 @@ func (w *Worker) forward(ctx context.Context, p *parcel) outcome {
 	}
 }
 
+// hold decides whether the envelope must wait for its key: a rate limit
+// or a denial that has not expired yet. An envelope held past
+// MaxEnvelopeDelay goes to the dead letters (the outcome is then whatever
+// bury decided).
+func (w *Worker) hold(ctx context.Context, p *parcel) (outcome, bool) {
+	m := p.m
+	limitWait := w.limits.wait(m.PublicKey, p.cats)
+	denyWait, d := w.denied.hold(m.PublicKey)
+	wait := max(limitWait, denyWait)
+	if wait <= 0 {
+		return outcome{}, false
+	}
+	status := http.StatusTooManyRequests
+	if denyWait >= limitWait {
+		status = d.status
+	}
+	if w.expired(m) {
+		return w.expire(ctx, p, status), true
+	}
+	lasting := denyWait > 0 && w.now().Sub(d.first) > w.cfg.OutageGracePeriod
+	return outcome{kind: outcomeHeld, wait: wait, spool: lasting}, true
+}
+
+// expired reports whether m was accepted longer than MaxEnvelopeDelay ago.
+func (w *Worker) expired(m *stream.Message) bool {
+	age, ok := w.age(m)
+	return ok && age > w.cfg.MaxEnvelopeDelay
+}
+
+// expire buries an envelope its key held (by status) past MaxEnvelopeDelay.
+func (w *Worker) expire(ctx context.Context, p *parcel, status int) outcome {
+	age, _ := w.age(p.m)
+	w.log.Warn("envelope held by the upstream for longer than max_envelope_delay: moved to the dead letters",
+		"event_id", p.m.EventID, "project", p.m.ProjectID, "status", status, "age", age.Round(time.Second),
+		"max_envelope_delay", w.cfg.MaxEnvelopeDelay)
+	return w.bury(ctx, p, fmt.Sprintf("expired: held by upstream status %d for longer than %s", status, w.cfg.MaxEnvelopeDelay),
+		droppedExpired)
+}
+
+// age is how long ago ingest accepted m; ok is false when m does not say
+// (ReceivedAt zero: an envelope of unknown age is never expired).
+func (w *Worker) age(m *stream.Message) (time.Duration, bool) {
+	if m.ReceivedAt.IsZero() {
+		return 0, false
+	}
+	return w.now().Sub(m.ReceivedAt), true
+}
+
 // sendOnce sends one envelope and does the bookkeeping every sender shares:
-// an answer (2xx, 429, final 4xx) clears the outage detector, a retryable
-// failure feeds it, a 429 teaches the rate limiter, a final rejection is
+// an answer (2xx, 429, final 4xx) clears the outage detector and the key's
+// denial, a retryable failure or a denial feeds the outage detector, a 429
+// teaches the rate limiter, a denial the key's hold, a final rejection is
 // logged (without payload). A failure caused by ctx being cancelled is not
 // an upstream failure and feeds nothing.
 func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 	m := p.m
 	res := w.send.Send(ctx, p.req)
+	switch res.Class {
+	case upstream.Accepted, upstream.RateLimited, upstream.Rejected:
+		if d, ok := w.denied.clear(m.PublicKey); ok {
+			w.log.Info("upstream answers for the key again: its held envelopes go out", "key", m.PublicKey,
+				"project", m.ProjectID, "status", res.Status, "was_status", d.status,
+				"denied_for", w.now().Sub(d.first).Round(time.Millisecond), "held", d.held)
+		}
+	}
 	switch res.Class {
 	case upstream.Accepted:
 		w.outage.Answered()
@@ -155,6 +219,22 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 		w.outage.Answered()
 		w.log.Warn("upstream rejected envelope: moved to the dead letters", "event_id", m.EventID,
 			"project", m.ProjectID, "status", res.Status, "err", res.Err)
+	case upstream.Denied:
+		deniedCounter(res.Status).Inc()
+		if ctx.Err() == nil {
+			w.outage.Denial()
+		}
+		prev, was, changed := w.denied.record(m.PublicKey, res.Status)
+		if changed {
+			// One line per state change, not per envelope: every envelope of
+			// the key gets the same answer.
+			attrs := []any{"status", res.Status, "key", m.PublicKey, "project", m.ProjectID, "err", res.Err,
+				"retry_max_interval", w.cfg.MaxRetryInterval, "max_envelope_delay", w.cfg.MaxEnvelopeDelay}
+			if was {
+				attrs = append(attrs, "was_status", prev.status, "held", prev.held)
+			}
+			w.log.Error("upstream denies the key (check relay.upstream, the relay's credentials and the project's key): its envelopes wait and are retried", attrs...)
+		}
 	default:
 		if ctx.Err() == nil && w.outage.Failure() {
 			w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", res.Err)

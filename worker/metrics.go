@@ -29,6 +29,9 @@ var (
 	droppedRejected    = metrics.NewCounter(`relay_worker_dropped_total{reason="upstream_rejected"}`)
 	droppedStageError  = metrics.NewCounter(`relay_worker_dropped_total{reason="stage_error"}`)
 	droppedUndecodable = metrics.NewCounter(`relay_worker_dropped_total{reason="spool_record_undecodable"}`)
+	// droppedExpired: held by its key (429, 401/403/404) past
+	// MaxEnvelopeDelay.
+	droppedExpired = metrics.NewCounter(`relay_worker_dropped_total{reason="expired"}`)
 
 	// Errors that never lose anything but deserve an alert.
 	fetchErrorsTotal = metrics.NewCounter(`relay_worker_errors_total{op="fetch"}`)

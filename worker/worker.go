@@ -56,9 +56,11 @@ type Worker struct {
 	store Store
 	log   *slog.Logger
 	pipe  pipeline
+	now   func() time.Time // the clock of every decision (outage, holds, envelope age)
 
 	outage  *outageDetector
 	limits  *rateLimiter
+	denied  *denials
 	held    *heldSet
 	slots   chan struct{} // capacity Concurrency: a consumer's send holds one
 	spooled chan struct{} // capacity 1: a Put wakes the idle drainer
@@ -85,6 +87,7 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 	}
 	cfg = cfg.withDefaults()
 	return &Worker{
+		now:     time.Now,
 		cfg:     cfg,
 		src:     src,
 		send:    send,
@@ -93,6 +96,7 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 		pipe:    p,
 		outage:  newOutageDetector(cfg.OutageGracePeriod, time.Now),
 		limits:  newRateLimiter(time.Now),
+		denied:  newDenials(time.Now, cfg.RetryDelay, cfg.MaxRetryInterval),
 		held:    newHeldSet(),
 		slots:   make(chan struct{}, cfg.Concurrency),
 		spooled: make(chan struct{}, 1),
@@ -256,6 +260,14 @@ func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
 	spoolBackoff := w.newBackoff()
 	for {
 		o := w.forward(ctx, p)
+		if o.kind == outcomeHeld && o.spool {
+			// A denial that lasts: keep the envelope in the spool, not
+			// un-acked in the stream. If the spool cannot take it now, it
+			// goes back to JetStream for the hold as usual.
+			if w.spoolNow(ctx, d, p) {
+				return
+			}
+		}
 		if o.kind != outcomeOutage {
 			w.dispose(ctx, d, o)
 			return
@@ -291,6 +303,28 @@ func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
 		sleep(ctx, wait, w.outage.Ended())
 		spoolWaitGauge.Dec()
 	}
+}
+
+// spoolNow tries one Put of the delivery's message and acks it on success.
+// It reports whether the message is now in the spool (and acked).
+func (w *Worker) spoolNow(ctx context.Context, d *stream.Delivery, p *parcel) bool {
+	data, err := p.encoded()
+	if err != nil {
+		return false
+	}
+	if err := w.store.Put(ctx, data); err != nil {
+		if errors.Is(err, spool.ErrFull) {
+			spoolFullTotal.Inc()
+		} else if ctx.Err() == nil {
+			spoolPutErrors.Inc()
+			w.log.Error("spool put failed; the envelope goes back to the stream", "event_id", p.m.EventID, "err", err)
+		}
+		return false
+	}
+	spooledTotal.Inc()
+	w.wakeDrainer()
+	w.ack(ctx, d)
+	return true
 }
 
 // dispose releases a delivery as forward decided: ack what was delivered or

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -225,12 +226,19 @@ func TestRateLimitedWaitsRetryAfter(t *testing.T) {
 	eventually(t, 5*time.Second, "the stream to be empty", func() bool { return h.streamMsgs() == 0 })
 }
 
-// A final 4xx is not retried: the envelope is buried in the dead letters,
-// counted, logged without payload, and acked.
+// A final 4xx (400, 413, 415: an answer about this envelope) is not
+// retried: the envelope is buried in the dead letters, counted, logged
+// without payload, and acked.
 func TestRejectedIsBuriedCountedAcked(t *testing.T) {
+	for _, status := range []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) { testRejectedIsBuried(t, status) })
+	}
+}
+
+func testRejectedIsBuried(t *testing.T, status int) {
 	h := newHarness(t, harnessOpts{})
 	ids := h.publish(3, keyA)
-	h.up.SetMode(fakesentry.Rejecting(http.StatusBadRequest, "invalid event", 1))
+	h.up.SetMode(fakesentry.Rejecting(status, "invalid event", 1))
 	bad := ids[0] // one consumer, one at a time: the first request is the first envelope
 	dropped := droppedRejected.Get()
 	h.start(fastCfg(Config{Concurrency: 1, FetchBatch: 1}))
@@ -261,8 +269,8 @@ func TestRejectedIsBuriedCountedAcked(t *testing.T) {
 	if err := m.UnmarshalBinary(dead[0].Data); err != nil {
 		t.Fatalf("dead letter does not decode: %v", err)
 	}
-	if m.EventID != bad || !strings.Contains(dead[0].Reason, "400") {
-		t.Errorf("dead letter = event %s reason %q, want event %s and a reason naming status 400", m.EventID, dead[0].Reason, bad)
+	if m.EventID != bad || !strings.Contains(dead[0].Reason, strconv.Itoa(status)) {
+		t.Errorf("dead letter = event %s reason %q, want event %s and a reason naming status %d", m.EventID, dead[0].Reason, bad, status)
 	}
 }
 

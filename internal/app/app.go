@@ -207,6 +207,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 		MaxRetryInterval:  cfg.HTTP.MaxRetryInterval,
 		OutageGracePeriod: cfg.HTTP.OutageGracePeriod,
 		AckWait:           cfg.JetStream.AckWait,
+		MaxEnvelopeDelay:  cfg.Spool.MaxEnvelopeDelay,
 	}, cons, up, sp, log, stages...)
 }
 

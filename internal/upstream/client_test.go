@@ -386,11 +386,12 @@ func TestClassification(t *testing.T) {
 		{name: "200 with rate limits is accepted, limits reported", handle: respond(200, `{}`, "X-Sentry-Rate-Limits", "60:transaction:key"),
 			class: Accepted, status: 200, limitedFor: []string{"transaction"}, notLimited: []string{"error"}},
 		{name: "400", handle: respond(400, `{"detail":"invalid event envelope","causes":["EOF"]}`), class: Rejected, status: 400, detail: "invalid event envelope"},
-		{name: "401", handle: respond(401, `{"detail":"missing authorization information"}`), class: Rejected, status: 401, detail: "missing authorization information"},
-		{name: "403", handle: respond(403, `{"detail":"event submission rejected with_reason: ProjectId"}`), class: Rejected, status: 403, detail: "event submission rejected with_reason: ProjectId"},
+		{name: "401", handle: respond(401, `{"detail":"missing authorization information"}`), class: Denied, status: 401, detail: "missing authorization information"},
+		{name: "403", handle: respond(403, `{"detail":"event submission rejected with_reason: ProjectId"}`), class: Denied, status: 403, detail: "event submission rejected with_reason: ProjectId"},
 		{name: "413", handle: respond(413, `{"detail":"envelope exceeded size limits for type 'event'"}`), class: Rejected, status: 413, detail: "envelope exceeded size limits for type 'event'"},
-		{name: "404 html body", handle: respond(404, `<html>nope</html>`), class: Rejected, status: 404},
-		{name: "403 detail object", handle: respond(403, `{"detail":{"code":"x"}}`), class: Rejected, status: 403, detail: `{"code":"x"}`},
+		{name: "415", handle: respond(415, ``), class: Rejected, status: 415},
+		{name: "404 html body", handle: respond(404, `<html>nope</html>`), class: Denied, status: 404},
+		{name: "403 detail object", handle: respond(403, `{"detail":{"code":"x"}}`), class: Denied, status: 403, detail: `{"code":"x"}`},
 		{name: "429 retry-after seconds", handle: respond(429, `{"detail":"Sentry dropped data"}`, "Retry-After", "5"),
 			class: RateLimited, status: 429, retryAfter: 5 * sec, limitedFor: []string{"error", "transaction", "anything"}, detail: "Sentry dropped data"},
 		{name: "429 retry-after float", handle: respond(429, ``, "Retry-After", "2.2"), class: RateLimited, status: 429, retryAfter: 3 * sec, limitedFor: []string{"error"}},
@@ -451,6 +452,9 @@ func TestClassification(t *testing.T) {
 			}
 			if tt.detail != "" && !strings.Contains(res.Err.Error(), tt.detail) {
 				t.Errorf("Err %q lacks the detail", res.Err)
+			}
+			if tt.class == Denied && !strings.Contains(res.Err.Error(), rec.URL) {
+				t.Errorf("Err %q does not name the upstream URL (an operator must see where the relay is refused)", res.Err)
 			}
 			if n := len(rec.requests()); n != 1 {
 				t.Fatalf("%d requests: a redirect was followed or a request retried", n)
@@ -652,7 +656,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestClassString(t *testing.T) {
-	for c, want := range map[Class]string{Accepted: "accepted", RateLimited: "rate_limited", Retryable: "retryable", Rejected: "rejected", Class(9): "class(9)"} {
+	for c, want := range map[Class]string{Accepted: "accepted", RateLimited: "rate_limited", Retryable: "retryable", Rejected: "rejected", Denied: "denied", Class(9): "class(9)"} {
 		if c.String() != want {
 			t.Errorf("%d.String() = %q", int(c), c.String())
 		}

@@ -1,0 +1,158 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relayhq/relay/internal/fakesentry"
+	"github.com/relayhq/relay/internal/stream"
+)
+
+// An upstream that answers 401, then 403, then 404 — a relay not (yet)
+// authorised, a wrong relay.upstream, a key being fixed — loses nothing:
+// every acknowledged envelope waits and arrives once the upstream answers
+// 200 again, and the upstream is not hammered with one request per
+// envelope meanwhile. (Before 401/403/404 were told apart from final
+// rejections, such an upstream buried or lost most of them.)
+func TestDeniedStatusesWaitThenArrive(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.up.SetMode(fakesentry.Rejecting(http.StatusUnauthorized, "missing authorization information", 0))
+	h.start(fastCfg(Config{Concurrency: 4, FetchBatch: 4, DrainConcurrency: 2}))
+
+	var ids []string
+	for i, status := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound} {
+		h.up.SetMode(fakesentry.Rejecting(status, "denied", 0))
+		for _, key := range []string{keyA, keyB} {
+			ids = append(ids, h.publish(100, key)...)
+		}
+		phaseEnd := time.Now().Add(time.Second)
+		eventually(t, 10*time.Second, fmt.Sprintf("a %d answered", status), func() bool {
+			for _, r := range h.envelopeRequests() {
+				if r.Status == status {
+					return true
+				}
+			}
+			return false
+		})
+		time.Sleep(time.Until(phaseEnd))
+		if n := h.up.Count(); n != 0 {
+			t.Fatalf("phase %d: the fake Sentry accepted %d envelopes while denying", i, n)
+		}
+	}
+	denied := len(h.envelopeRequests())
+	if denied > len(ids)/4 {
+		t.Errorf("%d envelope requests for %d envelopes while every answer was a denial: the upstream is probed, not hammered", denied, len(ids))
+	}
+	if dead, err := h.spool.Buried(10); err != nil || len(dead) != 0 {
+		t.Fatalf("dead letters %d (%v): a denial is not final for the envelope", len(dead), err)
+	}
+
+	h.up.SetMode(fakesentry.Normal())
+	eventually(t, 30*time.Second, "every acknowledged envelope accepted", func() bool { return h.up.Count() >= len(ids) })
+	eventually(t, 10*time.Second, "spool and stream empty", func() bool { return h.spool.Stats().Records == 0 && h.streamMsgs() == 0 })
+	h.checkLedger(ids, len(ids)/20)
+}
+
+// publishAged publishes one envelope for key that ingest accepted at
+// receivedAt, and adds it to the ledger.
+func (h *harness) publishAged(key string, receivedAt time.Time) string {
+	h.t.Helper()
+	h.mu.Lock()
+	id := fmt.Sprintf("%032x", len(h.ledger)+1)
+	h.ledger = append(h.ledger, id)
+	h.keyOf[id] = key
+	h.mu.Unlock()
+	m := &stream.Message{ProjectID: testProject, PublicKey: key, Client: "sentry.go/0.50.0", Version: 7,
+		ReceivedAt: receivedAt, EventID: id, Envelope: envelopeFor(id)}
+	if err := h.conn.Publish(context.Background(), m, id); err != nil {
+		h.t.Fatalf("publish %s: %v", id, err)
+	}
+	return id
+}
+
+// An envelope its key holds — a denial or a 429 — waits at most
+// MaxEnvelopeDelay counted from when ingest accepted it; then it goes to the
+// dead letters with the reason, counted. A younger one keeps waiting and
+// arrives.
+func TestHeldPastMaxEnvelopeDelayIsBuried(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		mode fakesentry.Mode
+		want string // in the dead letter's reason
+	}{
+		{"401", fakesentry.Rejecting(http.StatusUnauthorized, "", 0), "status 401"},
+		{"403", fakesentry.Rejecting(http.StatusForbidden, "", 0), "status 403"},
+		{"429", fakesentry.RateLimited("1", "", 0), "status 429"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{})
+			h.up.SetMode(tt.mode)
+			expired := droppedExpired.Get()
+			old := h.publishAged(keyA, time.Now().Add(-2*time.Hour))
+			young := h.publishAged(keyA, time.Now())
+			h.start(fastCfg(Config{Concurrency: 1, FetchBatch: 1, MaxEnvelopeDelay: time.Hour}))
+
+			eventually(t, 10*time.Second, "the old envelope buried", func() bool {
+				dead, err := h.spool.Buried(10)
+				return err == nil && len(dead) == 1
+			})
+			dead, _ := h.spool.Buried(10)
+			var m stream.Message
+			if err := m.UnmarshalBinary(dead[0].Data); err != nil || m.EventID != old ||
+				!strings.Contains(dead[0].Reason, "expired") || !strings.Contains(dead[0].Reason, tt.want) {
+				t.Fatalf("dead letter event %s reason %q (%v), want %s expired with %s", m.EventID, dead[0].Reason, err, old, tt.want)
+			}
+			if got := droppedExpired.Get() - expired; got != 1 {
+				t.Errorf(`relay_worker_dropped_total{reason="expired"} grew by %d, want 1`, got)
+			}
+			time.Sleep(500 * time.Millisecond)
+			h.up.SetMode(fakesentry.Normal())
+			eventually(t, 15*time.Second, "the young envelope accepted", func() bool { return h.up.Count() >= 1 })
+			eventually(t, 10*time.Second, "spool and stream empty", func() bool { return h.spool.Stats().Records == 0 && h.streamMsgs() == 0 })
+			h.checkLedger([]string{young}, 0)
+			if dead, _ := h.spool.Buried(10); len(dead) != 1 {
+				t.Errorf("%d dead letters, want only the expired one", len(dead))
+			}
+		})
+	}
+}
+
+// Each state change of a key's denial is reported once and counted per
+// answer; the backoff per key doubles from RetryDelay and stops at
+// MaxRetryInterval.
+func TestDenials(t *testing.T) {
+	now := t0
+	ds := newDenials(func() time.Time { return now }, time.Second, 4*time.Second)
+	var changes []bool
+	var waits []time.Duration
+	for _, status := range []int{401, 401, 401, 401, 403} {
+		_, _, changed := ds.record(keyA, status)
+		changes = append(changes, changed)
+		w, _ := ds.hold(keyA)
+		waits = append(waits, w)
+	}
+	if want := []bool{true, false, false, false, true}; !slices.Equal(changes, want) {
+		t.Errorf("state changes %v, want %v", changes, want)
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second, 4 * time.Second}; !slices.Equal(waits, want) {
+		t.Errorf("holds %v, want %v (doubling, capped)", waits, want)
+	}
+	if w, _ := ds.hold(keyB); w != 0 {
+		t.Errorf("key B held %v by key A's denial", w)
+	}
+	now = now.Add(5 * time.Second)
+	if w, d := ds.hold(keyA); w != 0 || d.status != 403 {
+		t.Errorf("after the hold: wait %v status %d, want 0 and still denied with 403", w, d.status)
+	}
+	if d, ok := ds.clear(keyA); !ok || d.status != 403 {
+		t.Errorf("clear = %+v %v", d, ok)
+	}
+	if _, ok := ds.clear(keyA); ok {
+		t.Error("a second clear reported a state change")
+	}
+}
