@@ -167,7 +167,14 @@ func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress 
 // drainOne delivers one spooled record: forward decides, drainOne maps the
 // outcome onto the record (delete it, skip it for now, or keep it and stop
 // the batch).
-func (w *Worker) drainOne(ctx context.Context, rec spool.Record) (drainOutcome, time.Duration) {
+func (w *Worker) drainOne(ctx context.Context, rec spool.Record) (o drainOutcome, wait time.Duration) {
+	if p, stack := catch(func() { o, wait = w.drainRecord(ctx, rec) }); p != nil {
+		return w.drainPanic(ctx, rec, p, stack)
+	}
+	return o, wait
+}
+
+func (w *Worker) drainRecord(ctx context.Context, rec spool.Record) (drainOutcome, time.Duration) {
 	var m stream.Message
 	if err := m.UnmarshalBinary(rec.Data); err != nil {
 		// A record this build cannot read will never become readable: keep
@@ -238,7 +245,14 @@ func (w *Worker) probeDenied(ctx context.Context) error {
 			}
 			return fmt.Errorf("worker: probe: record %d expired and cannot be buried", rec.ID)
 		}
-		res := w.sendOnce(ctx, p)
+		var res upstream.Result
+		if pv, stack := catch(func() { res = w.sendOnce(ctx, p) }); pv != nil {
+			if o, _ := w.drainPanic(ctx, rec, pv, stack); o == drainBuried {
+				settled = append(settled, rec.ID)
+				continue
+			}
+			return fmt.Errorf("worker: probe: record %d panicked and cannot be buried", rec.ID)
+		}
 		switch res.Class {
 		case upstream.Accepted:
 			drainedTotal.Inc()

@@ -116,10 +116,7 @@ func (w *Worker) forward(ctx context.Context, p *parcel) outcome {
 			retriesTotal.Inc()
 		}
 		attempts++
-		res := w.sendOnce(ctx, p)
-		if p.slots != nil {
-			<-p.slots
-		}
+		res := w.sendSlotted(ctx, p)
 		switch {
 		case res.Class == upstream.Accepted:
 			return outcome{kind: outcomeSent}
@@ -139,6 +136,15 @@ func (w *Worker) forward(ctx context.Context, p *parcel) outcome {
 			sleep(ctx, wait, w.outage.Started())
 		}
 	}
+}
+
+// sendSlotted is sendOnce for a parcel that took a slot: the slot is given
+// back however the send ends, a panic included.
+func (w *Worker) sendSlotted(ctx context.Context, p *parcel) upstream.Result {
+	if p.slots != nil {
+		defer func() { <-p.slots }()
+	}
+	return w.sendOnce(ctx, p)
 }
 
 // hold decides whether the envelope must wait for its key: a rate limit

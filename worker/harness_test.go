@@ -47,6 +47,7 @@ type harness struct {
 	js     jetstream.JetStream // a second client, to inspect the stream
 	spool  *spool.Spool
 	client *upstream.Client
+	sender Sender // what the worker sends with; nil = client
 	up     *fakesentry.Server
 	log    *slog.Logger
 
@@ -187,7 +188,11 @@ func (h *harness) start(cfg Config, stages ...Stage) *running {
 	if cfg.AckWait == 0 {
 		cfg.AckWait = h.opts.ackWait
 	}
-	w, err := New(cfg, h.consumer(), h.client, h.spool, h.log, stages...)
+	var send Sender = h.client
+	if h.sender != nil {
+		send = h.sender
+	}
+	w, err := New(cfg, h.consumer(), send, h.spool, h.log, stages...)
 	if err != nil {
 		h.t.Fatalf("worker.New: %v", err)
 	}

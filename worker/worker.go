@@ -221,8 +221,15 @@ func (w *Worker) handleBatch(ctx context.Context, ds []*stream.Delivery) {
 	wg.Wait()
 }
 
-// handle runs the stages on one held delivery and then delivers it.
+// handle runs the stages on one held delivery and then delivers it. A
+// panic on the way is this envelope's, and is contained here (handlePanic).
 func (w *Worker) handle(ctx context.Context, d *stream.Delivery) {
+	if p, stack := catch(func() { w.handleOne(ctx, d) }); p != nil {
+		w.handlePanic(ctx, d, p, stack)
+	}
+}
+
+func (w *Worker) handleOne(ctx context.Context, d *stream.Delivery) {
 	if ctx.Err() != nil {
 		w.nakShutdown(d)
 		return
