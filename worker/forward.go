@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/relayhq/relay/internal/stream"
 	"github.com/relayhq/relay/internal/upstream"
+	"github.com/relayhq/relay/spool"
 )
 
 // outcomeKind is what forward decided for one envelope. The caller only
@@ -269,8 +271,15 @@ func (w *Worker) bury(ctx context.Context, p *parcel, reason string, dropped *me
 // decode as one); eventID is only for the log.
 func (w *Worker) buryData(ctx context.Context, data []byte, eventID, reason string, dropped *metrics.Counter) outcome {
 	if err := w.store.Bury(ctx, data, reason); err != nil {
-		buryErrorsTotal.Inc()
-		w.log.Error("dead-letter write failed; the envelope is kept", "event_id", eventID, "reason", reason, "err", err)
+		if errors.Is(err, spool.ErrDeadFull) {
+			// Logged once per state change by deadLettersFull, not once per
+			// envelope.
+			w.deadLettersFull(err)
+			w.log.Debug("dead letters full; the envelope is kept", "event_id", eventID, "reason", reason)
+		} else {
+			buryErrorsTotal.Inc()
+			w.log.Error("dead-letter write failed; the envelope is kept", "event_id", eventID, "reason", reason, "err", err)
+		}
 		return outcome{kind: outcomeKept}
 	}
 	dropped.Inc()

@@ -36,6 +36,7 @@ const (
 type harnessOpts struct {
 	ackWait   time.Duration // stream AckWait (≥ 1s); default 30s
 	spoolMax  int64         // spool MaxDiskSize; 0 = unlimited
+	maxBuried int           // spool MaxBuried (dead-letter cap); 0 = the default
 	spoolPath string        // reuse a spool directory (restart tests)
 	storeDir  string        // reuse a JetStream store (restart tests)
 }
@@ -121,7 +122,7 @@ func (h *harness) openStream() {
 
 func (h *harness) openSpool() {
 	h.t.Helper()
-	sp, err := spool.Open(h.opts.spoolPath, spool.Options{MaxDiskSize: h.opts.spoolMax, NoSync: true})
+	sp, err := spool.Open(h.opts.spoolPath, spool.Options{MaxDiskSize: h.opts.spoolMax, MaxBuried: h.opts.maxBuried, NoSync: true})
 	if err != nil {
 		h.t.Fatalf("spool.Open: %v", err)
 	}

@@ -57,4 +57,10 @@ var (
 	inFlightGauge  = metrics.NewGauge(`relay_worker_in_flight`, nil)
 	pausedGauge    = metrics.NewGauge(`relay_worker_fetch_paused`, nil)
 	spoolWaitGauge = metrics.NewGauge(`relay_worker_spool_waiting`, nil)
+
+	// deadFullGauge is 1 while consumers do not fetch because the dead
+	// letters are full; deadFullRefusals counts the envelopes the dead
+	// letters refused (each kept: Nak'd, or left in the spool).
+	deadFullGauge    = metrics.NewGauge(`relay_worker_dead_letters_full`, nil)
+	deadFullRefusals = metrics.NewCounter(`relay_worker_dead_letters_refused_total`)
 )

@@ -31,13 +31,16 @@ type Sender interface {
 // Store is the spool (*spool.Spool): records of encoded stream.Messages,
 // oldest first, and the dead letters for envelopes that can never be
 // delivered. Put returns only once the record is durable; it wraps
-// spool.ErrFull when the spool is at its size cap.
+// spool.ErrFull when the spool is at its size cap. Bury wraps
+// spool.ErrDeadFull when the dead letters are at their cap (nothing is ever
+// evicted), and DeadFull reports that state.
 type Store interface {
 	Put(ctx context.Context, data []byte) error
 	Oldest(n int) ([]spool.Record, error)
 	Delete(ids ...uint64) error
 	Bury(ctx context.Context, data []byte, reason string) error
 	Full() bool
+	DeadFull() bool
 }
 
 // The real parts satisfy the interfaces; tests may substitute any of them.
@@ -65,7 +68,11 @@ type Worker struct {
 	slots   chan struct{} // capacity Concurrency: a consumer's send holds one
 	spooled chan struct{} // capacity 1: a Put wakes the idle drainer
 	paused  atomic.Int32  // consumers paused by a full spool (logged on 0↔1)
-	running atomic.Bool
+	// deadFull is set when a Bury was refused with spool.ErrDeadFull and
+	// cleared by the first consumer that finds room again (logged on each
+	// change): while it is set no consumer fetches.
+	deadFull atomic.Bool
+	running  atomic.Bool
 }
 
 // New returns a Worker that runs stages, in the order given, on every
@@ -163,6 +170,15 @@ func (w *Worker) consume(ctx context.Context) {
 			w.pause(ctx)
 			continue
 		}
+		// The same when the dead letters are full and an envelope could not
+		// be buried: every envelope that needs burying would be handed back
+		// again and again. The stream fills, ingest answers 503, and the
+		// operator was told why (deadLettersFull). It resumes by itself
+		// once the dead letters have been purged.
+		if w.deadLettersBlocked() {
+			w.pauseDead(ctx)
+			continue
+		}
 		ds, err := w.src.Fetch(ctx, w.cfg.FetchBatch)
 		if len(ds) > 0 {
 			w.handleBatch(ctx, ds)
@@ -191,6 +207,41 @@ func (w *Worker) pause(ctx context.Context) {
 	if w.paused.Add(-1) == 0 && ctx.Err() == nil {
 		w.log.Info("consumers resume fetching")
 	}
+	pausedGauge.Dec()
+}
+
+// deadLettersFull records that Bury refused with spool.ErrDeadFull; the
+// first refusal after room was found is logged, every one counted.
+func (w *Worker) deadLettersFull(err error) {
+	deadFullRefusals.Inc()
+	if w.deadFull.CompareAndSwap(false, true) {
+		deadFullGauge.Set(1)
+		w.log.Error("dead letters are full: consumers stopped taking from the stream, which will fill (ingest then answers 503); "+
+			"look at and purge the dead letters with `relay spool dead`, or raise spool.max_dead_count / spool.max_dead_size",
+			"err", err)
+	}
+}
+
+// deadLettersBlocked reports whether consumers must not fetch because the
+// dead letters are full; it clears the state once the spool has room.
+func (w *Worker) deadLettersBlocked() bool {
+	if !w.deadFull.Load() {
+		return false
+	}
+	if w.store.DeadFull() {
+		return true
+	}
+	if w.deadFull.CompareAndSwap(true, false) {
+		deadFullGauge.Set(0)
+		w.log.Info("dead letters have room again: consumers resume taking from the stream")
+	}
+	return false
+}
+
+// pauseDead waits while the dead letters are full.
+func (w *Worker) pauseDead(ctx context.Context) {
+	pausedGauge.Inc()
+	sleep(ctx, w.cfg.BackpressureInterval, nil)
 	pausedGauge.Dec()
 }
 
