@@ -49,7 +49,8 @@ type Config struct {
 	// does not redeliver it while a consumer is still working on it.
 	AckWait time.Duration
 	// DrainBatch is how many spool records the drainer reads at a time
-	// (Oldest(DrainBatch)); their deletes are committed together.
+	// (OldestAfter, DrainBatch at a time); their deletes are committed
+	// together.
 	DrainBatch int
 	// DrainConcurrency is how many spooled envelopes the drainer sends at
 	// once, on top of the consumers' Concurrency (default: Concurrency/2, at

@@ -25,8 +25,10 @@ import (
 // the stream meanwhile.
 func (w *Worker) drain(ctx context.Context) {
 	probeBackoff, stuckBackoff := w.newBackoff(), w.newBackoff()
+	var pass drainPass
 	for ctx.Err() == nil {
 		if w.outage.Active() {
+			pass = drainPass{}
 			var err error
 			if w.outage.Denied() {
 				err = w.probeDenied(ctx)
@@ -49,40 +51,79 @@ func (w *Worker) drain(ctx context.Context) {
 			continue
 		}
 		probeBackoff.Reset()
-		recs, err := w.store.Oldest(w.cfg.DrainBatch)
+		recs, err := w.store.OldestAfter(pass.after, w.cfg.DrainBatch)
 		if err != nil {
 			spoolReadErrors.Inc()
 			w.log.Error("reading the spool failed; retrying", "err", err, "in", w.cfg.DrainPoll)
+			pass = drainPass{}
 			sleep(ctx, w.cfg.DrainPoll, nil)
 			continue
 		}
 		if len(recs) == 0 {
-			t := time.NewTimer(w.cfg.DrainPoll)
-			select {
-			case <-ctx.Done():
-			case <-w.spooled:
-			case <-w.outage.Started():
-			case <-t.C:
+			if pass.after == 0 {
+				// The spool is empty.
+				w.waitSpooled(ctx, w.cfg.DrainPoll)
+				continue
 			}
-			t.Stop()
+			// The end of a pass past held keys' records. If anything left
+			// the spool, start over at the head at once (the oldest come
+			// first again); otherwise every record left is held: wait for
+			// the first hold to expire, or for a new record.
+			done := pass
+			pass = drainPass{}
+			if done.progress {
+				continue
+			}
+			wait := done.retryIn
+			if wait <= 0 {
+				wait = w.nextDelay(stuckBackoff)
+			}
+			w.waitSpooled(ctx, wait)
 			continue
 		}
-		progress, retryIn := w.drainBatch(ctx, recs)
+		progress, retryIn, stopped := w.drainBatch(ctx, recs)
 		if progress > 0 {
 			stuckBackoff.Reset()
+		}
+		if !stopped {
+			// Read on past this batch: its held records stay behind, and
+			// the next batch may belong to keys that are not held.
+			pass.after = recs[len(recs)-1].ID
+			pass.progress = pass.progress || progress > 0
+			if retryIn > 0 && (pass.retryIn == 0 || retryIn < pass.retryIn) {
+				pass.retryIn = retryIn
+			}
 			continue
 		}
-		// Nothing of the batch left the spool: its keys are rate limited
-		// (wait for the first limit to expire), or something fails that is
-		// not an outage (e.g. the dead letters cannot be written: back off).
-		// Do not spin either way.
-		if w.outage.Active() {
+		// A record could not be settled (outage, shutdown, the dead letters
+		// refusing): start over at the head, after a pause unless something
+		// left the spool. Do not spin.
+		pass = drainPass{}
+		if progress > 0 || w.outage.Active() {
 			continue
 		}
-		if retryIn <= 0 {
-			retryIn = w.nextDelay(stuckBackoff)
-		}
-		sleep(ctx, retryIn, w.outage.Started())
+		sleep(ctx, w.nextDelay(stuckBackoff), w.outage.Started())
+	}
+}
+
+// drainPass is the drainer's walk through the spool: records up to after
+// were looked at in this pass; progress says whether any left the spool;
+// retryIn is the shortest hold among those skipped.
+type drainPass struct {
+	after    uint64
+	progress bool
+	retryIn  time.Duration
+}
+
+// waitSpooled waits for d, a new spool record, an outage, or ctx.
+func (w *Worker) waitSpooled(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-w.spooled:
+	case <-w.outage.Started():
+	case <-t.C:
 	}
 }
 
@@ -102,9 +143,10 @@ const (
 // losses). Once one send finds the upstream in outage, no more are started.
 // Records whose key is rate limited are skipped (deferred), not waited for:
 // one limited key must not hold up the others' backlog. It returns how many
-// records left the spool and, when some were deferred, how long until the
-// first of their limits expires.
-func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress int, retryIn time.Duration) {
+// records left the spool, when some were deferred how long until the first
+// of their holds expires, and whether it stopped short: a record it could
+// not settle (outage, shutdown, dead letters refusing) or did not reach.
+func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress int, retryIn time.Duration, stopped bool) {
 	outcomes := make([]drainOutcome, len(recs))
 	waits := make([]time.Duration, len(recs))
 	var stop atomic.Bool
@@ -134,6 +176,8 @@ func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress 
 	ids := make([]uint64, 0, len(recs))
 	for i, o := range outcomes {
 		switch o {
+		case drainKeep: // kept, or never dispatched
+			stopped = true
 		case drainSent, drainBuried:
 			ids = append(ids, recs[i].ID)
 		case drainDeferred:
@@ -143,7 +187,7 @@ func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress 
 		}
 	}
 	if len(ids) == 0 {
-		return 0, retryIn
+		return 0, retryIn, stopped
 	}
 	// Retry the delete until it works: re-sending a batch because its delete
 	// failed would only make duplicates. On shutdown, give up: the records
@@ -152,13 +196,13 @@ func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress 
 	for {
 		err := w.store.Delete(ids...)
 		if err == nil {
-			return len(ids), retryIn
+			return len(ids), retryIn, stopped
 		}
 		spoolDelErrors.Inc()
 		wait := w.nextDelay(b)
 		w.log.Error("deleting drained records from the spool failed; retrying", "records", len(ids), "err", err, "in", wait)
 		if ctx.Err() != nil {
-			return 0, retryIn
+			return 0, retryIn, true
 		}
 		sleep(ctx, wait, nil)
 	}
@@ -213,7 +257,7 @@ var errNothingToProbe = errors.New("worker: denied outage: no spooled envelope t
 // a denial or a failure (sendOnce then ended the outage); the record is
 // deleted when that answer settled it (2xx, or a final 4xx and buried).
 func (w *Worker) probeDenied(ctx context.Context) error {
-	recs, err := w.store.Oldest(w.cfg.DrainBatch)
+	recs, err := w.store.OldestAfter(0, w.cfg.DrainBatch)
 	if err != nil {
 		spoolReadErrors.Inc()
 		return fmt.Errorf("worker: probe: read the spool: %w", err)

@@ -29,14 +29,14 @@ type Sender interface {
 }
 
 // Store is the spool (*spool.Spool): records of encoded stream.Messages,
-// oldest first, and the dead letters for envelopes that can never be
+// oldest first (OldestAfter(0, n) is the head), and the dead letters for envelopes that can never be
 // delivered. Put returns only once the record is durable; it wraps
 // spool.ErrFull when the spool is at its size cap. Bury wraps
 // spool.ErrDeadFull when the dead letters are at their cap (nothing is ever
 // evicted), and DeadFull reports that state.
 type Store interface {
 	Put(ctx context.Context, data []byte) error
-	Oldest(n int) ([]spool.Record, error)
+	OldestAfter(after uint64, n int) ([]spool.Record, error)
 	Delete(ids ...uint64) error
 	Bury(ctx context.Context, data []byte, reason string) error
 	Full() bool
