@@ -110,10 +110,6 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 	}, nil
 }
 
-// InOutage reports whether the worker currently considers the upstream in
-// outage (for health and status pages).
-func (w *Worker) InOutage() bool { return w.outage.Active() }
-
 // Run runs Config.Concurrency consumers, the drainer and the heartbeat until
 // ctx is cancelled, and returns once every one of them has exited. On
 // cancellation consumers stop fetching, in-flight sends are cancelled and

@@ -116,7 +116,7 @@ func TestOutageSpoolsAndDrainsInOrder(t *testing.T) {
 	first := h.publish(40, keyA)
 
 	eventually(t, 15*time.Second, "all 40 envelopes in the spool", func() bool { return h.spool.Stats().Records == 40 })
-	if !r.w.InOutage() {
+	if !r.w.outage.Active() {
 		t.Fatal("worker does not report the outage")
 	}
 	if got := outageGauge.Get(); got != 1 {
@@ -135,7 +135,7 @@ func TestOutageSpoolsAndDrainsInOrder(t *testing.T) {
 
 	upAgain(t, h)
 	eventually(t, 15*time.Second, "the spool to drain", func() bool { return h.spool.Stats().Records == 0 })
-	eventually(t, 5*time.Second, "the outage to end", func() bool { return !r.w.InOutage() })
+	eventually(t, 5*time.Second, "the outage to end", func() bool { return !r.w.outage.Active() })
 	// New envelopes flow straight through after (and during) the drain.
 	second := h.publish(10, keyA)
 	eventually(t, 10*time.Second, "everything accepted", func() bool { return len(h.acceptedIDs()) >= 50 })
@@ -286,7 +286,7 @@ func TestSpoolFullBackpressure(t *testing.T) {
 	ids := h.publish(30, keyA)
 
 	eventually(t, 15*time.Second, "the spool to fill", func() bool { return h.spool.Full() })
-	if !r.w.InOutage() {
+	if !r.w.outage.Active() {
 		t.Fatal("not in outage")
 	}
 	// Let it sit for several AckWaits: the consumers must not take more
@@ -560,7 +560,7 @@ func TestOutageRefusedThen503ThenBack(t *testing.T) {
 	upAgain(t, h)
 	more := h.publish(5, keyB)
 	time.Sleep(time.Second) // several probe intervals
-	if !r.w.InOutage() {
+	if !r.w.outage.Active() {
 		t.Fatal("outage ended although the upstream answers 503")
 	}
 	if n := len(h.envelopeRequests()); n != 0 {

@@ -240,13 +240,6 @@ func baseURL(raw string) (string, error) {
 	return u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"), nil
 }
 
-// Encoding returns the Content-Encoding requests are sent with.
-func (c *Client) Encoding() string { return c.cfg.Encoding }
-
-// URL returns the upstream base URL requests are built on (no trailing
-// slash).
-func (c *Client) URL() string { return c.base }
-
 // EnvelopeURL returns where envelopes of a project are posted.
 func (c *Client) EnvelopeURL(projectID uint64) string {
 	return c.base + "/api/" + strconv.FormatUint(projectID, 10) + "/envelope/"

@@ -246,8 +246,8 @@ func TestNewErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.Encoding() != EncodingIdentity || c.URL() != "https://sentry.io" || c.EnvelopeURL(5) != "https://sentry.io/api/5/envelope/" {
-		t.Fatalf("defaults: %q %q %q", c.Encoding(), c.URL(), c.EnvelopeURL(5))
+	if c.cfg.Encoding != EncodingIdentity || c.base != "https://sentry.io" || c.EnvelopeURL(5) != "https://sentry.io/api/5/envelope/" {
+		t.Fatalf("defaults: %q %q %q", c.cfg.Encoding, c.base, c.EnvelopeURL(5))
 	}
 }
 
