@@ -86,6 +86,7 @@ func (p *parcel) encoded() ([]byte, error) {
 // then at the key's holds (a 429 or a 401/403/404 learnt by any sender),
 // then sends. A held envelope older than MaxEnvelopeDelay is buried
 // instead of waiting more.
+//
 // Retryable failures are retried here with backoff (capped by
 // MaxRetryInterval) until they succeed, an outage begins, or ctx ends. A
 // final rejection is buried here, so "buried" always means "Bury returned
