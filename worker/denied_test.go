@@ -2,15 +2,19 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/relayhq/relay/internal/fakesentry"
 	"github.com/relayhq/relay/internal/stream"
+	"github.com/relayhq/relay/internal/upstream"
 )
 
 // An upstream that answers 401, then 403, then 404 — a relay not (yet)
@@ -56,6 +60,19 @@ func TestDeniedStatusesWaitThenArrive(t *testing.T) {
 	eventually(t, 30*time.Second, "every acknowledged envelope accepted", func() bool { return h.up.Count() >= len(ids) })
 	eventually(t, 10*time.Second, "spool and stream empty", func() bool { return h.spool.Stats().Records == 0 && h.streamMsgs() == 0 })
 	h.checkLedger(ids, len(ids)/20)
+}
+
+// tryPublish publishes one envelope for key and adds it to the ledger; it
+// may be called from any goroutine.
+func (h *harness) tryPublish(key string) (string, error) {
+	h.mu.Lock()
+	id := fmt.Sprintf("%032x", len(h.ledger)+1)
+	h.ledger = append(h.ledger, id)
+	h.keyOf[id] = key
+	h.mu.Unlock()
+	m := &stream.Message{ProjectID: testProject, PublicKey: key, Client: "sentry.go/0.50.0", Version: 7,
+		ReceivedAt: time.Now(), EventID: id, Envelope: envelopeFor(id)}
+	return id, h.conn.Publish(context.Background(), m, id)
 }
 
 // publishAged publishes one envelope for key that ingest accepted at
@@ -155,4 +172,84 @@ func TestDenials(t *testing.T) {
 	if _, ok := ds.clear(keyA); ok {
 		t.Error("a second clear reported a state change")
 	}
+}
+
+// keyDenier answers 401 for one key without asking the upstream, as Sentry
+// does for a disabled key while the others are fine; deny is switched off
+// to let the key through again.
+type keyDenier struct {
+	Sender
+	key  string
+	deny *atomic.Bool
+}
+
+func (s keyDenier) Send(ctx context.Context, r upstream.Request) upstream.Result {
+	if r.PublicKey == s.key && s.deny.Load() {
+		return upstream.Result{Class: upstream.Denied, Status: http.StatusUnauthorized, Err: errors.New("test: key disabled")}
+	}
+	return s.Sender.Send(ctx, r)
+}
+
+// One denied key does not hold up the others, and once its denial has
+// lasted past the grace period its envelopes wait in the spool — acked out
+// of the stream, where they would count against MaxAckPending — and arrive
+// when the key is let through again.
+func TestDeniedKeyWaitsInSpoolOthersFlow(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	var deny atomic.Bool
+	deny.Store(true)
+	h.sender = keyDenier{Sender: h.client, key: keyA, deny: &deny}
+	h.start(fastCfg(Config{Concurrency: 2, FetchBatch: 2}))
+
+	outages := outagesTotal.Get()
+	a := h.publish(20, keyA)
+	// Key B flows throughout, as the other projects of a real relay do.
+	var (
+		mu sync.Mutex
+		b  []string
+	)
+	stop := make(chan struct{})
+	flowing := make(chan struct{})
+	go func() {
+		defer close(flowing)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			id, err := h.tryPublish(keyB)
+			if err != nil {
+				t.Errorf("publish for key B: %v", err)
+				return
+			}
+			mu.Lock()
+			b = append(b, id)
+			mu.Unlock()
+		}
+	}()
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop); <-flowing }) }
+	t.Cleanup(halt)         // before the stream closes, also when the test fails early
+	time.Sleep(time.Second) // several grace periods (300 ms)
+	eventually(t, 5*time.Second, "key A's envelopes in the spool, out of the stream", func() bool {
+		if h.spool.Stats().Records != int64(len(a)) {
+			return false
+		}
+		pending, ackPending := h.consumerInfo()
+		return pending+uint64(ackPending) <= 2 // key B's newest may be in flight
+	})
+	halt()
+	if got := outagesTotal.Get() - outages; got != 0 {
+		t.Fatalf("%d outages declared: one denied key among answering ones is no outage", got)
+	}
+	if dead, _ := h.spool.Buried(10); len(dead) != 0 {
+		t.Fatalf("%d dead letters: a denial is not final", len(dead))
+	}
+	eventually(t, 5*time.Second, "key B's envelopes accepted", func() bool { return h.up.Count() == len(b) })
+
+	deny.Store(false)
+	eventually(t, 10*time.Second, "key A's envelopes accepted once it is let through", func() bool { return h.up.Count() == len(a)+len(b) })
+	eventually(t, 5*time.Second, "the spool empty", func() bool { return h.spool.Stats().Records == 0 })
+	h.checkLedger(append(b, a...), 0)
 }
