@@ -28,6 +28,7 @@ type denials struct {
 
 	mu   sync.Mutex
 	keys map[string]*denial
+	last int // the status of the latest denial of any key
 }
 
 // denial is the state of one denied key.
@@ -73,6 +74,7 @@ func (ds *denials) record(key string, status int) (prev denial, wasDenied, chang
 		d.status, d.since, d.held = status, now, 0
 	}
 	d.n++
+	ds.last = status
 	wait := ds.base
 	for i := 1; i < d.n && wait < ds.max; i++ {
 		wait *= 2
@@ -111,4 +113,16 @@ func (ds *denials) hold(key string) (wait time.Duration, d denial) {
 	}
 	p.held++
 	return wait, *p
+}
+
+// statusOf is the status key was last denied with or, when the key is not
+// denied, the latest denial of any key (in an outage of denials every key is
+// refused alike); 0 when there was none.
+func (ds *denials) statusOf(key string) int {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if d, ok := ds.keys[key]; ok {
+		return d.status
+	}
+	return ds.last
 }

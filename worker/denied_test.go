@@ -166,6 +166,9 @@ func TestDenials(t *testing.T) {
 	if w, d := ds.hold(keyA); w != 0 || d.status != 403 {
 		t.Errorf("after the hold: wait %v status %d, want 0 and still denied with 403", w, d.status)
 	}
+	if got := ds.statusOf(keyB); got != 403 {
+		t.Errorf("statusOf(B) = %d, want the latest denial of any key (403)", got)
+	}
 	if d, ok := ds.clear(keyA); !ok || d.status != 403 {
 		t.Errorf("clear = %+v %v", d, ok)
 	}
@@ -252,4 +255,79 @@ func TestDeniedKeyWaitsInSpoolOthersFlow(t *testing.T) {
 	eventually(t, 10*time.Second, "key A's envelopes accepted once it is let through", func() bool { return h.up.Count() == len(a)+len(b) })
 	eventually(t, 5*time.Second, "the spool empty", func() bool { return h.spool.Stats().Records == 0 })
 	h.checkLedger(append(b, a...), 0)
+}
+
+// spoolAged puts one message for key, accepted by ingest at receivedAt,
+// straight into the spool and adds it to the ledger.
+func (h *harness) spoolAged(key string, receivedAt time.Time) string {
+	h.t.Helper()
+	h.mu.Lock()
+	id := fmt.Sprintf("%032x", len(h.ledger)+1)
+	h.ledger = append(h.ledger, id)
+	h.keyOf[id] = key
+	h.mu.Unlock()
+	m := &stream.Message{ProjectID: testProject, PublicKey: key, Client: "sentry.go/0.50.0", Version: 7,
+		ReceivedAt: receivedAt, EventID: id, Envelope: envelopeFor(id)}
+	b, err := m.MarshalBinary()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.spool.Put(context.Background(), b); err != nil {
+		h.t.Fatalf("spool put: %v", err)
+	}
+	return id
+}
+
+// An outage of denials is probed with the oldest spooled envelope; records
+// older than MaxEnvelopeDelay on the way are buried, not used as probes, and
+// the probe succeeds — ending the outage and removing its record — only on
+// an answer that is not a denial.
+func TestProbeDeniedOutage(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.up.SetMode(fakesentry.Rejecting(http.StatusForbidden, "", 0))
+	old := h.spoolAged(keyA, time.Now().Add(-2*time.Hour))
+	young := h.spoolAged(keyA, time.Now())
+	w, err := New(fastCfg(Config{MaxEnvelopeDelay: time.Hour, AckWait: time.Second}), h.consumer(), h.client, h.spool, h.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	w.outage.now = func() time.Time { return now }
+	w.outage.Denial()
+	now = now.Add(time.Minute)
+	if !w.outage.Denial() || !w.outage.Denied() {
+		t.Fatal("setup: no denied outage")
+	}
+	w.denied.record(keyA, http.StatusForbidden)
+
+	ctx := context.Background()
+	if err := w.probeDenied(ctx); err == nil {
+		t.Fatal("probe succeeded against an upstream that denies")
+	}
+	dead, err := h.spool.Buried(10)
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("dead letters %d (%v), want the expired record", len(dead), err)
+	}
+	var m stream.Message
+	if err := m.UnmarshalBinary(dead[0].Data); err != nil || m.EventID != old || !strings.Contains(dead[0].Reason, "expired: held by upstream status 403") {
+		t.Fatalf("dead letter %s reason %q, want %s expired by a 403", m.EventID, dead[0].Reason, old)
+	}
+	if reqs := h.envelopeRequests(); len(reqs) != 1 || reqs[0].EventID != young {
+		t.Fatalf("probe requests %+v, want one, with the young record", reqs)
+	}
+	if got := h.spooledIDs(); !slices.Equal(got, []string{young}) {
+		t.Fatalf("spool holds %v, want the young record kept", got)
+	}
+
+	h.up.SetMode(fakesentry.Normal())
+	if err := w.probeDenied(ctx); err != nil {
+		t.Fatalf("probe against an upstream that accepts: %v", err)
+	}
+	if w.outage.Active() {
+		t.Fatal("an accepted probe did not end the outage")
+	}
+	if n := h.spool.Stats().Records; n != 0 {
+		t.Fatalf("spool holds %d records after the probe was accepted", n)
+	}
+	h.checkLedger([]string{young}, 0)
 }

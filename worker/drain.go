@@ -282,8 +282,7 @@ func (w *Worker) probeDenied(ctx context.Context) error {
 		}
 		p := newParcel(&m, rec.Data, nil)
 		if w.expired(&m) {
-			_, d := w.denied.hold(m.PublicKey)
-			if o := w.expire(ctx, p, d.status); o.kind == outcomeBuried {
+			if o := w.expire(ctx, p, w.denied.statusOf(m.PublicKey)); o.kind == outcomeBuried {
 				settled = append(settled, rec.ID)
 				continue
 			}
