@@ -381,23 +381,7 @@ func (s *Spool) Delete(ids ...uint64) error {
 // should own the drain. A record whose checksum fails is moved to the dead
 // letters on the way (see the package doc) and not returned.
 func (s *Spool) Oldest(n int) ([]Record, error) {
-	if n <= 0 {
-		return nil, nil
-	}
-	for {
-		recs, bad, err := s.readOldest(n)
-		if err != nil {
-			return nil, err
-		}
-		if len(bad) == 0 {
-			return recs, nil
-		}
-		// Each round removes at least one bad record (by its segment and raw
-		// key, whatever its key says), so this ends.
-		if err := s.quarantine(bad); err != nil {
-			return nil, err
-		}
-	}
+	return s.OldestAfter(0, n)
 }
 
 // badRecord is a record Oldest cannot hand out: its value failed its
@@ -411,7 +395,8 @@ type badRecord struct {
 	why string
 }
 
-func (s *Spool) readOldest(n int) (recs []Record, bad []badRecord, err error) {
+// readOldest reads up to n records with IDs above after, lowest first.
+func (s *Spool) readOldest(after uint64, n int) (recs []Record, bad []badRecord, err error) {
 	s.segMu.RLock()
 	defer s.segMu.RUnlock()
 	if s.segs == nil {
@@ -442,7 +427,7 @@ func (s *Spool) readOldest(n int) (recs []Record, bad []badRecord, err error) {
 			}
 			c := b.Cursor()
 			var prev []byte
-			for k, v := c.First(); k != nil && len(recs) < n && len(bad) < n; k, v = c.Next() {
+			for k, v := c.Seek(encodeKey(nil, after+1)); k != nil && len(recs) < n && len(bad) < n; k, v = c.Next() {
 				var why string
 				id := decodeKey(k)
 				data, ok := decodeRecord(v)

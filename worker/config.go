@@ -21,6 +21,7 @@ const (
 	DefaultFinishTimeout        = 5 * time.Second
 	DefaultRetryAfter           = 60 * time.Second
 	DefaultDrainPoll            = time.Second
+	DefaultMaxEnvelopeDelay     = 24 * time.Hour
 )
 
 // Config tunes a Worker. The zero value of every field means its default.
@@ -48,7 +49,8 @@ type Config struct {
 	// does not redeliver it while a consumer is still working on it.
 	AckWait time.Duration
 	// DrainBatch is how many spool records the drainer reads at a time
-	// (Oldest(DrainBatch)); their deletes are committed together.
+	// (OldestAfter, DrainBatch at a time); their deletes are committed
+	// together.
 	DrainBatch int
 	// DrainConcurrency is how many spooled envelopes the drainer sends at
 	// once, on top of the consumers' Concurrency (default: Concurrency/2, at
@@ -71,6 +73,15 @@ type Config struct {
 	// no consumer told it about a new record (a safety net; a Put wakes it at
 	// once).
 	DrainPoll time.Duration
+	// MaxEnvelopeDelay is how long an envelope may be held back by its key
+	// — a 429, or a 401/403/404 — counted from when ingest accepted it
+	// (stream.Message.ReceivedAt), before it goes to the dead letters
+	// instead of waiting more (Relay's spool.envelopes.max_envelope_delay,
+	// 24 h). An envelope without ReceivedAt has no known age and never
+	// expires: keeping it is the safe side. Envelopes held by an outage (no
+	// answer, 5xx) do not expire: the relay keeps them until the upstream
+	// is back.
+	MaxEnvelopeDelay time.Duration
 }
 
 // withDefaults returns c with every zero field replaced by its default.
@@ -100,6 +111,7 @@ func (c Config) withDefaults() Config {
 	set(&c.FinishTimeout, DefaultFinishTimeout)
 	set(&c.DefaultRetryAfter, DefaultRetryAfter)
 	set(&c.DrainPoll, DefaultDrainPoll)
+	set(&c.MaxEnvelopeDelay, DefaultMaxEnvelopeDelay)
 	return c
 }
 
@@ -132,6 +144,7 @@ func (c Config) Validate() error {
 		{"finish timeout", c.FinishTimeout},
 		{"default retry after", c.DefaultRetryAfter},
 		{"drain poll", c.DrainPoll},
+		{"max envelope delay", c.MaxEnvelopeDelay},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("worker: %s must be positive, got %s", f.name, f.v)

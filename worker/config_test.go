@@ -19,6 +19,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative drain batch", Config{DrainBatch: -3}, "drain batch must be positive"},
 		{"negative grace", Config{OutageGracePeriod: -time.Second}, "outage grace period must be positive"},
 		{"retry delay above max", Config{RetryDelay: 2 * time.Minute, MaxRetryInterval: time.Minute}, "exceeds max retry interval"},
+		{"negative max envelope delay", Config{MaxEnvelopeDelay: -time.Hour}, "max envelope delay must be positive"},
 		{"ack wait too short", Config{AckWait: time.Millisecond}, "ack wait must be at least"},
 	}
 	for _, tt := range tests {
@@ -40,7 +41,8 @@ func TestConfigValidate(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	c := Config{Concurrency: 3}.withDefaults()
 	if c.DrainConcurrency != 1 || c.FetchBatch != DefaultFetchBatch || c.RetryDelay != time.Second ||
-		c.MaxRetryInterval != time.Minute || c.OutageGracePeriod != 10*time.Second || c.AckWait != 30*time.Second {
+		c.MaxRetryInterval != time.Minute || c.OutageGracePeriod != 10*time.Second || c.AckWait != 30*time.Second ||
+		c.MaxEnvelopeDelay != 24*time.Hour {
 		t.Fatalf("defaults = %+v", c)
 	}
 }

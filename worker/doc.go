@@ -6,21 +6,50 @@
 //
 // # The invariant
 //
-// A JetStream message is acknowledged only after one of:
+// One function, forward, decides the outcome of sending one envelope, for a
+// stream delivery and a spool record alike; the callers only dispose of it
+// (dispose: ack or Nak; drainDisposal: delete or keep). A JetStream message
+// is acknowledged only after one of:
 //   - the upstream answered 2xx for it;
 //   - the spool's Put for it returned nil (the bbolt transaction holding it
 //     committed);
-//   - the upstream rejected it for good (a 4xx other than 429) and the spool
-//     buried it in its dead letters, where an operator can see it;
+//   - the spool's Bury for it returned nil — it is in the dead letters,
+//     where an operator can see it — because the upstream rejected it for
+//     good (400, 413, 415 and other 4xx about the envelope), it was held by
+//     its key for longer than Config.MaxEnvelopeDelay, or handling it
+//     panicked;
 //   - a stage decided to drop it (counted by stage and reason).
 //
-// A spool record is deleted only after the upstream answered 2xx for it, or
-// after a final rejection buried it. Every other outcome — a network error, a
-// 5xx, a 429, a spool error, a full spool, a shutdown — keeps the message
-// un-acknowledged (held with InProgress heartbeats, or Nak'd) or the record in
-// the spool. The price is at-least-once delivery: a crash between the
-// upstream's 2xx and the ack, or between the 2xx and the spool delete, sends
-// the envelope again.
+// A spool record is deleted only after the same: a 2xx, or a Bury that
+// returned nil. Every other outcome — a network error, a 5xx, a 429, a 401,
+// 403 or 404, a spool error, a full spool, full dead letters, a shutdown —
+// keeps the message un-acknowledged (held with InProgress heartbeats, or
+// Nak'd) or the record in the spool. The price is at-least-once delivery: a
+// crash between the upstream's 2xx and the ack, or between the 2xx and the
+// spool delete, sends the envelope again.
+//
+// Outcomes that are not final:
+//   - 429: the key (and data categories) is held until the limit expires;
+//     nothing is sent for it meanwhile.
+//   - 401, 403, 404 (upstream.Denied): about the relay or the key, not the
+//     envelope. The key is held with backoff from RetryDelay, capped by
+//     MaxRetryInterval; held past OutageGracePeriod, its envelopes wait in
+//     the spool instead of the stream. When every key is denied the
+//     upstream is in outage and the drainer probes it with one spooled
+//     envelope. One ERROR line per state change of a key.
+//   - A held envelope (429 or denial) older than MaxEnvelopeDelay, counted
+//     from stream.Message.ReceivedAt (when ingest accepted it), is buried
+//     with reason "expired"; one without ReceivedAt has no known age and is
+//     never expired. Envelopes held by an outage never expire.
+//   - Dead letters full (spool.ErrDeadFull): the envelope that could not be
+//     buried is kept, and the consumers stop fetching — the stream fills and
+//     ingest answers 503 — until an operator purged the dead letters; one
+//     ERROR line names the cap and the remedy.
+//   - A panic while handling one envelope (a stage, the scrubber, the send)
+//     is recovered for that envelope alone: logged once with its event id
+//     and the stack, counted, and the envelope buried as it was published.
+//     The stream redelivers without limit, so without this one envelope
+//     would crash-loop the relay.
 //
 // # Shape
 //
@@ -40,7 +69,8 @@
 //     limit expires instead of hammering the upstream. A consumer does not
 //     wait in place: it Naks the message with the remaining time as delay,
 //     so one limited key cannot occupy every consumer while other keys
-//     starve; the drainer skips the key's records and comes back for them.
+//     starve; the drainer skips the key's records, reads on past them
+//     (spool.OldestAfter), and comes back for them on its next pass.
 //     Cost: deferred messages stay un-acked and count against the durable's
 //     MaxAckPending; a high-volume key limited for a long time can fill it,
 //     and then the stream fills and ingest answers 503 — back-pressure, not

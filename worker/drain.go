@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -14,7 +15,9 @@ import (
 
 // drain is the drainer, one goroutine owned by Run. While the upstream is in
 // outage it probes it (with backoff up to MaxRetryInterval) and ends the
-// outage when it answers. Otherwise it sends spooled envelopes, oldest first,
+// outage when it answers — an outage of denials (401/403/404 for every key)
+// is probed with the oldest spooled envelope, since only an envelope can
+// show that the upstream accepts the relay again. Otherwise it sends spooled envelopes, oldest first,
 // in batches of DrainBatch, and deletes each only after the upstream accepted
 // it (or, for a final rejection, after it was buried in the dead letters).
 // It also drains what an earlier process left in the spool: its first look
@@ -22,9 +25,16 @@ import (
 // the stream meanwhile.
 func (w *Worker) drain(ctx context.Context) {
 	probeBackoff, stuckBackoff := w.newBackoff(), w.newBackoff()
+	var pass drainPass
 	for ctx.Err() == nil {
 		if w.outage.Active() {
-			err := w.send.Probe(ctx)
+			pass = drainPass{}
+			var err error
+			if w.outage.Denied() {
+				err = w.probeDenied(ctx)
+			} else {
+				err = w.send.Probe(ctx)
+			}
 			if ctx.Err() != nil {
 				return
 			}
@@ -37,44 +47,83 @@ func (w *Worker) drain(ctx context.Context) {
 			probeFailures.Inc()
 			wait := w.nextDelay(probeBackoff)
 			w.log.Debug("upstream probe failed", "err", err, "next_in", wait)
-			sleep(ctx, wait, w.outage.Ended())
+			w.sleepProbe(ctx, wait, errors.Is(err, errNothingToProbe))
 			continue
 		}
 		probeBackoff.Reset()
-		recs, err := w.store.Oldest(w.cfg.DrainBatch)
+		recs, err := w.store.OldestAfter(pass.after, w.cfg.DrainBatch)
 		if err != nil {
 			spoolReadErrors.Inc()
 			w.log.Error("reading the spool failed; retrying", "err", err, "in", w.cfg.DrainPoll)
+			pass = drainPass{}
 			sleep(ctx, w.cfg.DrainPoll, nil)
 			continue
 		}
 		if len(recs) == 0 {
-			t := time.NewTimer(w.cfg.DrainPoll)
-			select {
-			case <-ctx.Done():
-			case <-w.spooled:
-			case <-w.outage.Started():
-			case <-t.C:
+			if pass.after == 0 {
+				// The spool is empty.
+				w.waitSpooled(ctx, w.cfg.DrainPoll)
+				continue
 			}
-			t.Stop()
+			// The end of a pass past held keys' records. If anything left
+			// the spool, start over at the head at once (the oldest come
+			// first again); otherwise every record left is held: wait for
+			// the first hold to expire, or for a new record.
+			done := pass
+			pass = drainPass{}
+			if done.progress {
+				continue
+			}
+			wait := done.retryIn
+			if wait <= 0 {
+				wait = w.nextDelay(stuckBackoff)
+			}
+			w.waitSpooled(ctx, wait)
 			continue
 		}
-		progress, retryIn := w.drainBatch(ctx, recs)
+		progress, retryIn, stopped := w.drainBatch(ctx, recs)
 		if progress > 0 {
 			stuckBackoff.Reset()
+		}
+		if !stopped {
+			// Read on past this batch: its held records stay behind, and
+			// the next batch may belong to keys that are not held.
+			pass.after = recs[len(recs)-1].ID
+			pass.progress = pass.progress || progress > 0
+			if retryIn > 0 && (pass.retryIn == 0 || retryIn < pass.retryIn) {
+				pass.retryIn = retryIn
+			}
 			continue
 		}
-		// Nothing of the batch left the spool: its keys are rate limited
-		// (wait for the first limit to expire), or something fails that is
-		// not an outage (e.g. the dead letters cannot be written: back off).
-		// Do not spin either way.
-		if w.outage.Active() {
+		// A record could not be settled (outage, shutdown, the dead letters
+		// refusing): start over at the head, after a pause unless something
+		// left the spool. Do not spin.
+		pass = drainPass{}
+		if progress > 0 || w.outage.Active() {
 			continue
 		}
-		if retryIn <= 0 {
-			retryIn = w.nextDelay(stuckBackoff)
-		}
-		sleep(ctx, retryIn, w.outage.Started())
+		sleep(ctx, w.nextDelay(stuckBackoff), w.outage.Started())
+	}
+}
+
+// drainPass is the drainer's walk through the spool: records up to after
+// were looked at in this pass; progress says whether any left the spool;
+// retryIn is the shortest hold among those skipped.
+type drainPass struct {
+	after    uint64
+	progress bool
+	retryIn  time.Duration
+}
+
+// waitSpooled waits for d, a new spool record, an outage, or ctx.
+func (w *Worker) waitSpooled(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-w.spooled:
+	case <-w.outage.Started():
+	case <-t.C:
 	}
 }
 
@@ -94,9 +143,10 @@ const (
 // losses). Once one send finds the upstream in outage, no more are started.
 // Records whose key is rate limited are skipped (deferred), not waited for:
 // one limited key must not hold up the others' backlog. It returns how many
-// records left the spool and, when some were deferred, how long until the
-// first of their limits expires.
-func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress int, retryIn time.Duration) {
+// records left the spool, when some were deferred how long until the first
+// of their holds expires, and whether it stopped short: a record it could
+// not settle (outage, shutdown, dead letters refusing) or did not reach.
+func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress int, retryIn time.Duration, stopped bool) {
 	outcomes := make([]drainOutcome, len(recs))
 	waits := make([]time.Duration, len(recs))
 	var stop atomic.Bool
@@ -126,6 +176,8 @@ func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress 
 	ids := make([]uint64, 0, len(recs))
 	for i, o := range outcomes {
 		switch o {
+		case drainKeep: // kept, or never dispatched
+			stopped = true
 		case drainSent, drainBuried:
 			ids = append(ids, recs[i].ID)
 		case drainDeferred:
@@ -135,7 +187,7 @@ func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress 
 		}
 	}
 	if len(ids) == 0 {
-		return 0, retryIn
+		return 0, retryIn, stopped
 	}
 	// Retry the delete until it works: re-sending a batch because its delete
 	// failed would only make duplicates. On shutdown, give up: the records
@@ -144,72 +196,138 @@ func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress 
 	for {
 		err := w.store.Delete(ids...)
 		if err == nil {
-			return len(ids), retryIn
+			return len(ids), retryIn, stopped
 		}
 		spoolDelErrors.Inc()
 		wait := w.nextDelay(b)
 		w.log.Error("deleting drained records from the spool failed; retrying", "records", len(ids), "err", err, "in", wait)
 		if ctx.Err() != nil {
-			return 0, retryIn
+			return 0, retryIn, true
 		}
 		sleep(ctx, wait, nil)
 	}
 }
 
-// drainOne delivers one spooled record: send until 2xx (retryable failures
-// with backoff), bury on a final rejection, defer it while its key is rate
-// limited (returning how long), or give up for now on outage or shutdown
-// (the record stays in the spool).
-func (w *Worker) drainOne(ctx context.Context, rec spool.Record) (drainOutcome, time.Duration) {
+// drainOne delivers one spooled record: forward decides, drainOne maps the
+// outcome onto the record (delete it, skip it for now, or keep it and stop
+// the batch).
+func (w *Worker) drainOne(ctx context.Context, rec spool.Record) (o drainOutcome, wait time.Duration) {
+	if p, stack := catch(func() { o, wait = w.drainRecord(ctx, rec) }); p != nil {
+		return w.drainPanic(ctx, rec, p, stack)
+	}
+	return o, wait
+}
+
+func (w *Worker) drainRecord(ctx context.Context, rec spool.Record) (drainOutcome, time.Duration) {
 	var m stream.Message
 	if err := m.UnmarshalBinary(rec.Data); err != nil {
 		// A record this build cannot read will never become readable: keep
 		// it for an operator in the dead letters rather than block the drain.
 		w.log.Error("spooled record cannot be decoded: moved to the dead letters", "record", rec.ID, "err", err)
-		if err := w.store.Bury(ctx, rec.Data, "spool_record_undecodable"); err != nil {
-			buryErrorsTotal.Inc()
-			w.log.Error("dead-letter write failed; the record stays in the spool", "record", rec.ID, "err", err)
-			return drainKeep, 0
-		}
-		droppedUndecodable.Inc()
-		return drainBuried, 0
+		return w.drainDisposal(w.buryData(ctx, rec.Data, "", "spool_record_undecodable", droppedUndecodable))
 	}
-	req := upstream.RequestFrom(&m)
-	cats := categoriesOf(m.Envelope)
-	b := w.newBackoff()
-	for attempts := 0; ; {
-		if ctx.Err() != nil || w.outage.Active() {
-			return drainKeep, 0
+	return w.drainDisposal(w.forward(ctx, newParcel(&m, rec.Data, nil)))
+}
+
+// drainDisposal is what the drainer does with a record given forward's
+// outcome: the spool path's half of the ack invariant — a record is deleted
+// only after outcomeSent or outcomeBuried.
+func (w *Worker) drainDisposal(o outcome) (drainOutcome, time.Duration) {
+	switch o.kind {
+	case outcomeSent:
+		drainedTotal.Inc()
+		return drainSent, 0
+	case outcomeBuried:
+		return drainBuried, 0
+	case outcomeHeld:
+		return drainDeferred, o.wait
+	default: // outage, shutdown, dead letters refusing
+		return drainKeep, o.wait
+	}
+}
+
+// errNothingToProbe: a denied outage, and no spooled envelope to probe with.
+var errNothingToProbe = errors.New("worker: denied outage: no spooled envelope to probe with")
+
+// probeDenied probes an outage of denials: it sends the oldest spooled
+// envelope, ignoring its key's hold (this one request is the probe for
+// every key). Before that it buries the oldest records held for longer than
+// MaxEnvelopeDelay — in a denied outage every record is held — and records
+// that do not decode. nil means the upstream answered something other than
+// a denial or a failure (sendOnce then ended the outage); the record is
+// deleted when that answer settled it (2xx, or a final 4xx and buried).
+func (w *Worker) probeDenied(ctx context.Context) error {
+	recs, err := w.store.OldestAfter(0, w.cfg.DrainBatch)
+	if err != nil {
+		spoolReadErrors.Inc()
+		return fmt.Errorf("worker: probe: read the spool: %w", err)
+	}
+	var settled []uint64
+	defer func() {
+		if len(settled) > 0 {
+			if err := w.store.Delete(settled...); err != nil {
+				spoolDelErrors.Inc()
+				w.log.Error("deleting probed records from the spool failed; they will be sent again", "records", len(settled), "err", err)
+			}
 		}
-		if wait := w.limits.wait(m.PublicKey, cats); wait > 0 {
-			return drainDeferred, wait
+	}()
+	for _, rec := range recs {
+		var m stream.Message
+		if err := m.UnmarshalBinary(rec.Data); err != nil {
+			if o := w.buryData(ctx, rec.Data, "", "spool_record_undecodable", droppedUndecodable); o.kind == outcomeBuried {
+				settled = append(settled, rec.ID)
+				continue
+			}
+			return fmt.Errorf("worker: probe: record %d: %w", rec.ID, err)
 		}
-		if attempts > 0 {
-			retriesTotal.Inc()
+		p := newParcel(&m, rec.Data, nil)
+		if w.expired(&m) {
+			if o := w.expire(ctx, p, w.denied.statusOf(m.PublicKey)); o.kind == outcomeBuried {
+				settled = append(settled, rec.ID)
+				continue
+			}
+			return fmt.Errorf("worker: probe: record %d expired and cannot be buried", rec.ID)
 		}
-		attempts++
-		res := w.sendOnce(ctx, &m, req, cats)
-		switch {
-		case res.Class == upstream.Accepted:
+		var res upstream.Result
+		if pv, stack := catch(func() { res = w.sendOnce(ctx, p) }); pv != nil {
+			if o, _ := w.drainPanic(ctx, rec, pv, stack); o == drainBuried {
+				settled = append(settled, rec.ID)
+				continue
+			}
+			return fmt.Errorf("worker: probe: record %d panicked and cannot be buried", rec.ID)
+		}
+		switch res.Class {
+		case upstream.Accepted:
 			drainedTotal.Inc()
-			return drainSent, 0
-		case ctx.Err() != nil:
-			return drainKeep, 0
-		case res.Class == upstream.RateLimited:
-			// recorded; the next turn waits it out
-		case res.Class == upstream.Rejected:
-			if err := w.store.Bury(ctx, rec.Data, fmt.Sprintf("upstream_rejected: status %d", res.Status)); err != nil {
-				buryErrorsTotal.Inc()
-				w.log.Error("dead-letter write failed; the record stays in the spool", "record", rec.ID, "event_id", m.EventID, "err", err)
-				return drainKeep, 0
+			settled = append(settled, rec.ID)
+			return nil
+		case upstream.Rejected:
+			if o := w.bury(ctx, p, fmt.Sprintf("upstream_rejected: status %d", res.Status), droppedRejected); o.kind == outcomeBuried {
+				settled = append(settled, rec.ID)
 			}
-			droppedRejected.Inc()
-			return drainBuried, 0
+			return nil
+		case upstream.RateLimited:
+			return nil
 		default:
-			if w.outage.Active() {
-				return drainKeep, 0
-			}
-			sleep(ctx, w.retryWait(b, res), w.outage.Started())
+			return fmt.Errorf("worker: probe with a spooled envelope: %w", res.Err)
 		}
+	}
+	return errNothingToProbe
+}
+
+// sleepProbe waits before the next probe; with nothing to probe with, a
+// newly spooled envelope wakes it too.
+func (w *Worker) sleepProbe(ctx context.Context, wait time.Duration, idle bool) {
+	if !idle {
+		sleep(ctx, wait, w.outage.Ended())
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-w.outage.Ended():
+	case <-w.spooled:
 	}
 }

@@ -36,6 +36,7 @@ const (
 type harnessOpts struct {
 	ackWait   time.Duration // stream AckWait (≥ 1s); default 30s
 	spoolMax  int64         // spool MaxDiskSize; 0 = unlimited
+	maxBuried int           // spool MaxBuried (dead-letter cap); 0 = the default
 	spoolPath string        // reuse a spool directory (restart tests)
 	storeDir  string        // reuse a JetStream store (restart tests)
 }
@@ -47,6 +48,7 @@ type harness struct {
 	js     jetstream.JetStream // a second client, to inspect the stream
 	spool  *spool.Spool
 	client *upstream.Client
+	sender Sender // what the worker sends with; nil = client
 	up     *fakesentry.Server
 	log    *slog.Logger
 
@@ -120,7 +122,7 @@ func (h *harness) openStream() {
 
 func (h *harness) openSpool() {
 	h.t.Helper()
-	sp, err := spool.Open(h.opts.spoolPath, spool.Options{MaxDiskSize: h.opts.spoolMax, NoSync: true})
+	sp, err := spool.Open(h.opts.spoolPath, spool.Options{MaxDiskSize: h.opts.spoolMax, MaxBuried: h.opts.maxBuried, NoSync: true})
 	if err != nil {
 		h.t.Fatalf("spool.Open: %v", err)
 	}
@@ -187,7 +189,11 @@ func (h *harness) start(cfg Config, stages ...Stage) *running {
 	if cfg.AckWait == 0 {
 		cfg.AckWait = h.opts.ackWait
 	}
-	w, err := New(cfg, h.consumer(), h.client, h.spool, h.log, stages...)
+	var send Sender = h.client
+	if h.sender != nil {
+		send = h.sender
+	}
+	w, err := New(cfg, h.consumer(), send, h.spool, h.log, stages...)
 	if err != nil {
 		h.t.Fatalf("worker.New: %v", err)
 	}

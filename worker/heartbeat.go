@@ -53,6 +53,14 @@ func (h *heldSet) release(d *stream.Delivery) {
 	inFlightGauge.Dec()
 }
 
+// holds reports whether d is held (neither acked nor Nak'd yet).
+func (h *heldSet) holds(d *stream.Delivery) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.m[d]
+	return ok
+}
+
 func (h *heldSet) len() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

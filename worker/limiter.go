@@ -35,7 +35,10 @@ func (l *rateLimiter) record(key string, limits upstream.RateLimits) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	merged := l.keys[key].Active(now).Merge(limits.Active(now))
+	// The new limits first: a set holds at most 64 limits and Merge drops
+	// what does not fit, so the limits that answer the latest 429 — the one
+	// holding the envelope that got it — must never be the ones dropped.
+	merged := limits.Active(now).Merge(l.keys[key].Active(now))
 	if merged.Len() == 0 {
 		delete(l.keys, key)
 		return
@@ -128,5 +131,7 @@ func limitsFrom(res upstream.Result, cats []string, now time.Time, defaultWait t
 			}
 		}
 	}
-	return rl.Add(synth)
+	// The synthesised limit first, for the same reason as in record: a
+	// header full of other entries must not push it out of the set.
+	return upstream.RateLimits{}.Add(synth).Merge(rl)
 }

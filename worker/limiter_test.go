@@ -1,10 +1,13 @@
 package worker
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/relayhq/relay/internal/fakesentry"
 	"github.com/relayhq/relay/internal/upstream"
 )
 
@@ -140,4 +143,56 @@ func TestEnvelopeCategories(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyOtherLimits is an X-Sentry-Rate-Limits value with more distinct
+// entries than a set holds (upstream caps it at 64), none of which holds an
+// error event: metric-bucket limits of many namespaces.
+func manyOtherLimits(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "2:metric_bucket:organization:quota:ns%d", i)
+	}
+	return b.String()
+}
+
+// A 429 whose header is full of entries that do not hold the envelope still
+// makes the envelope wait: the synthesised limit must not be the one left
+// out when the set is at its cap — neither when the 429 is turned into
+// limits nor when they are merged into what the key already had.
+func TestLimitsFromFullHeaderStillHolds(t *testing.T) {
+	res := upstream.Result{Class: upstream.RateLimited, RetryAfter: 5 * time.Second,
+		RateLimits: upstream.ParseRateLimits(manyOtherLimits(100), t0)}
+	cats := []string{"error"}
+	got := limitsFrom(res, cats, t0, time.Minute)
+	if _, ok := got.IsLimited(cats, t0); !ok {
+		t.Fatalf("limitsFrom dropped the synthesised limit: %d limits, none holds %v", got.Len(), cats)
+	}
+
+	l := newRateLimiter(func() time.Time { return t0 })
+	l.record(keyA, upstream.ParseRateLimits(manyOtherLimits(100), t0)) // the key's set is already full
+	l.record(keyA, got)
+	if w := l.wait(keyA, knownCategories(cats)); w != 5*time.Second {
+		t.Fatalf("wait = %s after a 429 with Retry-After 5 s, want 5s: the envelope would be resent at once", w)
+	}
+}
+
+// The same at the worker: such a 429, answered to every send, is sent once
+// per Retry-After — not in a loop.
+func TestRateLimitedFullHeaderDoesNotLoop(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.up.SetMode(fakesentry.RateLimited("2", manyOtherLimits(100), 0))
+	ids := h.publish(1, keyA)
+	h.start(fastCfg(Config{Concurrency: 1, FetchBatch: 1}))
+	eventually(t, 10*time.Second, "the first 429", func() bool { return len(h.envelopeRequests()) >= 1 })
+	time.Sleep(time.Second)
+	if n := len(h.envelopeRequests()); n != 1 {
+		t.Fatalf("%d requests within a second of a 429 with Retry-After 2 s, want 1: the envelope is resent in a loop", n)
+	}
+	h.up.SetMode(fakesentry.Normal())
+	eventually(t, 10*time.Second, "accepted after the limit", func() bool { return h.up.Count() == 1 })
+	h.checkLedger(ids, 0)
 }

@@ -29,6 +29,9 @@ var (
 	droppedRejected    = metrics.NewCounter(`relay_worker_dropped_total{reason="upstream_rejected"}`)
 	droppedStageError  = metrics.NewCounter(`relay_worker_dropped_total{reason="stage_error"}`)
 	droppedUndecodable = metrics.NewCounter(`relay_worker_dropped_total{reason="spool_record_undecodable"}`)
+	// droppedExpired: held by its key (429, 401/403/404) past
+	// MaxEnvelopeDelay.
+	droppedExpired = metrics.NewCounter(`relay_worker_dropped_total{reason="expired"}`)
 
 	// Errors that never lose anything but deserve an alert.
 	fetchErrorsTotal = metrics.NewCounter(`relay_worker_errors_total{op="fetch"}`)
@@ -54,4 +57,10 @@ var (
 	inFlightGauge  = metrics.NewGauge(`relay_worker_in_flight`, nil)
 	pausedGauge    = metrics.NewGauge(`relay_worker_fetch_paused`, nil)
 	spoolWaitGauge = metrics.NewGauge(`relay_worker_spool_waiting`, nil)
+
+	// deadFullGauge is 1 while consumers do not fetch because the dead
+	// letters are full; deadFullRefusals counts the envelopes the dead
+	// letters refused (each kept: Nak'd, or left in the spool).
+	deadFullGauge    = metrics.NewGauge(`relay_worker_dead_letters_full`, nil)
+	deadFullRefusals = metrics.NewCounter(`relay_worker_dead_letters_refused_total`)
 )

@@ -14,6 +14,11 @@ import (
 //   - active becomes true only on a failure observed more than grace after
 //     failingSince; it becomes false only on an answer (a 2xx, 429 or final
 //     4xx to a send, or a successful probe).
+//   - A denial (401/403/404) is a failure too: it says nothing about the
+//     envelope, and when every key gets it for longer than grace (no other
+//     answer in between), the upstream is in outage for the relay. denied
+//     tells what the last failure was, so the drainer probes such an outage
+//     with an envelope — the live endpoint would answer and prove nothing.
 //   - started is closed exactly when active turns true, ended exactly when it
 //     turns false; each is replaced by a fresh channel when the opposite
 //     transition happens, so a waiter selects on the channel it got and is
@@ -25,6 +30,7 @@ type outageDetector struct {
 	mu           sync.Mutex
 	failingSince time.Time
 	active       bool
+	denied       bool // the last failure was a denial
 	started      chan struct{}
 	ended        chan struct{}
 }
@@ -37,9 +43,16 @@ func newOutageDetector(grace time.Duration, now func() time.Time) *outageDetecto
 
 // Failure records a retryable failure (connection refused, timeout, 5xx) and
 // reports whether the upstream is now in outage.
-func (o *outageDetector) Failure() bool {
+func (o *outageDetector) Failure() bool { return o.fail(false) }
+
+// Denial records a 401, 403 or 404 and reports whether the upstream is now
+// in outage.
+func (o *outageDetector) Denial() bool { return o.fail(true) }
+
+func (o *outageDetector) fail(denied bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.denied = denied
 	now := o.now()
 	if o.failingSince.IsZero() {
 		o.failingSince = now
@@ -65,6 +78,14 @@ func (o *outageDetector) Answered() {
 		close(o.ended)
 		outageGauge.Set(0)
 	}
+}
+
+// Denied reports whether the upstream is in outage and the last failure
+// was a denial.
+func (o *outageDetector) Denied() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.active && o.denied
 }
 
 // Active reports whether the upstream is in outage.

@@ -62,3 +62,26 @@ func TestOutageDetector(t *testing.T) {
 		})
 	}
 }
+
+// An outage made of denials is one: the drainer must probe it with an
+// envelope. The kind follows the last failure.
+func TestOutageDetectorDenied(t *testing.T) {
+	now := t0
+	o := newOutageDetector(time.Second, func() time.Time { return now })
+	o.Denial()
+	if o.Denied() {
+		t.Fatal("Denied() before the grace period passed")
+	}
+	now = now.Add(2 * time.Second)
+	if !o.Denial() || !o.Denied() {
+		t.Fatal("denials for longer than the grace period are no denied outage")
+	}
+	o.Failure()
+	if !o.Active() || o.Denied() {
+		t.Fatal("a connection failure after the denials: still an outage, no longer a denied one")
+	}
+	o.Answered()
+	if o.Active() || o.Denied() {
+		t.Fatal("an answer did not end the outage")
+	}
+}

@@ -11,10 +11,10 @@ import (
 )
 
 // Stage is one named step between the stream and the upstream. Stages run in
-// the order given to New; the relay's order is filter → scrub → enrich
-// (filling them is the job of later issues). A stage may rewrite the message
-// in place (scrub replaces payloads, enrich adds data) and decides whether it
-// goes on.
+// the order given to New; the relay's order is filter → scrub → enrich, and
+// a relay runs those it is configured for (internal/app builds them). A
+// stage may rewrite the message in place (scrub replaces payloads, enrich
+// adds data) and decides whether it goes on.
 //
 // Process must be safe for concurrent use: every consumer runs every stage.
 // An error means the stage could not decide (e.g. a payload it cannot parse):
@@ -22,6 +22,9 @@ import (
 // let unscrubbed data through — nor lost: it is buried in the spool's dead
 // letters and counted (relay_worker_dropped_total{reason="stage_error"}).
 // An error caused by ctx being cancelled leaves the message to be redelivered.
+// A panic in Process is contained to the message: it is buried with the
+// panic as its reason (relay_worker_dropped_total{reason="panic"}) and the
+// worker goes on.
 type Stage interface {
 	Name() string
 	Process(ctx context.Context, m *stream.Message) (Verdict, error)

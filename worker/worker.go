@@ -3,13 +3,11 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/relayhq/relay/internal/stream"
@@ -31,15 +29,18 @@ type Sender interface {
 }
 
 // Store is the spool (*spool.Spool): records of encoded stream.Messages,
-// oldest first, and the dead letters for envelopes that can never be
+// oldest first (OldestAfter(0, n) is the head), and the dead letters for envelopes that can never be
 // delivered. Put returns only once the record is durable; it wraps
-// spool.ErrFull when the spool is at its size cap.
+// spool.ErrFull when the spool is at its size cap. Bury wraps
+// spool.ErrDeadFull when the dead letters are at their cap (nothing is ever
+// evicted), and DeadFull reports that state.
 type Store interface {
 	Put(ctx context.Context, data []byte) error
-	Oldest(n int) ([]spool.Record, error)
+	OldestAfter(after uint64, n int) ([]spool.Record, error)
 	Delete(ids ...uint64) error
 	Bury(ctx context.Context, data []byte, reason string) error
 	Full() bool
+	DeadFull() bool
 }
 
 // The real parts satisfy the interfaces; tests may substitute any of them.
@@ -58,14 +59,20 @@ type Worker struct {
 	store Store
 	log   *slog.Logger
 	pipe  pipeline
+	now   func() time.Time // the clock of every decision (outage, holds, envelope age)
 
 	outage  *outageDetector
 	limits  *rateLimiter
+	denied  *denials
 	held    *heldSet
 	slots   chan struct{} // capacity Concurrency: a consumer's send holds one
 	spooled chan struct{} // capacity 1: a Put wakes the idle drainer
 	paused  atomic.Int32  // consumers paused by a full spool (logged on 0↔1)
-	running atomic.Bool
+	// deadFull is set when a Bury was refused with spool.ErrDeadFull and
+	// cleared by the first consumer that finds room again (logged on each
+	// change): while it is set no consumer fetches.
+	deadFull atomic.Bool
+	running  atomic.Bool
 }
 
 // New returns a Worker that runs stages, in the order given, on every
@@ -87,6 +94,7 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 	}
 	cfg = cfg.withDefaults()
 	return &Worker{
+		now:     time.Now,
 		cfg:     cfg,
 		src:     src,
 		send:    send,
@@ -95,15 +103,12 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 		pipe:    p,
 		outage:  newOutageDetector(cfg.OutageGracePeriod, time.Now),
 		limits:  newRateLimiter(time.Now),
+		denied:  newDenials(time.Now, cfg.RetryDelay, cfg.MaxRetryInterval),
 		held:    newHeldSet(),
 		slots:   make(chan struct{}, cfg.Concurrency),
 		spooled: make(chan struct{}, 1),
 	}, nil
 }
-
-// InOutage reports whether the worker currently considers the upstream in
-// outage (for health and status pages).
-func (w *Worker) InOutage() bool { return w.outage.Active() }
 
 // Run runs Config.Concurrency consumers, the drainer and the heartbeat until
 // ctx is cancelled, and returns once every one of them has exited. On
@@ -161,6 +166,15 @@ func (w *Worker) consume(ctx context.Context) {
 			w.pause(ctx)
 			continue
 		}
+		// The same when the dead letters are full and an envelope could not
+		// be buried: every envelope that needs burying would be handed back
+		// again and again. The stream fills, ingest answers 503, and the
+		// operator was told why (deadLettersFull). It resumes by itself
+		// once the dead letters have been purged.
+		if w.deadLettersBlocked() {
+			w.pauseDead(ctx)
+			continue
+		}
 		ds, err := w.src.Fetch(ctx, w.cfg.FetchBatch)
 		if len(ds) > 0 {
 			w.handleBatch(ctx, ds)
@@ -192,6 +206,41 @@ func (w *Worker) pause(ctx context.Context) {
 	pausedGauge.Dec()
 }
 
+// deadLettersFull records that Bury refused with spool.ErrDeadFull; the
+// first refusal after room was found is logged, every one counted.
+func (w *Worker) deadLettersFull(err error) {
+	deadFullRefusals.Inc()
+	if w.deadFull.CompareAndSwap(false, true) {
+		deadFullGauge.Set(1)
+		w.log.Error("dead letters are full: consumers stopped taking from the stream, which will fill (ingest then answers 503); "+
+			"look at and purge the dead letters with `relay spool dead`, or raise spool.max_dead_count / spool.max_dead_size",
+			"err", err)
+	}
+}
+
+// deadLettersBlocked reports whether consumers must not fetch because the
+// dead letters are full; it clears the state once the spool has room.
+func (w *Worker) deadLettersBlocked() bool {
+	if !w.deadFull.Load() {
+		return false
+	}
+	if w.store.DeadFull() {
+		return true
+	}
+	if w.deadFull.CompareAndSwap(true, false) {
+		deadFullGauge.Set(0)
+		w.log.Info("dead letters have room again: consumers resume taking from the stream")
+	}
+	return false
+}
+
+// pauseDead waits while the dead letters are full.
+func (w *Worker) pauseDead(ctx context.Context) {
+	pausedGauge.Inc()
+	sleep(ctx, w.cfg.BackpressureInterval, nil)
+	pausedGauge.Dec()
+}
+
 // handleBatch handles every delivery of one fetch, concurrently, and returns
 // once each has been released (acked or Nak'd) exactly once. All of them are
 // held — heartbeats cover them — from the fetch on. Sends are bounded by the
@@ -219,8 +268,15 @@ func (w *Worker) handleBatch(ctx context.Context, ds []*stream.Delivery) {
 	wg.Wait()
 }
 
-// handle runs the stages on one held delivery and then delivers it.
+// handle runs the stages on one held delivery and then delivers it. A
+// panic on the way is this envelope's, and is contained here (handlePanic).
 func (w *Worker) handle(ctx context.Context, d *stream.Delivery) {
+	if p, stack := catch(func() { w.handleOne(ctx, d) }); p != nil {
+		w.handlePanic(ctx, d, p, stack)
+	}
+}
+
+func (w *Worker) handleOne(ctx context.Context, d *stream.Delivery) {
 	if ctx.Err() != nil {
 		w.nakShutdown(d)
 		return
@@ -238,7 +294,7 @@ func (w *Worker) handle(ctx context.Context, d *stream.Delivery) {
 		}
 		w.log.Error("stage failed: envelope moved to the dead letters", "stage", out.stage,
 			"event_id", m.EventID, "project", m.ProjectID, "err", out.err)
-		w.buryDelivery(ctx, d, "stage_error: "+out.stage, droppedStageError)
+		w.dispose(ctx, d, w.bury(ctx, newParcel(m, nil, nil), "stage_error: "+out.stage, droppedStageError))
 	case out.dropped:
 		w.log.Debug("envelope dropped", "stage", out.stage, "reason", out.reason, "event_id", m.EventID, "project", m.ProjectID)
 		w.ack(ctx, d)
@@ -248,157 +304,113 @@ func (w *Worker) handle(ctx context.Context, d *stream.Delivery) {
 }
 
 // deliver forwards one message until its fate is decided, and releases it.
-//
-// Each turn of the loop looks at the outage state first: in outage the
-// message goes to the spool (acked only after Put returned nil; held while
-// the spool is full or failing); otherwise, while its key is rate limited,
-// it is handed back to JetStream until the limit expires; otherwise it is
-// sent. Waits wake early when the outage state flips.
+// forward decides; deliver only disposes of the outcome — and, in outage,
+// moves the message into the spool (acked only after Put returned nil; held
+// while the spool is full or failing). Waits wake early when the outage
+// state flips.
 func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
 	m := &d.Msg
-	req := upstream.RequestFrom(m)
-	cats := categoriesOf(m.Envelope)
-	sendBackoff, spoolBackoff := w.newBackoff(), w.newBackoff()
-	var data []byte // the spool encoding, made when first needed
-	for attempts := 0; ; {
+	p := newParcel(m, nil, w.slots)
+	spoolBackoff := w.newBackoff()
+	for {
+		o := w.forward(ctx, p)
+		if o.kind == outcomeHeld && o.spool {
+			// A denial that lasts: keep the envelope in the spool, not
+			// un-acked in the stream. If the spool cannot take it now, it
+			// goes back to JetStream for the hold as usual.
+			if w.spoolNow(ctx, d, p) {
+				return
+			}
+		}
+		if o.kind != outcomeOutage {
+			w.dispose(ctx, d, o)
+			return
+		}
+		data, err := p.encoded()
+		if err != nil {
+			// Cannot happen for a decoded message; never ack it.
+			w.log.Error("encode for the spool failed", "event_id", m.EventID, "err", err)
+			w.nak(d, w.cfg.MaxRetryInterval)
+			nakedTotal.Inc()
+			return
+		}
+		err = w.store.Put(ctx, data)
+		if err == nil {
+			spooledTotal.Inc()
+			w.wakeDrainer()
+			w.ack(ctx, d)
+			return
+		}
 		if ctx.Err() != nil {
 			w.nakShutdown(d)
 			return
 		}
-		if w.outage.Active() {
-			if data == nil {
-				var err error
-				if data, err = m.MarshalBinary(); err != nil {
-					// Cannot happen for a decoded message; never ack it.
-					w.log.Error("encode for the spool failed", "event_id", m.EventID, "err", err)
-					w.nak(d, w.cfg.MaxRetryInterval)
-					nakedTotal.Inc()
-					return
-				}
-			}
-			err := w.store.Put(ctx, data)
-			if err == nil {
-				spooledTotal.Inc()
-				w.wakeDrainer()
-				w.ack(ctx, d)
-				return
-			}
-			if ctx.Err() != nil {
-				w.nakShutdown(d)
-				return
-			}
-			wait := w.cfg.BackpressureInterval
-			if errors.Is(err, spool.ErrFull) {
-				spoolFullTotal.Inc()
-			} else {
-				spoolPutErrors.Inc()
-				wait = w.nextDelay(spoolBackoff)
-				w.log.Error("spool put failed; holding the envelope un-acked", "event_id", m.EventID, "err", err, "retry_in", wait)
-			}
-			spoolWaitGauge.Inc()
-			sleep(ctx, wait, w.outage.Ended())
-			spoolWaitGauge.Dec()
-			continue
+		wait := w.cfg.BackpressureInterval
+		if errors.Is(err, spool.ErrFull) {
+			spoolFullTotal.Inc()
+		} else {
+			spoolPutErrors.Inc()
+			wait = w.nextDelay(spoolBackoff)
+			w.log.Error("spool put failed; holding the envelope un-acked", "event_id", m.EventID, "err", err, "retry_in", wait)
 		}
-		// A rate limit learnt for this key (by any consumer) holds the
-		// message until it expires. Waiting here would tie up this consumer
-		// and its batch — soon every consumer would be waiting for one
-		// limited key while others starve — so the message goes back to
-		// JetStream, to be redelivered when the limit has expired. Nothing
-		// is sent for the key before then.
-		if wait := w.limits.wait(m.PublicKey, cats); wait > 0 {
-			deferredTotal.Inc()
-			w.nak(d, wait)
-			return
+		spoolWaitGauge.Inc()
+		sleep(ctx, wait, w.outage.Ended())
+		spoolWaitGauge.Dec()
+	}
+}
+
+// spoolNow tries one Put of the delivery's message and acks it on success.
+// It reports whether the message is now in the spool (and acked).
+func (w *Worker) spoolNow(ctx context.Context, d *stream.Delivery, p *parcel) bool {
+	data, err := p.encoded()
+	if err != nil {
+		return false
+	}
+	if err := w.store.Put(ctx, data); err != nil {
+		if errors.Is(err, spool.ErrFull) {
+			spoolFullTotal.Inc()
+		} else if ctx.Err() == nil {
+			spoolPutErrors.Inc()
+			w.log.Error("spool put failed; the envelope goes back to the stream", "event_id", p.m.EventID, "err", err)
 		}
-		// Take a send slot; give up waiting for it when an outage begins
-		// (the message then goes to the spool) or on shutdown.
-		select {
-		case w.slots <- struct{}{}:
-		case <-w.outage.Started():
-			continue
-		case <-ctx.Done():
-			continue
-		}
-		if attempts > 0 {
-			retriesTotal.Inc()
-		}
-		attempts++
-		res := w.sendOnce(ctx, m, req, cats)
-		<-w.slots
-		switch {
-		case res.Class == upstream.Accepted:
-			forwardedTotal.Inc()
-			w.ack(ctx, d)
-			return
-		case ctx.Err() != nil:
+		return false
+	}
+	spooledTotal.Inc()
+	w.wakeDrainer()
+	w.ack(ctx, d)
+	return true
+}
+
+// dispose releases a delivery as forward decided: ack what was delivered or
+// buried, hand back everything else. It holds the ack invariant of the
+// stream path: an ack only ever follows outcomeSent or outcomeBuried (or a
+// spool commit, in deliver).
+func (w *Worker) dispose(ctx context.Context, d *stream.Delivery, o outcome) {
+	switch o.kind {
+	case outcomeSent:
+		forwardedTotal.Inc()
+		w.ack(ctx, d)
+	case outcomeBuried:
+		w.ack(ctx, d)
+	case outcomeHeld:
+		// Waiting here would tie up this consumer and its batch — soon
+		// every consumer would wait for one limited key while others
+		// starve — so the message goes back to JetStream, to be
+		// redelivered when the hold has expired.
+		deferredTotal.Inc()
+		w.nak(d, o.wait)
+	default: // kept (or an outage the caller did not spool for)
+		if ctx.Err() != nil {
 			w.nakShutdown(d)
 			return
-		case res.Class == upstream.RateLimited:
-			// The limit is recorded; the next turn hands the message back
-			// until it expires.
-		case res.Class == upstream.Rejected:
-			w.buryDelivery(ctx, d, fmt.Sprintf("upstream_rejected: status %d", res.Status), droppedRejected)
-			return
-		default: // retryable
-			if w.outage.Active() {
-				continue // to the spool
-			}
-			wait := w.retryWait(sendBackoff, res)
-			w.log.Debug("send failed; retrying", "event_id", m.EventID, "project", m.ProjectID,
-				"status", res.Status, "err", res.Err, "in", wait)
-			sleep(ctx, wait, w.outage.Started())
 		}
-	}
-}
-
-// sendOnce sends one envelope and does the bookkeeping every sender shares:
-// an answer (2xx, 429, final 4xx) clears the outage detector, a retryable
-// failure feeds it, a 429 teaches the rate limiter, a final rejection is
-// logged (without payload). A failure caused by ctx being cancelled is not
-// an upstream failure and feeds nothing.
-func (w *Worker) sendOnce(ctx context.Context, m *stream.Message, req upstream.Request, cats *categories) upstream.Result {
-	res := w.send.Send(ctx, req)
-	switch res.Class {
-	case upstream.Accepted:
-		w.outage.Answered()
-	case upstream.RateLimited:
-		w.outage.Answered()
-		rateLimitedTotal.Inc()
-		w.limits.record(m.PublicKey, limitsFrom(res, cats.get(), time.Now(), w.cfg.DefaultRetryAfter))
-		w.log.Info("upstream rate limit", "project", m.ProjectID, "event_id", m.EventID,
-			"retry_after", res.RetryAfter, "wait", w.limits.wait(m.PublicKey, cats))
-	case upstream.Rejected:
-		w.outage.Answered()
-		w.log.Warn("upstream rejected envelope: moved to the dead letters", "event_id", m.EventID,
-			"project", m.ProjectID, "status", res.Status, "err", res.Err)
-	default:
-		if ctx.Err() == nil && w.outage.Failure() {
-			w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", res.Err)
+		wait := o.wait
+		if wait <= 0 {
+			wait = w.redeliveryDelay(d)
 		}
-	}
-	return res
-}
-
-// buryDelivery moves a message that can never be delivered into the spool's
-// dead letters, counts it, and acks it. If the dead-letter write fails the
-// message is Nak'd with a delay instead: it is never acked unkept.
-func (w *Worker) buryDelivery(ctx context.Context, d *stream.Delivery, reason string, dropped *metrics.Counter) {
-	data, err := d.Msg.MarshalBinary()
-	if err == nil {
-		err = w.store.Bury(ctx, data, reason)
-	}
-	if err != nil {
-		buryErrorsTotal.Inc()
-		delay := w.redeliveryDelay(d)
-		w.log.Error("dead-letter write failed; the message will be redelivered", "event_id", d.Msg.EventID,
-			"project", d.Msg.ProjectID, "reason", reason, "err", err, "in", delay)
 		nakedTotal.Inc()
-		w.nak(d, delay)
-		return
+		w.nak(d, wait)
 	}
-	dropped.Inc()
-	w.ack(ctx, d)
 }
 
 // ack releases d and acknowledges it, waiting for the server's confirmation.

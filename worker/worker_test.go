@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -115,7 +116,7 @@ func TestOutageSpoolsAndDrainsInOrder(t *testing.T) {
 	first := h.publish(40, keyA)
 
 	eventually(t, 15*time.Second, "all 40 envelopes in the spool", func() bool { return h.spool.Stats().Records == 40 })
-	if !r.w.InOutage() {
+	if !r.w.outage.Active() {
 		t.Fatal("worker does not report the outage")
 	}
 	if got := outageGauge.Get(); got != 1 {
@@ -134,7 +135,7 @@ func TestOutageSpoolsAndDrainsInOrder(t *testing.T) {
 
 	upAgain(t, h)
 	eventually(t, 15*time.Second, "the spool to drain", func() bool { return h.spool.Stats().Records == 0 })
-	eventually(t, 5*time.Second, "the outage to end", func() bool { return !r.w.InOutage() })
+	eventually(t, 5*time.Second, "the outage to end", func() bool { return !r.w.outage.Active() })
 	// New envelopes flow straight through after (and during) the drain.
 	second := h.publish(10, keyA)
 	eventually(t, 10*time.Second, "everything accepted", func() bool { return len(h.acceptedIDs()) >= 50 })
@@ -225,12 +226,19 @@ func TestRateLimitedWaitsRetryAfter(t *testing.T) {
 	eventually(t, 5*time.Second, "the stream to be empty", func() bool { return h.streamMsgs() == 0 })
 }
 
-// A final 4xx is not retried: the envelope is buried in the dead letters,
-// counted, logged without payload, and acked.
+// A final 4xx (400, 413, 415: an answer about this envelope) is not
+// retried: the envelope is buried in the dead letters, counted, logged
+// without payload, and acked.
 func TestRejectedIsBuriedCountedAcked(t *testing.T) {
+	for _, status := range []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) { testRejectedIsBuried(t, status) })
+	}
+}
+
+func testRejectedIsBuried(t *testing.T, status int) {
 	h := newHarness(t, harnessOpts{})
 	ids := h.publish(3, keyA)
-	h.up.SetMode(fakesentry.Rejecting(http.StatusBadRequest, "invalid event", 1))
+	h.up.SetMode(fakesentry.Rejecting(status, "invalid event", 1))
 	bad := ids[0] // one consumer, one at a time: the first request is the first envelope
 	dropped := droppedRejected.Get()
 	h.start(fastCfg(Config{Concurrency: 1, FetchBatch: 1}))
@@ -261,8 +269,8 @@ func TestRejectedIsBuriedCountedAcked(t *testing.T) {
 	if err := m.UnmarshalBinary(dead[0].Data); err != nil {
 		t.Fatalf("dead letter does not decode: %v", err)
 	}
-	if m.EventID != bad || !strings.Contains(dead[0].Reason, "400") {
-		t.Errorf("dead letter = event %s reason %q, want event %s and a reason naming status 400", m.EventID, dead[0].Reason, bad)
+	if m.EventID != bad || !strings.Contains(dead[0].Reason, strconv.Itoa(status)) {
+		t.Errorf("dead letter = event %s reason %q, want event %s and a reason naming status %d", m.EventID, dead[0].Reason, bad, status)
 	}
 }
 
@@ -278,7 +286,7 @@ func TestSpoolFullBackpressure(t *testing.T) {
 	ids := h.publish(30, keyA)
 
 	eventually(t, 15*time.Second, "the spool to fill", func() bool { return h.spool.Full() })
-	if !r.w.InOutage() {
+	if !r.w.outage.Active() {
 		t.Fatal("not in outage")
 	}
 	// Let it sit for several AckWaits: the consumers must not take more
@@ -552,7 +560,7 @@ func TestOutageRefusedThen503ThenBack(t *testing.T) {
 	upAgain(t, h)
 	more := h.publish(5, keyB)
 	time.Sleep(time.Second) // several probe intervals
-	if !r.w.InOutage() {
+	if !r.w.outage.Active() {
 		t.Fatal("outage ended although the upstream answers 503")
 	}
 	if n := len(h.envelopeRequests()); n != 0 {

@@ -296,6 +296,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 		MaxRetryInterval:  cfg.HTTP.MaxRetryInterval,
 		OutageGracePeriod: cfg.HTTP.OutageGracePeriod,
 		AckWait:           cfg.JetStream.AckWait,
+		MaxEnvelopeDelay:  cfg.Spool.MaxEnvelopeDelay,
 	}, cons, sender(up, reg), sp, log, stages...)
 }
 

@@ -103,9 +103,16 @@ const (
 	// Retryable: the envelope may succeed later — network error, timeout,
 	// 5xx, 408, a redirect, or the caller's context ended.
 	Retryable
-	// Rejected: another 4xx, or a request that cannot be built. Sending
-	// the same envelope again would get the same answer.
+	// Rejected: a 4xx about this envelope (400, 413, 415, …), or a request
+	// that cannot be built. Sending the same envelope again would get the
+	// same answer.
 	Rejected
+	// Denied: 401, 403 or 404. The upstream refuses the relay or the key —
+	// relay.upstream points at the wrong place, the relay is not (yet)
+	// authorised, a key was disabled — not this envelope: every envelope of
+	// the key gets the same answer until someone fixes it, and then they
+	// all go through. Keep them and retry later.
+	Denied
 )
 
 func (c Class) String() string {
@@ -118,6 +125,8 @@ func (c Class) String() string {
 		return "retryable"
 	case Rejected:
 		return "rejected"
+	case Denied:
+		return "denied"
 	default:
 		return "class(" + strconv.Itoa(int(c)) + ")"
 	}
@@ -243,13 +252,6 @@ func baseURL(raw string) (string, error) {
 	return u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"), nil
 }
 
-// Encoding returns the Content-Encoding requests are sent with.
-func (c *Client) Encoding() string { return c.cfg.Encoding }
-
-// URL returns the upstream base URL requests are built on (no trailing
-// slash).
-func (c *Client) URL() string { return c.base }
-
 // EnvelopeURL returns where envelopes of a project are posted.
 func (c *Client) EnvelopeURL(projectID uint64) string {
 	return c.base + "/api/" + strconv.FormatUint(projectID, 10) + "/envelope/"
@@ -347,7 +349,7 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 	}
 	bodyTimer := time.AfterFunc(c.cfg.Timeout, cancel)
 	defer bodyTimer.Stop()
-	return c.classify(resp, time.Now())
+	return c.classify(resp, url, time.Now())
 }
 
 // newEnvelopeRequest builds the POST with Relay's headers (§7.5).
@@ -390,8 +392,9 @@ func (c *Client) newEnvelopeRequest(ctx context.Context, url string, r Request, 
 	return req, nil
 }
 
-// classify turns a response into a Result, reading and closing its body.
-func (c *Client) classify(resp *http.Response, now time.Time) Result {
+// classify turns a response to a POST to url into a Result, reading and
+// closing its body.
+func (c *Client) classify(resp *http.Response, url string, now time.Time) Result {
 	status := resp.StatusCode
 	res := Result{Status: status}
 	if v := resp.Header.Values("X-Sentry-Rate-Limits"); len(v) > 0 {
@@ -431,6 +434,9 @@ func (c *Client) classify(resp *http.Response, now time.Time) Result {
 			res.RetryAfter = retryAfter
 		}
 		res.Err = fmt.Errorf("upstream: status %d%s", status, detailSuffix(res.Detail))
+	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
+		res.Class = Denied
+		res.Err = fmt.Errorf("upstream: POST %s: denied with status %d%s", url, status, detailSuffix(res.Detail))
 	case status >= 400:
 		res.Class = Rejected
 		res.Err = fmt.Errorf("upstream: rejected with status %d%s", status, detailSuffix(res.Detail))

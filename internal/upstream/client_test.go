@@ -20,8 +20,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/relayhq/relay/internal/stream"
 )
 
 const testEnvelope = `{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","dsn":"https://e12d836b15bb49d7bbf99e64295d995b@sentry.io/42"}
@@ -253,8 +251,8 @@ func TestNewErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.Encoding() != EncodingIdentity || c.URL() != "https://sentry.io" || c.EnvelopeURL(5) != "https://sentry.io/api/5/envelope/" {
-		t.Fatalf("defaults: %q %q %q", c.Encoding(), c.URL(), c.EnvelopeURL(5))
+	if c.cfg.Encoding != EncodingIdentity || c.base != "https://sentry.io" || c.EnvelopeURL(5) != "https://sentry.io/api/5/envelope/" {
+		t.Fatalf("defaults: %q %q %q", c.cfg.Encoding, c.base, c.EnvelopeURL(5))
 	}
 }
 
@@ -393,11 +391,12 @@ func TestClassification(t *testing.T) {
 		{name: "200 with rate limits is accepted, limits reported", handle: respond(200, `{}`, "X-Sentry-Rate-Limits", "60:transaction:key"),
 			class: Accepted, status: 200, limitedFor: []string{"transaction"}, notLimited: []string{"error"}},
 		{name: "400", handle: respond(400, `{"detail":"invalid event envelope","causes":["EOF"]}`), class: Rejected, status: 400, detail: "invalid event envelope"},
-		{name: "401", handle: respond(401, `{"detail":"missing authorization information"}`), class: Rejected, status: 401, detail: "missing authorization information"},
-		{name: "403", handle: respond(403, `{"detail":"event submission rejected with_reason: ProjectId"}`), class: Rejected, status: 403, detail: "event submission rejected with_reason: ProjectId"},
+		{name: "401", handle: respond(401, `{"detail":"missing authorization information"}`), class: Denied, status: 401, detail: "missing authorization information"},
+		{name: "403", handle: respond(403, `{"detail":"event submission rejected with_reason: ProjectId"}`), class: Denied, status: 403, detail: "event submission rejected with_reason: ProjectId"},
 		{name: "413", handle: respond(413, `{"detail":"envelope exceeded size limits for type 'event'"}`), class: Rejected, status: 413, detail: "envelope exceeded size limits for type 'event'"},
-		{name: "404 html body", handle: respond(404, `<html>nope</html>`), class: Rejected, status: 404},
-		{name: "403 detail object", handle: respond(403, `{"detail":{"code":"x"}}`), class: Rejected, status: 403, detail: `{"code":"x"}`},
+		{name: "415", handle: respond(415, ``), class: Rejected, status: 415},
+		{name: "404 html body", handle: respond(404, `<html>nope</html>`), class: Denied, status: 404},
+		{name: "403 detail object", handle: respond(403, `{"detail":{"code":"x"}}`), class: Denied, status: 403, detail: `{"code":"x"}`},
 		{name: "429 retry-after seconds", handle: respond(429, `{"detail":"Sentry dropped data"}`, "Retry-After", "5"),
 			class: RateLimited, status: 429, retryAfter: 5 * sec, limitedFor: []string{"error", "transaction", "anything"}, detail: "Sentry dropped data"},
 		{name: "429 retry-after float", handle: respond(429, ``, "Retry-After", "2.2"), class: RateLimited, status: 429, retryAfter: 3 * sec, limitedFor: []string{"error"}},
@@ -458,6 +457,9 @@ func TestClassification(t *testing.T) {
 			}
 			if tt.detail != "" && !strings.Contains(res.Err.Error(), tt.detail) {
 				t.Errorf("Err %q lacks the detail", res.Err)
+			}
+			if tt.class == Denied && !strings.Contains(res.Err.Error(), rec.URL) {
+				t.Errorf("Err %q does not name the upstream URL (an operator must see where the relay is refused)", res.Err)
 			}
 			if n := len(rec.requests()); n != 1 {
 				t.Fatalf("%d requests: a redirect was followed or a request retried", n)
@@ -659,24 +661,10 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestClassString(t *testing.T) {
-	for c, want := range map[Class]string{Accepted: "accepted", RateLimited: "rate_limited", Retryable: "retryable", Rejected: "rejected", Class(9): "class(9)"} {
+	for c, want := range map[Class]string{Accepted: "accepted", RateLimited: "rate_limited", Retryable: "retryable", Rejected: "rejected", Denied: "denied", Class(9): "class(9)"} {
 		if c.String() != want {
 			t.Errorf("%d.String() = %q", int(c), c.String())
 		}
-	}
-}
-
-func TestRequestFrom(t *testing.T) {
-	m := &stream.Message{
-		ProjectID: 42, PublicKey: "k", Client: "sentry.go/0.50.0", Version: 7, Origin: "https://o",
-		UserAgent: "ua", RemoteAddr: "10.0.0.2", ForwardedFor: "1.2.3.4, 10.0.0.2",
-		ReceivedAt: time.Now(), EventID: "9ec79c33ec9942ab8353589fcb2e04dc", Envelope: []byte(testEnvelope),
-	}
-	got := RequestFrom(m)
-	want := Request{ProjectID: 42, PublicKey: "k", Client: "sentry.go/0.50.0", Version: 7, ForwardedFor: "1.2.3.4, 10.0.0.2",
-		UserAgent: "ua", Origin: "https://o", Envelope: m.Envelope}
-	if fmt.Sprint(got) != fmt.Sprint(want) || &got.Envelope[0] != &m.Envelope[0] {
-		t.Fatalf("RequestFrom = %+v", got)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/andybalholm/brotli"
@@ -23,7 +24,8 @@ const (
 	EncodingZstd     = "zstd"
 )
 
-// Encodings lists the accepted Config.Encoding values.
+// Encodings lists the accepted Config.Encoding values; New's error for any
+// other value names them.
 func Encodings() []string {
 	return []string{EncodingIdentity, EncodingGzip, EncodingDeflate, EncodingBrotli, EncodingZstd}
 }
@@ -66,7 +68,7 @@ func newCompressor(encoding string) (compressor, error) {
 		}
 		return zstdCompressor{enc: enc}, nil
 	default:
-		return nil, fmt.Errorf("upstream: unknown encoding %q (want one of identity, gzip, deflate, br, zstd)", encoding)
+		return nil, fmt.Errorf("upstream: unknown encoding %q (want one of %s)", encoding, strings.Join(Encodings(), ", "))
 	}
 }
 

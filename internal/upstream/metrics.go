@@ -9,6 +9,7 @@ var (
 	requestsRateLimited = metrics.NewCounter(`relay_upstream_requests_total{class="rate_limited"}`)
 	requestsRetryable   = metrics.NewCounter(`relay_upstream_requests_total{class="retryable"}`)
 	requestsRejected    = metrics.NewCounter(`relay_upstream_requests_total{class="rejected"}`)
+	requestsDenied      = metrics.NewCounter(`relay_upstream_requests_total{class="denied"}`)
 
 	// sentBytes counts request bodies as sent (after Content-Encoding),
 	// envelopeBytes the same bodies before encoding; their ratio is the
@@ -34,6 +35,8 @@ func classCounter(c Class) *metrics.Counter {
 		return requestsRateLimited
 	case Retryable:
 		return requestsRetryable
+	case Denied:
+		return requestsDenied
 	default:
 		return requestsRejected
 	}
