@@ -250,8 +250,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveHealth(w, r, rt)
 	default:
 		// Relay proxies every other /api/ path to the upstream (protocol doc
-		// §1.12); that forwarding fallback comes with a later issue. Until
-		// then those paths, like everything outside /api/, are 404.
+		// §1.12). This relay does not: an unknown path, under /api/ or not,
+		// is a 404, so nothing reaches the upstream without passing the
+		// durable path or an explicit route.
 		s.writeError(w, r, rt, errNotFound)
 	}
 }
