@@ -105,10 +105,13 @@ type UpstreamSource struct {
 	// sharedDown: the shared store failed last time (logged once a spell).
 	sharedDown atomic.Bool
 
-	mu      sync.Mutex
-	queued  map[string]queuedKey
-	wake    chan struct{} // a key was queued (capacity 1)
-	changed chan struct{} // closed and replaced whenever states change
+	mu     sync.Mutex
+	queued map[string]queuedKey
+	// inflight: keys being asked for right now; a lookup meanwhile does not
+	// queue them again.
+	inflight map[string]struct{}
+	wake     chan struct{} // a key was queued (capacity 1)
+	changed  chan struct{} // closed and replaced whenever states change
 
 	compiled sync.Map // scrubKey → *scrub.Scrubber, settings compiled once
 }
@@ -145,9 +148,10 @@ func NewUpstreamSource(reg *Registry, q Querier, auth Authenticator, opts Upstre
 	}
 	u := &UpstreamSource{
 		reg: reg, q: q, auth: auth, opts: opts, log: log,
-		queued:  make(map[string]queuedKey),
-		wake:    make(chan struct{}, 1),
-		changed: make(chan struct{}),
+		queued:   make(map[string]queuedKey),
+		inflight: make(map[string]struct{}),
+		wake:     make(chan struct{}, 1),
+		changed:  make(chan struct{}),
 	}
 	reg.up.Store(u)
 	return u, nil
@@ -185,7 +189,9 @@ func (u *UpstreamSource) lookup(key string) (Status, *Entry) {
 // enqueue queues key for the next batch unless it is already queued.
 func (u *UpstreamSource) enqueue(key string) {
 	u.mu.Lock()
-	if _, ok := u.queued[key]; ok {
+	_, queued := u.queued[key]
+	_, inflight := u.inflight[key]
+	if queued || inflight {
 		u.mu.Unlock()
 		return
 	}
@@ -229,6 +235,7 @@ func (u *UpstreamSource) take(now time.Time, n int) ([]string, map[string]queued
 			keys = append(keys, k)
 			recs[k] = q
 			delete(u.queued, k)
+			u.inflight[k] = struct{}{}
 			continue
 		}
 		if next.IsZero() || q.notBefore.Before(next) {
@@ -345,6 +352,13 @@ type configsResponse struct {
 // fetch asks for keys: first the shared cache, then the upstream for the
 // rest. It reports whether the upstream answered (or was not needed).
 func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[string]queuedKey, bo *backoff.ExponentialBackOff) bool {
+	defer func() {
+		u.mu.Lock()
+		for _, k := range keys {
+			delete(u.inflight, k)
+		}
+		u.mu.Unlock()
+	}()
 	now := u.opts.Now()
 	ask := keys[:0:0]
 	for _, k := range keys {

@@ -493,3 +493,42 @@ func TestUpstreamWaitsForRegistration(t *testing.T) {
 type blockedAuth struct{}
 
 func (blockedAuth) Wait(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+
+func TestDecide(t *testing.T) {
+	m := startManaged(t)
+	m.up.SetProjectConfig(keyA, stateJSON(42, keyA, "r1", ""))
+	m.up.SetProjectConfig(keyB, json.RawMessage(`{"projectId":43,"disabled":true,"publicKeys":[{"publicKey":"`+keyB+`"}]}`))
+	m.up.SetProjectConfig(keyC, json.RawMessage(`{"projectId":"broken","publicKeys":[{"publicKey":"`+keyC+`"}]}`))
+	m.up.SetProjectPending(keyA, 1)
+	reg := NewRegistry(Options{})
+	runSource(t, reg, m, testUpstreamOptions(&fakeClock{t: time.Unix(1e9, 0)}))
+	tests := []struct {
+		name    string
+		key     string
+		project uint64
+		reason  string
+	}{
+		{"known after pending", keyA, 42, ""},
+		{"known, another project", keyA, 7, ReasonProjectID},
+		{"known, no project stated", keyA, 0, ""},
+		{"disabled project", keyB, 43, ReasonProjectID},
+		{"config does not parse: left to the scrub stage", keyC, 44, ""},
+		{"null upstream", keyX, 42, ReasonProjectID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			reason, pending := reg.Decide(ctx, tt.key, tt.project)
+			if pending || reason != tt.reason {
+				t.Errorf("Decide = %q, pending %v; want %q", reason, pending, tt.reason)
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, pending := NewRegistry(Options{}).Decide(ctx, keyA, 42); !pending {
+		// A proxy registry (no upstream source) never resolves a key.
+		t.Errorf("proxy registry: not pending")
+	}
+}
