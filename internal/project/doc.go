@@ -17,7 +17,8 @@
 //     allowedDomains is "Cors"; a config that does not parse is
 //     "ProjectState".
 //   - A state is replaced only as a whole, by the next scan of its source; a
-//     reader never sees half of an update. Lookups take no lock.
+//     reader never sees half of an update. Lookups take no lock (in managed
+//     mode, one that queues a key for fetching takes the queue's briefly).
 //   - A project's piiConfig and datascrubbingSettings are compiled when the
 //     file is read (once per distinct content) and win over the relay-wide
 //     scrub settings for that project's keys; keys whose config has neither
