@@ -200,7 +200,7 @@ func (u *UpstreamSource) enqueue(key string) {
 		fetchQueueRefused.Inc()
 		return
 	}
-	u.queued[key] = queuedKey{}
+	u.queued[key] = queuedKey{notBefore: time.Now()}
 	u.mu.Unlock()
 	select {
 	case u.wake <- struct{}{}:
@@ -255,7 +255,10 @@ func (u *UpstreamSource) Run(ctx context.Context) error {
 	bo.MaxInterval = u.opts.MaxRetryInterval
 	bo.MaxElapsedTime = 0
 	bo.Reset()
-	var next time.Time // when a requeued key is due; zero: none
+	var (
+		next      time.Time // when a requeued key is due; zero: none
+		holdUntil time.Time // no request before this, after a failed one
+	)
 	lastSweep := u.opts.Now()
 	for {
 		var (
@@ -277,7 +280,7 @@ func (u *UpstreamSource) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err := sleep(ctx, u.opts.BatchInterval); err != nil {
+		if err := sleep(ctx, max(u.opts.BatchInterval, time.Until(holdUntil))); err != nil {
 			return err
 		}
 		if err := u.auth.Wait(ctx); err != nil {
@@ -289,8 +292,11 @@ func (u *UpstreamSource) Run(ctx context.Context) error {
 			if len(keys) == 0 {
 				break
 			}
-			if !u.fetch(ctx, keys, recs, bo) {
-				break // failed: the keys are requeued after the backoff
+			if retryIn, ok := u.fetch(ctx, keys, recs, bo); !ok {
+				// Failed: these keys are requeued after the backoff, and
+				// no other batch is asked for before then either.
+				holdUntil = time.Now().Add(retryIn)
+				break
 			}
 		}
 		if ctx.Err() != nil {
@@ -350,8 +356,9 @@ type configsResponse struct {
 }
 
 // fetch asks for keys: first the shared cache, then the upstream for the
-// rest. It reports whether the upstream answered (or was not needed).
-func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[string]queuedKey, bo *backoff.ExponentialBackOff) bool {
+// rest. It reports whether the upstream answered (or was not needed), and
+// when it did not, how long to wait before the next request.
+func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[string]queuedKey, bo *backoff.ExponentialBackOff) (time.Duration, bool) {
 	defer func() {
 		u.mu.Lock()
 		for _, k := range keys {
@@ -369,7 +376,7 @@ func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[stri
 	}
 	if len(ask) == 0 {
 		u.notify()
-		return true
+		return 0, true
 	}
 	req := configsRequest{PublicKeys: ask, Revisions: make([]*string, len(ask))}
 	for i, k := range ask {
@@ -382,13 +389,13 @@ func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[stri
 	body, err := json.Marshal(req)
 	if err != nil { // cannot happen for strings; still never dropped silently
 		u.log.Error("project configs: encode request", "err", err)
-		return false
+		u.requeue(ask, time.Now().Add(u.opts.MaxRetryInterval), nil)
+		return u.opts.MaxRetryInterval, false
 	}
 	var resp configsResponse
 	if err := u.q.Query(ctx, ProjectConfigsPath, body, &resp); err != nil {
 		if ctx.Err() != nil {
-			u.requeue(ask, time.Time{}, nil)
-			return false
+			return 0, false // shutting down: nothing to retry
 		}
 		var ne networkError
 		if errors.As(err, &ne) && ne.Network() {
@@ -403,7 +410,7 @@ func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[stri
 			u.log.Debug("project configs: query failed again", "err", err, "retry_in", wait)
 		}
 		u.requeue(ask, time.Now().Add(wait), nil)
-		return false
+		return wait, false
 	}
 	fetchQueries.Inc()
 	bo.Reset()
@@ -455,7 +462,7 @@ func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[stri
 	}
 	u.requeue(again, wallNow.Add(u.opts.RetryDelay), since)
 	u.notify()
-	return true
+	return 0, true
 }
 
 // parse turns one answer into a cached state: null is a miss, a disabled

@@ -98,6 +98,13 @@ func runSource(t *testing.T, reg *Registry, m *managed, opts UpstreamOptions) *U
 	if err != nil {
 		t.Fatal(err)
 	}
+	startSource(t, u)
+	return u
+}
+
+// startSource runs u until the test ends.
+func startSource(t *testing.T, u *UpstreamSource) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- u.Run(ctx) }()
@@ -107,7 +114,6 @@ func runSource(t *testing.T, reg *Registry, m *managed, opts UpstreamOptions) *U
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return u
 }
 
 func stateJSON(project int, key, rev string, extra string) json.RawMessage {
@@ -159,13 +165,18 @@ func TestUpstreamBatchesKeys(t *testing.T) {
 			reg := NewRegistry(Options{})
 			opts := testUpstreamOptions(&fakeClock{t: time.Unix(1e9, 0)})
 			opts.BatchSize = tt.batchSize
-			opts.BatchInterval = 200 * time.Millisecond // all lookups land in one collection window
-			runSource(t, reg, m, opts)
+			u, err := NewUpstreamSource(reg, m.client, m.mon, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every key is looked up within one collection window: queued
+			// before the source runs, so a slow machine cannot split them.
 			for i := 0; i < tt.keys; i++ {
 				if st, _ := reg.Lookup(key32(i)); st != Pending {
 					t.Fatalf("first lookup of %s: %s, want pending", key32(i), st)
 				}
 			}
+			startSource(t, u)
 			for i := 0; i < tt.keys; i++ {
 				st, e := waitKnown(t, reg, key32(i))
 				switch {
@@ -440,6 +451,7 @@ func TestUpstreamSharedBetweenProcesses(t *testing.T) {
 	regs[0].Lookup(keyB) // null upstream: shared as a miss
 	waitKnown(t, regs[0], keyA)
 	waitKnown(t, regs[0], keyB)
+	asked := len(m.up.ProjectConfigQueries()) // 1, or 2 if the lookups fell in two batches
 	regs[1].Lookup(keyA)
 	regs[1].Lookup(keyB)
 	if s, e := waitKnown(t, regs[1], keyA); s != Known || e.ProjectID != 42 {
@@ -448,14 +460,14 @@ func TestUpstreamSharedBetweenProcesses(t *testing.T) {
 	if s, _ := waitKnown(t, regs[1], keyB); s != Missing {
 		t.Fatalf("second process, null key: %s", s)
 	}
-	if n := len(m.up.ProjectConfigQueries()); n != 1 {
-		t.Fatalf("%d upstream requests for two processes, want 1 (the second reads the bucket)", n)
+	if n := len(m.up.ProjectConfigQueries()); n != asked {
+		t.Fatalf("the second process sent %d upstream requests, want 0 (it reads the bucket)", n-asked)
 	}
 
 	// A stale record is not used: the second process asks the upstream.
 	clk.Add(6 * time.Minute)
 	regs[1].Lookup(keyA)
-	eventually(t, "the second process's own refresh", func() bool { return len(m.up.ProjectConfigQueries()) == 2 })
+	eventually(t, "the second process's own refresh", func() bool { return len(m.up.ProjectConfigQueries()) == asked+1 })
 }
 
 func TestUpstreamSharedStoreUnavailable(t *testing.T) {
@@ -530,5 +542,36 @@ func TestDecide(t *testing.T) {
 	if _, pending := NewRegistry(Options{}).Decide(ctx, keyA, 42); !pending {
 		// A proxy registry (no upstream source) never resolves a key.
 		t.Errorf("proxy registry: not pending")
+	}
+}
+
+// Keys left for a later batch when a request fails are asked for once the
+// backoff has passed, without needing another lookup to wake the source.
+func TestUpstreamRetriesEveryQueuedKeyAfterFailure(t *testing.T) {
+	m := startManaged(t)
+	m.up.SetProjectConfig(keyA, stateJSON(42, keyA, "r1", ""))
+	m.up.SetProjectConfig(keyB, stateJSON(43, keyB, "r1", ""))
+	reg := NewRegistry(Options{})
+	opts := testUpstreamOptions(&fakeClock{t: time.Unix(1e9, 0)})
+	opts.BatchSize = 1
+	u, err := NewUpstreamSource(reg, m.client, m.mon, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Lookup(keyA)
+	reg.Lookup(keyB)
+	m.up.Down()
+	startSource(t, u)
+	eventually(t, "a failed request", u.failing.Load)
+	if err := m.up.Up(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{keyA, keyB} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st, _ := reg.WaitKnown(ctx, k)
+		cancel()
+		if st != Known {
+			t.Errorf("%s: %s after the upstream came back, want known", k, st)
+		}
 	}
 }
