@@ -66,7 +66,10 @@ func newProjectFetch(ctx context.Context, cfg *config.Config, projects *project.
 		Logger:           log,
 	}
 	bucket := projectBucket(st.StreamName())
-	if kv, err := st.KeyValue(ctx, bucket, c.ProjectExpiry+c.ProjectGracePeriod); err != nil {
+	kctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a cache must not hold up the start
+	kv, err := st.KeyValue(kctx, bucket, c.ProjectExpiry+c.ProjectGracePeriod)
+	cancel()
+	if err != nil {
 		log.Warn("project configs are not shared with other relay processes: the key-value bucket cannot be opened; each process asks the upstream", "bucket", bucket, "err", err)
 	} else {
 		opts.Shared = kv

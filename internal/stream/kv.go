@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,3 +59,7 @@ func (k *KV) Put(ctx context.Context, key string, value []byte) error {
 	}
 	return nil
 }
+
+// isKVStream reports whether a stream is a key-value bucket's (JetStream
+// names them KV_<bucket>): its values are not envelopes left unforwarded.
+func isKVStream(name string) bool { return strings.HasPrefix(name, "KV_") }

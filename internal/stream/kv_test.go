@@ -1,6 +1,10 @@
 package stream
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -32,7 +36,15 @@ func TestKeyValueSharedAndDurable(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	c2 := openTest(t, cfg)
+	var logs lockedBuffer
+	c2, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer c2.Close()
+	if strings.Contains(logs.String(), "another stream") {
+		t.Errorf("the bucket's stream was reported as stranded envelopes:\n%s", logs.String())
+	}
 	kv2, err := c2.KeyValue(ctx, "relay_test_kv", time.Hour)
 	if err != nil {
 		t.Fatalf("KeyValue after restart: %v", err)
@@ -40,4 +52,21 @@ func TestKeyValueSharedAndDurable(t *testing.T) {
 	if v, err := kv2.Get(ctx, "k1"); err != nil || string(v) != "v1" {
 		t.Fatalf("Get(k1) after restart = %q, %v", v, err)
 	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
