@@ -50,6 +50,11 @@ type ProjectStage struct {
 	d    ProjectDecider
 	wait time.Duration
 	log  *slog.Logger
+	// auth, when set, is waited for before the bounded wait starts: no
+	// config can be fetched before the relay is registered.
+	auth interface {
+		Wait(ctx context.Context) error
+	}
 
 	mu     sync.Mutex
 	logged map[string]struct{} // keys already logged, bounded by maxLoggedKeys
@@ -68,11 +73,29 @@ func NewProjectStage(d ProjectDecider, wait time.Duration, log *slog.Logger) *Pr
 	return &ProjectStage{d: d, wait: wait, log: log, logged: make(map[string]struct{})}
 }
 
+// WithRegistration makes the stage wait, unbounded, until the relay is
+// registered before it starts waiting for a pending config: the config
+// cannot be fetched before, and an envelope forwarded meanwhile would skip
+// its project's scrubbing and be sent once registered anyway. The message
+// stays held meanwhile, as sends wait for the registration too. It returns
+// s.
+func (s *ProjectStage) WithRegistration(auth interface {
+	Wait(ctx context.Context) error
+}) *ProjectStage {
+	s.auth = auth
+	return s
+}
+
 // Name implements Stage.
 func (*ProjectStage) Name() string { return "project" }
 
 // Process implements Stage.
 func (s *ProjectStage) Process(ctx context.Context, m *stream.Message) (Verdict, error) {
+	if s.auth != nil {
+		if err := s.auth.Wait(ctx); err != nil {
+			return Keep(), fmt.Errorf("project: waiting for the registration: %w", err) // redelivered
+		}
+	}
 	wctx, cancel := context.WithTimeout(ctx, s.wait)
 	reason, pending := s.d.Decide(wctx, m.PublicKey, m.ProjectID)
 	cancel()

@@ -104,3 +104,35 @@ func TestProjectReasonLabel(t *testing.T) {
 		}
 	}
 }
+
+// gate is a registration that opens on open().
+type gate struct{ ch chan struct{} }
+
+func (g gate) Wait(ctx context.Context) error {
+	select {
+	case <-g.ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Before the relay is registered no config can be fetched: the stage's
+// bounded wait starts only once it is, so envelopes are not forwarded
+// undecided (and unscrubbed by their project's rules) meanwhile.
+func TestProjectStageWaitsForRegistration(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	d := newSwitchDecider()
+	g := gate{ch: make(chan struct{})}
+	h.start(fastCfg(Config{Concurrency: 4}), NewProjectStage(d, 100*time.Millisecond, h.log).WithRegistration(g))
+	kept := h.publish(2, keyA)
+	h.publish(2, keyB)
+	time.Sleep(400 * time.Millisecond) // longer than the stage's wait
+	if n := len(h.acceptedIDs()); n != 0 {
+		t.Fatalf("%d envelopes forwarded before the registration", n)
+	}
+	close(g.ch)
+	d.resolve(map[string]string{keyB: "ProjectId"})
+	eventually(t, 10*time.Second, "every message acked", func() bool { return h.streamMsgs() == 0 })
+	h.checkLedger(kept, 0)
+}

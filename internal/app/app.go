@@ -302,7 +302,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 	if err != nil {
 		return nil, err
 	}
-	stages = append(projectStages(cfg, projects, log), stages...)
+	stages = append(projectStages(cfg, projects, reg, log), stages...)
 	stages = append(stages, testStages...)
 	return worker.New(worker.Config{
 		Concurrency:       cfg.Worker.Concurrency,

@@ -85,9 +85,9 @@ func newProjectFetch(ctx context.Context, cfg *config.Config, projects *project.
 
 // projectStages is what the worker runs first in managed mode: the
 // decision about envelopes accepted while their key was pending.
-func projectStages(cfg *config.Config, projects *project.Registry, log *slog.Logger) []worker.Stage {
-	if cfg.Relay.Mode != config.ModeManaged {
+func projectStages(cfg *config.Config, projects *project.Registry, auth authWaiter, log *slog.Logger) []worker.Stage {
+	if cfg.Relay.Mode != config.ModeManaged || auth == nil {
 		return nil
 	}
-	return []worker.Stage{worker.NewProjectStage(projects, projectPendingWait, log.With("stage", "project"))}
+	return []worker.Stage{worker.NewProjectStage(projects, projectPendingWait, log.With("stage", "project")).WithRegistration(auth)}
 }
