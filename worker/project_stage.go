@@ -23,6 +23,13 @@ type ProjectDecider interface {
 	Decide(ctx context.Context, publicKey string, projectID uint64) (reason string, pending bool)
 }
 
+// Registration is the relay's registration with its upstream
+// (*registration.Monitor): Wait returns once the relay is registered, or
+// ctx's error.
+type Registration interface {
+	Wait(ctx context.Context) error
+}
+
 // Envelopes the project stage let through without a decision: the key's
 // config was still pending after the stage's wait.
 var projectPendingForwarded = metrics.NewCounter(`relay_worker_project_undecided_total{reason="pending_timeout"}`)
@@ -52,9 +59,7 @@ type ProjectStage struct {
 	log  *slog.Logger
 	// auth, when set, is waited for before the bounded wait starts: no
 	// config can be fetched before the relay is registered.
-	auth interface {
-		Wait(ctx context.Context) error
-	}
+	auth Registration
 
 	mu     sync.Mutex
 	logged map[string]struct{} // keys already logged, bounded by maxLoggedKeys
