@@ -25,6 +25,7 @@ var (
 	_ project.Authenticator = (*registration.Monitor)(nil)
 	_ project.SharedStore   = (*stream.KV)(nil)
 	_ worker.ProjectDecider = (*project.Registry)(nil)
+	_ worker.Registration   = (*registration.Monitor)(nil)
 )
 
 // projectPendingWait bounds how long the worker holds one envelope whose

@@ -575,3 +575,28 @@ func TestUpstreamRetriesEveryQueuedKeyAfterFailure(t *testing.T) {
 		}
 	}
 }
+
+// The cost of ingest's Admit for a key whose config came from the upstream
+// (the hot path: every request asks).
+func BenchmarkAdmitFetchedKey(b *testing.B) {
+	reg := NewRegistry(Options{})
+	opts := testUpstreamOptions(&fakeClock{t: time.Unix(1e9, 0)})
+	opts.Now = time.Now
+	u, err := NewUpstreamSource(reg, nopQuerier{}, blockedAuth{}, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u.states.Store(keyA, u.parse(keyA, stateJSON(42, keyA, "r1", ""), time.Now()))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if reason, _ := reg.Admit(keyA, 42, true, ""); reason != "" {
+				b.Fatal(reason)
+			}
+		}
+	})
+}
+
+type nopQuerier struct{}
+
+func (nopQuerier) Query(context.Context, string, []byte, any) error { return errors.New("unused") }
