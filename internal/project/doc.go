@@ -63,7 +63,11 @@
 // (misses: cache.miss_expiry), so N processes ask once, not N times. What
 // is shared is the upstream's answer as it came (the state JSON, or null
 // for a miss) — never a compiled form, and never a config the process could
-// not use (each process logs those itself). Values expire from the bucket
+// not use (each process logs those itself). The bucket is read before the
+// relay is registered, too: a process restarted while the upstream is
+// unreachable knows what the deployment fetched within the last
+// cache.project_expiry (the bucket lives in JetStream's store, which
+// survives the restart). Values expire from the bucket
 // after cache.project_expiry + cache.project_grace_period. The bucket is a
 // cache: when it cannot be read or written (counted, logged once per
 // spell), the process asks the upstream as if there were no bucket.

@@ -130,3 +130,36 @@ func (u *UpstreamSource) sharedWorks() {
 		u.log.Info("project configs: the shared cache works again")
 	}
 }
+
+// fromSharedOnly answers the queued keys the shared cache holds fresh
+// records for, before the relay is registered: reading the bucket needs no
+// registration, so a process restarted while the upstream is unreachable
+// (or before it has registered) knows the projects the deployment fetched
+// recently. The other keys stay queued for the upstream.
+func (u *UpstreamSource) fromSharedOnly(ctx context.Context) {
+	if u.opts.Shared == nil {
+		return
+	}
+	keys, recs, _ := u.take(time.Now(), u.opts.MaxQueued)
+	if len(keys) == 0 {
+		return
+	}
+	now := u.opts.Now()
+	var rest []string
+	for _, k := range keys {
+		if !u.fromShared(ctx, k, now) {
+			rest = append(rest, k)
+		}
+	}
+	u.mu.Lock()
+	for _, k := range keys {
+		delete(u.inflight, k)
+	}
+	for _, k := range rest {
+		if _, ok := u.queued[k]; !ok {
+			u.queued[k] = recs[k]
+		}
+	}
+	u.mu.Unlock()
+	u.notify()
+}

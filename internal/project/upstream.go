@@ -29,6 +29,7 @@ type Querier interface {
 // Authenticator tells whether the relay is registered with the upstream
 // (*registration.Monitor). Project configs are only asked for once it is.
 type Authenticator interface {
+	Authenticated() bool
 	Wait(ctx context.Context) error
 }
 
@@ -283,7 +284,7 @@ func (u *UpstreamSource) Run(ctx context.Context) error {
 		if err := sleep(ctx, max(u.opts.BatchInterval, time.Until(holdUntil))); err != nil {
 			return err
 		}
-		if err := u.auth.Wait(ctx); err != nil {
+		if err := u.waitRegistered(ctx); err != nil {
 			return err
 		}
 		for {
@@ -307,6 +308,37 @@ func (u *UpstreamSource) Run(ctx context.Context) error {
 			lastSweep = now
 		}
 		_, _, next = u.take(time.Time{}, 0)
+	}
+}
+
+// waitRegistered waits until the relay is registered. Meanwhile every
+// batch of queued keys is answered from the shared cache where it can be
+// (fromSharedOnly): reading it needs no registration.
+func (u *UpstreamSource) waitRegistered(ctx context.Context) error {
+	for {
+		if u.auth.Authenticated() {
+			return nil // the usual case: fetch reads the shared cache itself
+		}
+		u.fromSharedOnly(ctx)
+		actx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- u.auth.Wait(actx) }() // joined below on every path
+		select {
+		case err := <-done:
+			cancel()
+			return err
+		case <-u.wake: // new keys while unregistered
+			cancel()
+			if err := <-done; err == nil {
+				return nil // registered just now
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := sleep(ctx, u.opts.BatchInterval); err != nil {
+				return err
+			}
+		}
 	}
 }
 

@@ -505,6 +505,7 @@ func TestUpstreamWaitsForRegistration(t *testing.T) {
 type blockedAuth struct{}
 
 func (blockedAuth) Wait(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+func (blockedAuth) Authenticated() bool            { return false }
 
 func TestDecide(t *testing.T) {
 	m := startManaged(t)
@@ -600,3 +601,51 @@ func BenchmarkAdmitFetchedKey(b *testing.B) {
 type nopQuerier struct{}
 
 func (nopQuerier) Query(context.Context, string, []byte, any) error { return errors.New("unused") }
+
+// A process that is not registered (restarted while the upstream is down)
+// still answers from the deployment's bucket; what the bucket lacks stays
+// pending until the upstream can be asked.
+func TestUpstreamSharedBeforeRegistration(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := stream.Open(ctx, stream.Config{StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kv, err := st.KeyValue(ctx, "relay_test_projects", 7*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	rec, _ := json.Marshal(sharedRecord{FetchedAt: clk.Now().Add(-time.Minute), State: stateJSON(42, keyA, "r1", "")})
+	if err := kv.Put(ctx, sharedKey(keyA), rec); err != nil {
+		t.Fatal(err)
+	}
+	reg := NewRegistry(Options{})
+	opts := testUpstreamOptions(clk)
+	opts.Shared = kv
+	u, err := NewUpstreamSource(reg, nopQuerier{}, blockedAuth{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startSource(t, u)
+	reg.Lookup(keyA)
+	reg.Lookup(keyB)
+	if s, e := waitKnown(t, reg, keyA); s != Known || e.ProjectID != 42 {
+		t.Fatalf("key in the bucket, unregistered: %s %+v", s, e)
+	}
+	// A key first seen later, still unregistered, is answered too.
+	if err := kv.Put(ctx, sharedKey(keyC), rec); err != nil {
+		t.Fatal(err)
+	}
+	reg.Lookup(keyC)
+	if s, _ := waitKnown(t, reg, keyC); s != Known {
+		t.Fatalf("key looked up later, in the bucket, unregistered: %s", s)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer wcancel()
+	if s, _ := reg.WaitKnown(wctx, keyB); s != Pending {
+		t.Fatalf("key not in the bucket, unregistered: %s, want pending", s)
+	}
+}
