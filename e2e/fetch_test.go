@@ -113,7 +113,72 @@ worker:
 	if strings.Count(strings.Join(asked, " "), testKey) != 1 || strings.Count(strings.Join(asked, " "), unknownKey) != 1 {
 		t.Errorf("keys asked upstream: %v, want each key once", asked)
 	}
+
+	// Killed, and restarted while Sentry is down (so it cannot register):
+	// what it fetched is in JetStream's key-value bucket, which survives the
+	// restart. The unknown key is refused again without asking Sentry; the
+	// known key's event is accepted, held, and delivered scrubbed by the
+	// project's piiConfig once Sentry is back. Nothing was asked upstream.
+	queriesBefore := len(up.ProjectConfigQueries())
+	p.kill9()
+	up.Down()
+	p = launch(t, dir, port)
+	waitLive(t, p)
+	deadline = time.Now().Add(20 * time.Second)
+	var acceptedAfterRestart []string
+	for {
+		id, body := noteEvent()
+		st, detail := postAs(t, p.url(), testProject, unknownKey, body)
+		if st == http.StatusForbidden {
+			break
+		}
+		if st != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("unknown key after the restart, Sentry down: %d %q\n%s", st, detail, p.logs())
+		}
+		acceptedAfterRestart = append(acceptedAfterRestart, id)
+		time.Sleep(50 * time.Millisecond)
+	}
+	id3, body3 := noteEvent()
+	if st, detail := postAs(t, p.url(), testProject, testKey, body3); st != http.StatusOK {
+		t.Fatalf("known key after the restart, Sentry down: %d %q", st, detail)
+	}
+	if err := up.Up(); err != nil {
+		t.Fatal(err)
+	}
+	waitDelivered(t, up.EventIDs, []string{id3}, 60*time.Second)
+	_, payload = eventPayload(t, up, id3)
+	checkScrubbed(t, payload, []scrubbedField{{path: []string{"extra", "customer_note"}, want: nil, remarks: []string{"@anything:remove/x"}}})
+	for _, id := range append(acceptedAfterRestart, droppedID) {
+		if up.EventIDs()[id] != 0 {
+			t.Errorf("an envelope of the unknown key reached the upstream")
+		}
+	}
+	if n := len(up.ProjectConfigQueries()) - queriesBefore; n != 0 {
+		t.Errorf("%d project config requests after the restart, want none (the bucket had the answers)", n)
+	}
 	if err := p.term(10 * time.Second); err != nil {
 		t.Error(err)
+	}
+}
+
+// waitLive waits until the relay's listener answers its liveness check.
+func waitLive(t *testing.T, p *relayProc) {
+	t.Helper()
+	c := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if p.exited() {
+			t.Fatalf("relay exited: %v\n%s", p.err, p.logs())
+		}
+		if resp, err := c.Get(p.url() + "/api/relay/healthcheck/live/"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("relay not live after 60 s\n%s", p.logs())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
