@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -450,10 +449,14 @@ func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[stri
 		u.log.Info("project configs: the upstream answers again")
 	}
 	now = u.opts.Now()
+	asked := make(map[string]bool, len(ask))
+	for _, k := range ask {
+		asked[k] = true
+	}
 	done := make(map[string]bool, len(ask))
 	for _, k := range resp.Unchanged {
 		v, ok := u.states.Load(k)
-		if !ok || done[k] {
+		if !ok || done[k] || !asked[k] {
 			continue
 		}
 		done[k] = true
@@ -464,7 +467,7 @@ func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[stri
 		u.share(ctx, k, &c)
 	}
 	for k, raw := range resp.Configs {
-		if done[k] || !slices.Contains(ask, k) {
+		if done[k] || !asked[k] { // an answer for a key not asked for is ignored
 			continue
 		}
 		done[k] = true
