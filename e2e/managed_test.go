@@ -35,6 +35,8 @@ var publicKeyLine = regexp.MustCompile(`(?m)public key: (\S+)$`)
 func TestManagedModeDeliversOnlyAfterRegistration(t *testing.T) {
 	up := fakesentry.New(fakesentry.Options{})
 	t.Cleanup(up.Close)
+	// The upstream knows the test key: a managed relay forwards only those.
+	up.SetProjectConfig(testKey, []byte(`{"projectId":`+testProject+`,"publicKeys":[{"publicKey":"`+testKey+`"}],"config":{"allowedDomains":["*"]}}`))
 	dir := t.TempDir()
 
 	relayCLI(t, dir, "credentials", "generate")

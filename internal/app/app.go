@@ -87,6 +87,12 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	fetch, err := newProjectFetch(runCtx, cfg, projects, regClient, reg, st, log) // managed mode only
+	if err != nil {
+		closeStream(st, cfg.Limits.ShutdownTimeout, log)
+		return fmt.Errorf("project configs: %w", err)
+	}
+
 	var (
 		wg   sync.WaitGroup
 		errs = make(chan error, 3) // one per sender: worker, ingest, project files
@@ -125,6 +131,13 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		go func() {
 			defer wg.Done()
 			_ = reg.Run(runCtx) // returns nil: on shutdown, or after a denial it has logged
+		}()
+	}
+	if fetch != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = fetch.Run(runCtx) // returns runCtx's error, on shutdown only
 		}()
 	}
 
@@ -289,6 +302,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 	if err != nil {
 		return nil, err
 	}
+	stages = append(projectStages(cfg, projects, reg, log), stages...)
 	stages = append(stages, testStages...)
 	return worker.New(worker.Config{
 		Concurrency:       cfg.Worker.Concurrency,

@@ -140,6 +140,12 @@ func waitStatus(t *testing.T, what string, get func() int, want int) {
 	}
 }
 
+// serveManagedProject makes the fake Sentry serve project 42's config for
+// the key post uses: a managed relay forwards only keys the upstream knows.
+func serveManagedProject(up *fakesentry.Server) {
+	up.SetProjectConfig("0123456789abcdef0123456789abcdef", []byte(`{"projectId":42,"slug":"p42","publicKeys":[{"publicKey":"0123456789abcdef0123456789abcdef"}],"config":{"allowedDomains":["*"]}}`))
+}
+
 func newCreds(t *testing.T) *credentials.Credentials {
 	t.Helper()
 	c, err := credentials.Generate()
@@ -155,6 +161,7 @@ func newCreds(t *testing.T) *credentials.Credentials {
 func TestManagedHoldsEnvelopesUntilRegistered(t *testing.T) {
 	up := fakesentry.New(fakesentry.Options{})
 	t.Cleanup(up.Close)
+	serveManagedProject(up)
 	creds := newCreds(t)
 	cfg := writeManagedConfig(t, t.TempDir(), up.URL(), freeTCPPort(t), "")
 	r := runManaged(t, cfg, creds)
@@ -215,6 +222,7 @@ func assertEnvelopesAfterRegistration(t *testing.T, up *fakesentry.Server) {
 func TestManagedReadyAlways(t *testing.T) {
 	up := fakesentry.New(fakesentry.Options{})
 	t.Cleanup(up.Close)
+	serveManagedProject(up)
 	cfg := writeManagedConfig(t, t.TempDir(), up.URL(), freeTCPPort(t), "auth:\n  ready: always\n")
 	r := runManaged(t, cfg, newCreds(t))
 	r.post(t)
@@ -244,6 +252,7 @@ func TestManagedWithoutCredentials(t *testing.T) {
 func TestManagedHeldEnvelopeSurvivesRestart(t *testing.T) {
 	up := fakesentry.New(fakesentry.Options{})
 	t.Cleanup(up.Close)
+	serveManagedProject(up)
 	creds := newCreds(t)
 	dir := t.TempDir()
 	cfg := writeManagedConfig(t, dir, up.URL(), freeTCPPort(t), "")

@@ -100,6 +100,9 @@ type Options struct {
 type Registry struct {
 	opts Options
 	snap atomic.Pointer[snapshot]
+	// up answers for keys no project file has (managed mode); nil in the
+	// other modes.
+	up atomic.Pointer[UpstreamSource]
 }
 
 // NewRegistry returns an empty registry.
@@ -112,7 +115,10 @@ func NewRegistry(opts Options) *Registry {
 // Lookup returns what is known about publicKey.
 func (r *Registry) Lookup(publicKey string) (Status, *Entry) {
 	if e, ok := r.snap.Load().keys[publicKey]; ok {
-		return Known, e
+		return Known, e // project files win over the upstream, as in Relay
+	}
+	if u := r.up.Load(); u != nil {
+		return u.lookup(publicKey)
 	}
 	if r.opts.Static {
 		return Missing, nil
@@ -186,8 +192,8 @@ func (r *Registry) ScrubberFor(publicKey string) (*scrub.Scrubber, error) {
 // the key (pending, missing, or a config that does not parse), and then no
 // filter applies. It implements worker.FilterSettings.
 func (r *Registry) FilterSettings(publicKey string) (json.RawMessage, bool) {
-	e, ok := r.snap.Load().keys[publicKey]
-	if !ok || e.State == nil {
+	st, e := r.Lookup(publicKey)
+	if st != Known || e.State == nil {
 		return nil, false
 	}
 	return e.State.Config.FilterSettings, true

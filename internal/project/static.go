@@ -277,6 +277,18 @@ func (s *StaticSource) compile(st *State) (*scrub.Scrubber, error) {
 	if sc, ok := s.compiled[k]; ok {
 		return sc, nil
 	}
+	sc, err := compileScrubbing(st)
+	if err != nil {
+		return nil, err
+	}
+	s.compiled[k] = sc
+	return sc, nil
+}
+
+// compileScrubbing compiles a config's piiConfig and datascrubbingSettings;
+// the caller has checked that it has one of them.
+func compileScrubbing(st *State) (*scrub.Scrubber, error) {
+	c := &st.Config
 	var cfg scrub.Config
 	if c.DataScrubbingSettings != nil {
 		ds, err := scrub.ParseDataScrubbing(c.DataScrubbingSettings)
@@ -290,7 +302,6 @@ func (s *StaticSource) compile(st *State) (*scrub.Scrubber, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config.piiConfig: %w", err)
 	}
-	s.compiled[k] = sc
 	return sc, nil
 }
 

@@ -486,7 +486,7 @@ func (c *Conn) declareStream(ctx context.Context, before storeScan) error {
 func (c *Conn) warnStrandedStreams(ctx context.Context) {
 	l := c.js.ListStreams(ctx)
 	for info := range l.Info() {
-		if info.Config.Name != c.cfg.Stream && info.State.Msgs > 0 {
+		if info.Config.Name != c.cfg.Stream && !isKVStream(info.Config.Name) && info.State.Msgs > 0 {
 			c.log.Warn("another stream in the embedded store holds messages the relay does not forward (was jetstream.stream changed?)",
 				"stream", info.Config.Name, "messages", info.State.Msgs, "subjects", info.Config.Subjects, "relay_stream", c.cfg.Stream)
 		}
