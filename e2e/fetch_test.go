@@ -19,9 +19,13 @@ import (
 // as in Relay), drops that envelope in the worker instead of forwarding it,
 // and refuses the key with Relay's 403 once the answer is cached.
 func TestManagedFetchesProjectConfigs(t *testing.T) {
-	const unknownKey = "fedcba9876543210fedcba9876543210"
+	const (
+		unknownKey = "fedcba9876543210fedcba9876543210"
+		tunnelKey  = "7777777777777777777777777777777a" // project 43, first seen through the tunnel
+	)
 	up := fakesentry.New(fakesentry.Options{})
 	t.Cleanup(up.Close)
+	up.SetProjectConfig(tunnelKey, []byte(`{"projectId":43,"slug":"web","rev":"r1","publicKeys":[{"publicKey":"`+tunnelKey+`"}],"config":{"allowedDomains":["*"]}}`))
 	up.SetProjectConfig(testKey, []byte(`{"projectId":`+testProject+`,"slug":"shop","rev":"r1","publicKeys":[{"publicKey":"`+testKey+`"}],
 		"config":{"allowedDomains":["*"],"piiConfig":{"applications":{"extra.customer_note":["@anything:remove"]}}}}`))
 	dir := t.TempDir()
@@ -70,6 +74,15 @@ worker:
 	waitDelivered(t, up.EventIDs, []string{id}, 30*time.Second)
 	_, payload := eventPayload(t, up, id)
 	checkScrubbed(t, payload, []scrubbedField{{path: []string{"extra", "customer_note"}, want: nil, remarks: []string{"@anything:remove/x"}}})
+
+	// The browser tunnel admits the keys of fetched project configs: a key
+	// whose first request comes through the tunnel waits for its config
+	// (fetched on that request) instead of being refused, and is forwarded.
+	tid, tbody := tunnelEnvelope("https://"+tunnelKey+"@o1.ingest.example/43", "through the tunnel")
+	if a := postTunnel(t, p.url(), tbody); a.status != http.StatusOK {
+		t.Fatalf("tunnel, key first seen there: %d %s\n%s", a.status, a.body, p.logs())
+	}
+	waitDelivered(t, up.EventIDs, []string{tid}, 30*time.Second)
 
 	// The unknown key: accepted while pending, then refused once cached.
 	droppedID, body := noteEvent()

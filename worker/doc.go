@@ -1,6 +1,8 @@
 // Package worker moves envelopes from the JetStream stream to the upstream
-// (Sentry): it fetches messages, runs the named stages (filter → scrub →
-// enrich), forwards what is kept, and — while the upstream is in outage —
+// (Sentry): it fetches messages, runs the named stages (the relay's are
+// project → filter → scrub; the project stage, project_stage.go, only in
+// managed mode, deciding about envelopes accepted while their key's config
+// was pending), forwards what is kept, and — while the upstream is in outage —
 // moves envelopes into the spool and drains the spool, oldest first, once the
 // upstream answers again.
 //

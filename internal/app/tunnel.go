@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/relayhq/relay/ingest"
 	"github.com/relayhq/relay/internal/config"
@@ -47,11 +49,27 @@ type projectAllower struct{ reg *project.Registry }
 
 var _ ingest.KeyAllower = projectAllower{}
 
-func (p projectAllower) AllowKey(_ context.Context, publicKey string, projectID uint64) (bool, error) {
+// tunnelConfigWait bounds how long a tunnel request waits for its key's
+// project config in managed mode, where the first request of a key is what
+// asks Sentry for it (about cache.batch_interval plus one round trip).
+const tunnelConfigWait = 3 * time.Second
+
+// errConfigPending: in managed mode the key's config has not arrived within
+// tunnelConfigWait. Not a refusal — ingest answers 503 with Retry-After and
+// the browser SDK sends again, by when the config is known.
+var errConfigPending = errors.New("the project config of this key is being fetched")
+
+func (p projectAllower) AllowKey(ctx context.Context, publicKey string, projectID uint64) (bool, error) {
 	if p.reg == nil {
 		return false, nil
 	}
-	st, e := p.reg.Lookup(publicKey)
+	// Without an upstream source (proxy, static) WaitKnown answers at once.
+	wctx, cancel := context.WithTimeout(ctx, tunnelConfigWait)
+	defer cancel()
+	st, e := p.reg.WaitKnown(wctx, publicKey)
+	if st == project.Pending && wctx.Err() != nil && ctx.Err() == nil {
+		return false, errConfigPending
+	}
 	if st != project.Known || e.State == nil || e.State.Disabled || !e.Key.Enabled() {
 		return false, nil
 	}

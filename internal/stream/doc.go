@@ -9,7 +9,8 @@
 // loss check), storewatch.go (refusing publishes while the store cannot
 // write, reloading it once it can), publish.go (Publish and its error
 // mapping), syncer.go (sync "always" as a group fsync), consumer.go
-// (Consumer, Fetch, Delivery).
+// (Consumer, Fetch, Delivery), kv.go (key-value buckets on the relay's
+// connection: a cache the processes of one deployment share).
 //
 // The promises, in the terms of shared/docs/durability.md:
 //   - Publish returns nil only after the PubAck: the message is in the
