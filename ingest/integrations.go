@@ -241,8 +241,7 @@ func (s *Server) ingestIntegration(w http.ResponseWriter, r *http.Request, rt ro
 	case routeCron:
 		payload, err := checkInPayload(m.slug, body, cronJSON, r.URL.RawQuery)
 		if err != nil {
-			return &apiError{status: http.StatusBadRequest, detail: "invalid check-in",
-				causes: []string{err.Error()}, dropped: droppedInvalidCheckIn}
+			return errCheckIn(err, cronJSON)
 		}
 		eventID = envelope.NewEventID()
 		out = append(out, `{"event_id":"`...)
@@ -364,6 +363,25 @@ func otlpContentType(ct string) string {
 		return ctProtobuf
 	}
 	return ""
+}
+
+// errCheckIn answers a check-in Relay's extractors refuse: a query string
+// that does not deserialise is 400; a JSON body is 400 when it is not JSON
+// and 422 when it is JSON of the wrong shape (axum's Query and Json
+// rejections, with their texts as the detail).
+func errCheckIn(err error, fromBody bool) *apiError {
+	e := &apiError{status: http.StatusBadRequest, detail: "Failed to deserialize query string",
+		causes: []string{err.Error()}, dropped: droppedInvalidCheckIn}
+	if fromBody {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			e.detail = "Failed to parse the request body as JSON"
+		} else {
+			e.status = http.StatusUnprocessableEntity
+			e.detail = "Failed to deserialize the JSON body into the target type"
+		}
+	}
+	return e
 }
 
 // checkInJSON is the check-in an SDK posts (relay-monitors' CheckIn). Fields

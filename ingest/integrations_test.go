@@ -57,6 +57,7 @@ type integrationCase struct {
 	header http.Header
 	body   []byte
 	status int
+	detail string     // the error's detail, when set
 	items  []wantItem // nil: nothing published
 }
 
@@ -117,14 +118,24 @@ func TestIntegrationRoutes(t *testing.T) {
 			header: hdr("Content-Type", "application/x-www-form-urlencoded"), body: []byte("ignored=1"), status: 202,
 			items: []wantItem{{typ: "check_in", check: checkIn(map[string]any{
 				"check_in_id": nilCheckInID, "monitor_slug": "m", "status": "ok"})}}},
-		{name: "cron missing status", method: "GET", path: "/api/42/cron/m/" + testKey + "/", status: 400},
+		{name: "cron missing status", method: "GET", path: "/api/42/cron/m/" + testKey + "/", status: 400,
+			detail: "Failed to deserialize query string"},
 		{name: "cron bad check_in_id", method: "GET", path: "/api/42/cron/m/" + testKey + "/?status=ok&check_in_id=nope", status: 400},
 		{name: "cron bad duration", method: "GET", path: "/api/42/cron/m/" + testKey + "/?status=ok&duration=NaN", status: 400},
 		{name: "cron path key differs from header key", method: "GET",
 			path:   "/api/42/cron/m/fedcba9876543210fedcba9876543210/?status=ok",
 			header: hdr("X-Sentry-Auth", testAuth), status: 401},
 		{name: "cron bad json", method: "POST", path: "/api/42/cron/m/",
-			header: hdr("X-Sentry-Auth", testAuth, "Content-Type", "application/json"), body: []byte(`{"status":`), status: 400},
+			header: hdr("X-Sentry-Auth", testAuth, "Content-Type", "application/json"), body: []byte(`{"status":`), status: 400,
+			detail: "Failed to parse the request body as JSON"},
+		{name: "cron json without status", method: "POST", path: "/api/42/cron/m/",
+			header: hdr("X-Sentry-Auth", testAuth, "Content-Type", "application/json"), body: []byte(`{"duration":1}`), status: 422,
+			detail: "Failed to deserialize the JSON body into the target type"},
+		{name: "cron json status not a string", method: "POST", path: "/api/42/cron/m/",
+			header: hdr("X-Sentry-Auth", testAuth, "Content-Type", "application/json"), body: []byte(`{"status":1}`), status: 422},
+		{name: "cron json monitor_config not an object", method: "POST", path: "/api/42/cron/m/",
+			header: hdr("X-Sentry-Auth", testAuth, "Content-Type", "application/json"),
+			body:   []byte(`{"status":"ok","monitor_config":[1]}`), status: 422},
 		{name: "cron PUT", method: "PUT", path: "/api/42/cron/m/" + testKey + "/?status=ok", status: 405},
 		{name: "cron bad project", method: "GET", path: "/api/abc/cron/m/" + testKey + "/?status=ok", status: 400},
 
@@ -154,6 +165,11 @@ func TestIntegrationRoutes(t *testing.T) {
 			assertCommonHeaders(t, res)
 			if res.status != tc.status {
 				t.Fatalf("status = %d, want %d (body %q)", res.status, tc.status, res.body)
+			}
+			if tc.detail != "" {
+				if got := res.errorBody(t).Detail; got != tc.detail {
+					t.Errorf("detail %q, want %q", got, tc.detail)
+				}
 			}
 			if res.status < 300 && len(res.body) != 0 {
 				t.Errorf("success body = %q, want none", res.body)
