@@ -147,6 +147,10 @@ func TestIntegrationRoutes(t *testing.T) {
 			header: hdr("X-Sentry-Auth", testAuth, "Content-Type", "application/x-protobuf"),
 			body:   proto, status: 202,
 			items: []wantItem{{typ: "otel_traces_data", contentType: "application/x-protobuf", payload: proto}}},
+		{name: "otlp traces protobuf, gzip (the OTel exporters' default)", method: "POST", path: "/api/42/integration/otlp/v1/traces",
+			header: hdr("X-Sentry-Auth", testAuth, "Content-Type", "application/x-protobuf", "Content-Encoding", "gzip"),
+			body:   gzipBytes(t, proto), status: 202,
+			items: []wantItem{{typ: "otel_traces_data", contentType: "application/x-protobuf", payload: proto}}},
 		{name: "otlp logs protobuf", method: "POST", path: "/api/42/integration/otlp/v1/logs",
 			header: hdr("X-Sentry-Auth", testAuth, "Content-Type", "application/x-protobuf"),
 			body:   proto, status: 202,
@@ -302,4 +306,36 @@ func TestMatchIntegration(t *testing.T) {
 			t.Errorf("matchIntegration(%q) = %+v, %v; want %+v, %v", tc.path, got, ok, tc.want, tc.ok)
 		}
 	}
+}
+
+// FuzzCheckInPayload: whatever a cron request carries, the check-in is either
+// refused with an error or is a JSON object with the path's slug and a
+// status Relay knows — never a panic, never invalid JSON upstream.
+func FuzzCheckInPayload(f *testing.F) {
+	f.Add([]byte(`{"status":"ok","check_in_id":"a460c25ff2554577b920fcfacae4e5eb","duration":1.5}`), true, "")
+	f.Add([]byte(`{"status":"in_progress","monitor_config":{"schedule":{"type":"crontab","value":"* * * * *"}},"contexts":null}`), true, "")
+	f.Add([]byte(nil), false, "status=error&environment=prod&duration=2&check_in_id=a460c25f-f255-4577-b920-fcfacae4e5eb")
+	f.Add([]byte(nil), false, "status=%zz")
+	f.Fuzz(func(t *testing.T, body []byte, fromBody bool, query string) {
+		out, err := checkInPayload("slug", body, fromBody, query)
+		if err != nil {
+			return
+		}
+		var got struct {
+			Slug   string `json:"monitor_slug"`
+			Status string `json:"status"`
+			ID     string `json:"check_in_id"`
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("payload %q is not JSON: %v", out, err)
+		}
+		switch got.Status {
+		case "ok", "error", "in_progress", "missed", "unknown":
+		default:
+			t.Fatalf("status %q", got.Status)
+		}
+		if got.Slug != "slug" || len(got.ID) != 32 {
+			t.Fatalf("slug %q id %q", got.Slug, got.ID)
+		}
+	})
 }
