@@ -190,11 +190,13 @@ func (s *Server) ingestIntegration(w http.ResponseWriter, r *http.Request, rt ro
 	switch rt {
 	case routeNEL:
 		if !isNELMediaType(contentType) {
-			return errMediaType
+			s.writeMediaType(w, r, rt)
+			return nil
 		}
 	case routeOTLPTraces, routeOTLPLogs:
 		if otlpCT = otlpContentType(contentType); otlpCT == "" {
-			return errMediaType
+			s.writeMediaType(w, r, rt)
+			return nil
 		}
 	case routeCron:
 		cronJSON = strings.HasPrefix(contentType, ctJSON) // Relay: starts_with("application/json")
@@ -301,10 +303,17 @@ func (s *Server) ingestIntegration(w http.ResponseWriter, r *http.Request, rt ro
 	return nil
 }
 
-// errMediaType is Relay's bare 415 for a content type an integration route
-// does not take.
-var errMediaType = &apiError{status: http.StatusUnsupportedMediaType, detail: "unsupported media type",
-	dropped: droppedMediaType}
+// writeMediaType answers a content type an integration route does not take:
+// Relay's handlers return a bare 415, without an error body.
+func (s *Server) writeMediaType(w http.ResponseWriter, r *http.Request, rt route) {
+	droppedMediaType.Inc()
+	h := w.Header()
+	s.setCommon(h)
+	setCORS(h, r)
+	h[keyContentLength] = hdrContentLength0
+	w.WriteHeader(http.StatusUnsupportedMediaType)
+	s.countRequest(rt, http.StatusUnsupportedMediaType)
+}
 
 // writeAccepted answers a stored integration request: 200 for NEL, 202 for
 // cron and OTLP, no body.
