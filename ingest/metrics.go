@@ -19,6 +19,7 @@ const (
 	routeHealthReady              // GET /api/relay/healthcheck/ready/
 	routeRelaysLive               // GET /api/0/relays/live/
 	routeTunnel                   // POST <tunnel.path> (tunnel.go)
+	routeForward                  // any other /api/ path, proxied (forward.go)
 	numRoutes
 )
 
@@ -31,6 +32,7 @@ var routeNames = [numRoutes]string{
 	routeHealthReady: "healthcheck_ready",
 	routeRelaysLive:  "relays_live",
 	routeTunnel:      "tunnel",
+	routeForward:     "forward",
 }
 
 // storeLike reports whether the route ingests data (and so speaks CORS).

@@ -4,7 +4,9 @@
 // the key's project config forbids (ProjectGate), publishes it
 // to the stream, and answers the SDK only after the stream acknowledged it.
 // The browser tunnel (tunnel.go, EnableTunnel) is one more route onto the
-// same path, behind an allowlist and a per-client rate limit.
+// same path, behind an allowlist and a per-client rate limit. The forward
+// fallback (forward.go, EnableForward) proxies every other /api/ request to
+// the upstream and stores nothing.
 //
 // Sentry Relay's relay-server (endpoints/, extractors/request_meta.rs,
 // middlewares/) is the behavioural reference; ../shared/docs/relay-protocol.md
@@ -126,7 +128,8 @@ type Server struct {
 
 	publishLogs logLimiter
 
-	tunnel *tunnel // nil until EnableTunnel
+	tunnel  *tunnel    // nil until EnableTunnel
+	forward *forwarder // nil until EnableForward (forward.go)
 }
 
 // New builds the ingest server. pub stores accepted envelopes; ready reports
@@ -249,10 +252,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.serveHealth(w, r, rt)
 	default:
-		// Relay proxies every other /api/ path to the upstream (protocol doc
-		// §1.12). This relay does not: an unknown path, under /api/ or not,
-		// is a 404, so nothing reaches the upstream without passing the
-		// durable path or an explicit route.
+		// Every other /api/ path goes to the upstream when the forward
+		// fallback is on (protocol doc §1.12, forward.go); the rest is 404.
+		if s.forward != nil && forwardable(path) {
+			s.serveForward(w, r, path)
+			return
+		}
 		s.writeError(w, r, rt, errNotFound)
 	}
 }

@@ -157,6 +157,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		ic.Projects = projects
 		ing = ingest.New(ic, st, readiness(cfg, st, reg), log.With("component", "ingest"))
 		err := tunnel.enable(ing, cfg, log)
+		if err == nil {
+			err = enableForward(ing, cfg, log)
+		}
 		var ln net.Listener
 		if err == nil {
 			if ln, err = net.Listen("tcp", cfg.ListenAddr()); err != nil {

@@ -124,6 +124,10 @@ type HTTP struct {
 	// http.auth_interval, 600 s), so that a key removed in Sentry stops the relay within it.
 	// 0 registers once and never again.
 	AuthInterval time.Duration `yaml:"auth_interval"`
+	// Forward proxies every /api/ request that is not an ingest route to the upstream
+	// (sentry-cli release and source-map uploads through the relay), as Relay's http.forward.
+	// Off: such requests are 404.
+	Forward bool `yaml:"forward"`
 }
 
 // Limits is the `limits` section: Relay's size and count limits (checked on the decompressed
@@ -151,6 +155,11 @@ type Limits struct {
 	MaxContainerSize          ByteSize `yaml:"max_container_size"`
 	MaxStatsdSize             ByteSize `yaml:"max_statsd_size"`
 	MaxMetricBucketsSize      ByteSize `yaml:"max_metric_buckets_size"`
+	// The bodies of forwarded API requests (http.forward): release file and dSYM uploads,
+	// chunk uploads, everything else.
+	MaxAPIPayloadSize     ByteSize `yaml:"max_api_payload_size"`
+	MaxAPIFileUploadSize  ByteSize `yaml:"max_api_file_upload_size"`
+	MaxAPIChunkUploadSize ByteSize `yaml:"max_api_chunk_upload_size"`
 
 	// ShutdownTimeout bounds a graceful shutdown after SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -250,6 +259,7 @@ func Default() *Config {
 			RetryDelay:        1 * time.Second,
 			Encoding:          "zstd",
 			AuthInterval:      600 * time.Second,
+			Forward:           true,
 		},
 		Limits: Limits{
 			MaxConcurrentRequests:     100,
@@ -273,6 +283,9 @@ func Default() *Config {
 			MaxContainerSize:          12 * MiB,
 			MaxStatsdSize:             1 * MiB,
 			MaxMetricBucketsSize:      1 * MiB,
+			MaxAPIPayloadSize:         20 * MiB,
+			MaxAPIFileUploadSize:      40 * MiB,
+			MaxAPIChunkUploadSize:     100 * MiB,
 			ShutdownTimeout:           10 * time.Second,
 		},
 		Logging: Logging{Level: "info", Format: "auto"},

@@ -79,6 +79,9 @@ func (c *Config) Validate() error {
 		{"limits.max_container_size", l.MaxContainerSize},
 		{"limits.max_statsd_size", l.MaxStatsdSize},
 		{"limits.max_metric_buckets_size", l.MaxMetricBucketsSize},
+		{"limits.max_api_payload_size", l.MaxAPIPayloadSize},
+		{"limits.max_api_file_upload_size", l.MaxAPIFileUploadSize},
+		{"limits.max_api_chunk_upload_size", l.MaxAPIChunkUploadSize},
 	} {
 		v.size(s.key, s.size)
 	}
