@@ -1,6 +1,7 @@
 package app
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -20,6 +21,10 @@ func enableForward(ing *ingest.Server, cfg *config.Config, log *slog.Logger) err
 	if err != nil {
 		return fmt.Errorf("forward: relay.upstream %q: %w", cfg.Relay.Upstream, err)
 	}
+	roots, err := upstreamRoots(cfg)
+	if err != nil {
+		return err
+	}
 	l := cfg.Limits
 	err = ing.EnableForward(ingest.ForwardConfig{
 		Upstream:       up,
@@ -28,6 +33,7 @@ func enableForward(ing *ingest.Server, cfg *config.Config, log *slog.Logger) err
 		MaxPayload:     l.MaxAPIPayloadSize.Bytes(),
 		MaxFileUpload:  l.MaxAPIFileUploadSize.Bytes(),
 		MaxChunkUpload: l.MaxAPIChunkUploadSize.Bytes(),
+		TLS:            &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 	})
 	if err != nil {
 		return err

@@ -20,9 +20,15 @@ import (
 // until the test ends, and returns its base URL once it serves.
 func runProxyRelay(t *testing.T, upstreamURL, extra string) string {
 	t.Helper()
-	dir := t.TempDir()
+	return runRelay(t, proxyConfig(t, t.TempDir(), upstreamURL, extra))
+}
+
+// proxyConfig writes and loads a proxy-mode config in dir (extra appended:
+// its relay keys may continue the relay section).
+func proxyConfig(t *testing.T, dir, upstreamURL, extra string) *config.Config {
+	t.Helper()
 	port := freeTCPPort(t)
-	yml := fmt.Sprintf("relay:\n  mode: proxy\n  upstream: %s\n  host: 127.0.0.1\n  port: %d\nlimits:\n  shutdown_timeout: 3s\n%s", upstreamURL, port, extra)
+	yml := fmt.Sprintf("limits:\n  shutdown_timeout: 3s\nrelay:\n  mode: proxy\n  upstream: %s\n  host: 127.0.0.1\n  port: %d\n%s", upstreamURL, port, extra)
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +39,14 @@ func runProxyRelay(t *testing.T, upstreamURL, extra string) string {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// runRelay runs cfg until the test ends and returns the plain HTTP base URL
+// once it serves.
+func runRelay(t *testing.T, cfg *config.Config) string {
+	t.Helper()
+	port := cfg.Relay.Port
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil))) }()

@@ -93,11 +93,14 @@ type Relay struct {
 	Host string `yaml:"host"`
 	// Port is the HTTP port to listen on.
 	Port int `yaml:"port"`
-	// TLSPort, TLSIdentityPath and TLSIdentityPassword are Relay's TLS keys. They are parsed and
-	// validated so existing Relay configs load, but TLS is not served yet.
+	// TLSPort is the HTTPS port, served beside Port (0: no HTTPS). Its identity is the PKCS #12
+	// archive TLSIdentityPath opened with TLSIdentityPassword (Relay's keys), or the PEM files
+	// TLSCertPath (certificate chain, leaf first) and TLSKeyPath.
 	TLSPort             int    `yaml:"tls_port,omitempty"`
 	TLSIdentityPath     string `yaml:"tls_identity_path,omitempty"`
 	TLSIdentityPassword string `yaml:"tls_identity_password,omitempty"`
+	TLSCertPath         string `yaml:"tls_cert_path,omitempty"`
+	TLSKeyPath          string `yaml:"tls_key_path,omitempty"`
 	// OverrideProjectIDs accepts a request whose project id differs from the one its key's
 	// project config names, and sends it to the config's project (Relay's key, for moving DSNs
 	// to another Sentry). Off: such a request is refused with 403.
@@ -128,6 +131,9 @@ type HTTP struct {
 	// (sentry-cli release and source-map uploads through the relay), as Relay's http.forward.
 	// Off: such requests are 404.
 	Forward bool `yaml:"forward"`
+	// CAFile is a PEM bundle of CA certificates trusted for the upstream's certificate in
+	// addition to the system's (a self-hosted Sentry behind a private CA).
+	CAFile string `yaml:"ca_file,omitempty"`
 }
 
 // Limits is the `limits` section: Relay's size and count limits (checked on the decompressed

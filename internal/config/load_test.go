@@ -184,7 +184,7 @@ scrub:
 	if c.Relay.TLSPort != 3443 || c.Relay.TLSIdentityPath != filepath.Join(dir, "relay.p12") || c.Relay.TLSIdentityPassword != "secret" {
 		t.Errorf("relay tls = %+v", c.Relay)
 	}
-	wantHTTP := HTTP{7 * time.Second, 1500 * time.Millisecond, 2 * time.Minute, 0, 250 * time.Millisecond, "gzip", 2 * time.Minute, true}
+	wantHTTP := HTTP{7 * time.Second, 1500 * time.Millisecond, 2 * time.Minute, 0, 250 * time.Millisecond, "gzip", 2 * time.Minute, true, ""}
 	if c.HTTP != wantHTTP {
 		t.Errorf("http = %+v, want %+v", c.HTTP, wantHTTP)
 	}
@@ -254,7 +254,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:    "unknown nested key",
 			content: "relay:\n  mdoe: proxy\n",
-			want:    []string{`config.yml:2: relay.mdoe: unknown key (did you mean "mode"?) (known keys of relay: mode, upstream, host, port, tls_port, tls_identity_path, tls_identity_password, override_project_ids)`},
+			want:    []string{`config.yml:2: relay.mdoe: unknown key (did you mean "mode"?) (known keys of relay: mode, upstream, host, port, tls_port, tls_identity_path, tls_identity_password, tls_cert_path, tls_key_path, override_project_ids)`},
 		},
 		{
 			name:    "unknown key far from any",
