@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"compress/gzip"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -117,4 +121,125 @@ func sentryCLI(t *testing.T) string {
 		unavailable("sentry-cli --version: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// TestSentryCLISourceMapUploadThroughRelay: `sentry-cli sourcemaps upload`
+// with the relay as SENTRY_URL. sentry-cli asks for the chunk-upload
+// options, is told the bundle's chunk is missing, uploads it (a multipart,
+// gzip-compressed body: the relay must stream it intact) and assembles the
+// bundle. The fake upstream checks the chunk's SHA-1 against the checksum
+// sentry-cli computed, so a byte changed on the way fails the upload.
+func TestSentryCLISourceMapUploadThroughRelay(t *testing.T) {
+	cli := sentryCLI(t)
+
+	var (
+		mu        sync.Mutex
+		chunks    = map[string]bool{} // SHA-1 of every chunk received intact
+		assembled bool
+		problems  []string
+	)
+	const org = "/api/0/organizations/acme/"
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer sntrys_e2e_token" || r.Header.Get("X-Forwarded-For") != "127.0.0.1" {
+			problems = append(problems, fmt.Sprintf("%s %s: Authorization %q, X-Forwarded-For %q", r.Method, r.URL.Path,
+				r.Header.Get("Authorization"), r.Header.Get("X-Forwarded-For")))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == "GET" && r.URL.Path == org+"chunk-upload/":
+			_, _ = io.WriteString(w, `{"url":"`+org+`chunk-upload/","chunkSize":8388608,"chunksPerRequest":64,`+
+				`"maxFileSize":2147483648,"maxRequestSize":33554432,"concurrency":1,"hashAlgorithm":"sha1",`+
+				`"compression":["gzip"],"accept":["artifact_bundles","release_files","sources"]}`)
+		case r.Method == "POST" && r.URL.Path == org+"chunk-upload/":
+			if err := r.ParseMultipartForm(64 << 20); err != nil {
+				problems = append(problems, "chunk upload: "+err.Error())
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			for field, files := range r.MultipartForm.File {
+				for _, fh := range files {
+					f, err := fh.Open()
+					if err != nil {
+						problems = append(problems, err.Error())
+						continue
+					}
+					var rd io.Reader = f
+					if field == "file_gzip" {
+						zr, err := gzip.NewReader(f)
+						if err != nil {
+							problems = append(problems, "chunk gzip: "+err.Error())
+							f.Close()
+							continue
+						}
+						rd = zr
+					}
+					h := sha1.New()
+					_, err = io.Copy(h, rd)
+					f.Close()
+					if err != nil {
+						problems = append(problems, "chunk read: "+err.Error())
+						continue
+					}
+					chunks[hex.EncodeToString(h.Sum(nil))] = true
+				}
+			}
+			_, _ = io.WriteString(w, `{}`)
+		case r.Method == "POST" && r.URL.Path == org+"artifactbundle/assemble/":
+			var req struct {
+				Chunks []string `json:"chunks"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+				problems = append(problems, "assemble: "+err.Error())
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			missing := []string{}
+			for _, c := range req.Chunks {
+				if !chunks[c] {
+					missing = append(missing, c)
+				}
+			}
+			state := "ok"
+			if len(missing) > 0 {
+				state = "not_found"
+			} else {
+				assembled = len(req.Chunks) > 0
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"state": state, "missingChunks": missing})
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"detail":"not found"}`)
+		}
+	}))
+	t.Cleanup(api.Close)
+	p := startRelay(t, t.TempDir(), relayConfig{upstream: api.URL + "/"})
+
+	dist := t.TempDir()
+	for name, body := range map[string]string{
+		"app.js":     "function hello(){return 42}\n//# sourceMappingURL=app.js.map\n",
+		"app.js.map": `{"version":3,"sources":["app.ts"],"names":["hello"],"mappings":"AAAA,SAASA","file":"app.js"}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dist, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cli, "sourcemaps", "upload", "--org", "acme", "--project", "web", "--release", "1.0.0", dist)
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + t.TempDir(),
+		"SENTRY_URL=" + p.url() + "/", "SENTRY_AUTH_TOKEN=sntrys_e2e_token"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sentry-cli sourcemaps upload: %v\n%s\nrelay log:\n%s", err, out, p.logs())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(problems) > 0 {
+		t.Errorf("upstream problems: %q", problems)
+	}
+	if len(chunks) == 0 || !assembled {
+		t.Errorf("upstream got %d chunks, assembled %v; sentry-cli said:\n%s", len(chunks), assembled, out)
+	}
 }
