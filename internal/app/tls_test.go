@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"math/big"
 	"net"
@@ -230,9 +231,12 @@ func TestRunRefusesBadTLSIdentity(t *testing.T) {
 // http.ca_file makes the relay trust an upstream certificate from a private
 // CA; without it that upstream fails verification (502 on the forward path).
 func TestUpstreamCAFile(t *testing.T) {
-	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTeapot)
 	}))
+	// The client that does not trust it makes the server log a handshake error.
+	up.Config.ErrorLog = log.New(io.Discard, "", 0)
+	up.StartTLS()
 	t.Cleanup(up.Close)
 	caDir := t.TempDir()
 	caFile := writeFile(t, filepath.Join(caDir, "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}))
