@@ -369,7 +369,7 @@ func browserTools(t *testing.T) browserSetup {
 	if err != nil {
 		unavailable("npm: %v", err)
 	}
-	modules, err := nodeModules(ctx, t, npm)
+	modules, err := nodeModules(ctx, t, npm, "browser")
 	if err != nil {
 		unavailable("npm packages for the browser test: %v", err)
 	}
@@ -435,16 +435,16 @@ func findOrInstall(ctx context.Context, t *testing.T, command string, packages .
 	return exec.LookPath(command)
 }
 
-// nodeModules installs testdata/browser's locked npm packages once per
+// nodeModules installs testdata/<name>'s locked npm packages once per
 // lockfile into the user cache and returns its node_modules directory.
 // Installs go to a fresh directory renamed into place, so an interrupted or
 // concurrent install never leaves a half-filled cache behind.
-func nodeModules(ctx context.Context, t *testing.T, npm string) (string, error) {
-	pkg, err := os.ReadFile(filepath.Join("testdata", "browser", "package.json"))
+func nodeModules(ctx context.Context, t *testing.T, npm, name string) (string, error) {
+	pkg, err := os.ReadFile(filepath.Join("testdata", name, "package.json"))
 	if err != nil {
 		return "", err
 	}
-	lock, err := os.ReadFile(filepath.Join("testdata", "browser", "package-lock.json"))
+	lock, err := os.ReadFile(filepath.Join("testdata", name, "package-lock.json"))
 	if err != nil {
 		return "", err
 	}
@@ -453,7 +453,7 @@ func nodeModules(ctx context.Context, t *testing.T, npm string) (string, error) 
 	if err != nil {
 		cache = os.TempDir()
 	}
-	dir := filepath.Join(cache, "relay-e2e", "browser-"+hex.EncodeToString(sum[:6]))
+	dir := filepath.Join(cache, "relay-e2e", name+"-"+hex.EncodeToString(sum[:6]))
 	modules := filepath.Join(dir, "node_modules")
 	if _, err := os.Stat(filepath.Join(modules, ".package-lock.json")); err == nil {
 		return modules, nil
@@ -471,7 +471,7 @@ func nodeModules(ctx context.Context, t *testing.T, npm string) (string, error) 
 			return "", err
 		}
 	}
-	t.Logf("installing the browser test's npm packages into %s", dir)
+	t.Logf("installing testdata/%s's npm packages into %s", name, dir)
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
 	cmd.Dir = tmp
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -23,6 +23,7 @@ const (
 	routeCron                     // GET|POST /api/{project_id}/cron/{slug}[/{key}][/]
 	routeOTLPTraces               // POST /api/{project_id}/integration/otlp/v1/traces[/]
 	routeOTLPLogs                 // POST /api/{project_id}/integration/otlp/v1/logs[/]
+	routeForward                  // any other /api/ path, proxied (forward.go)
 	numRoutes
 )
 
@@ -39,6 +40,7 @@ var routeNames = [numRoutes]string{
 	routeCron:        "cron",
 	routeOTLPTraces:  "otlp_traces",
 	routeOTLPLogs:    "otlp_logs",
+	routeForward:     "forward",
 }
 
 // storeLike reports whether the route ingests data (and so speaks CORS).

@@ -6,7 +6,9 @@
 // The browser tunnel (tunnel.go, EnableTunnel) is one more route onto the
 // same path, behind an allowlist and a per-client rate limit. NEL reports,
 // cron check-ins and OTLP traces and logs (integrations.go) become envelopes
-// with the item types Sentry Relay makes and take the same path too.
+// with the item types Sentry Relay makes and take the same path too. The
+// forward fallback (forward.go, EnableForward) proxies every other /api/
+// request to the upstream and stores nothing.
 //
 // Sentry Relay's relay-server (endpoints/, extractors/request_meta.rs,
 // middlewares/) is the behavioural reference; ../shared/docs/relay-protocol.md
@@ -128,7 +130,8 @@ type Server struct {
 
 	publishLogs logLimiter
 
-	tunnel *tunnel // nil until EnableTunnel
+	tunnel  *tunnel    // nil until EnableTunnel
+	forward *forwarder // nil until EnableForward (forward.go)
 }
 
 // New builds the ingest server. pub stores accepted envelopes; ready reports
@@ -255,10 +258,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.serveIntegration(w, r, m)
 			return
 		}
-		// Relay proxies every other /api/ path to the upstream (protocol doc
-		// §1.12). This relay does not: an unknown path, under /api/ or not,
-		// is a 404, so nothing reaches the upstream without passing the
-		// durable path or an explicit route.
+		// Every other /api/ path goes to the upstream when the forward
+		// fallback is on (protocol doc §1.12, forward.go); the rest is 404.
+		if s.forward != nil && forwardable(path) {
+			s.serveForward(w, r, path)
+			return
+		}
 		s.writeError(w, r, rt, errNotFound)
 	}
 }

@@ -67,6 +67,10 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	if err != nil {
 		return err
 	}
+	tlsCfg, err := serverTLS(cfg) // nil without relay.tls_port
+	if err != nil {
+		return err
+	}
 
 	st, err := stream.Open(ctx, stream.Config{
 		URL:      cfg.JetStream.URL,
@@ -95,7 +99,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 
 	var (
 		wg   sync.WaitGroup
-		errs = make(chan error, 3) // one per sender: worker, ingest, project files
+		errs = make(chan error, 4) // one per sender: worker, ingest, ingest TLS, project files
 		sp   *spool.Spool
 		srv  *http.Server
 		ing  *ingest.Server
@@ -157,10 +161,18 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		ic.Projects = projects
 		ing = ingest.New(ic, st, readiness(cfg, st, reg), log.With("component", "ingest"))
 		err := tunnel.enable(ing, cfg, log)
-		var ln net.Listener
+		if err == nil {
+			err = enableForward(ing, cfg, log)
+		}
+		var ln, tlsLn net.Listener
 		if err == nil {
 			if ln, err = net.Listen("tcp", cfg.ListenAddr()); err != nil {
 				err = fmt.Errorf("ingest: listen on %s: %w", cfg.ListenAddr(), err)
+			}
+		}
+		if err == nil && tlsCfg != nil {
+			if tlsLn, err = listenTLS(cfg); err != nil {
+				_ = ln.Close()
 			}
 		}
 		if err != nil {
@@ -175,6 +187,17 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			ReadHeaderTimeout: 5 * time.Second, // Relay: request headers within 5 s
 			IdleTimeout:       5 * time.Second, // Relay: limits.keepalive_timeout
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+			TLSConfig:         tlsCfg,
+		}
+		if tlsLn != nil {
+			log.Info("listening", "addr", "https://"+tlsLn.Addr().String())
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := serveTLS(srv, tlsLn); err != nil {
+					errs <- err
+				}
+			}()
 		}
 		log.Info("listening", "addr", "http://"+ln.Addr().String(), "dsn_host", ln.Addr().String())
 		wg.Add(1)
@@ -282,7 +305,12 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 		relayID = creds.ID.String()
 		signer = creds
 	}
+	roots, err := upstreamRoots(cfg)
+	if err != nil {
+		return nil, err
+	}
 	up, err := upstream.New(upstream.Config{
+		RootCAs:             roots,
 		URL:                 cfg.Relay.Upstream,
 		Timeout:             cfg.HTTP.Timeout,
 		ConnectionTimeout:   cfg.HTTP.ConnectionTimeout,

@@ -40,7 +40,12 @@ func newRegistration(cfg *config.Config, creds *credentials.Credentials, log *sl
 	if err := CheckCredentials(cfg, creds); err != nil {
 		return nil, nil, err
 	}
+	roots, err := upstreamRoots(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	client, err := upstream.New(upstream.Config{
+		RootCAs:             roots,
 		URL:                 cfg.Relay.Upstream,
 		Timeout:             cfg.HTTP.Timeout,
 		ConnectionTimeout:   cfg.HTTP.ConnectionTimeout,

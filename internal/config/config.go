@@ -93,11 +93,14 @@ type Relay struct {
 	Host string `yaml:"host"`
 	// Port is the HTTP port to listen on.
 	Port int `yaml:"port"`
-	// TLSPort, TLSIdentityPath and TLSIdentityPassword are Relay's TLS keys. They are parsed and
-	// validated so existing Relay configs load, but TLS is not served yet.
+	// TLSPort is the HTTPS port, served beside Port (0: no HTTPS). Its identity is the PKCS #12
+	// archive TLSIdentityPath opened with TLSIdentityPassword (Relay's keys), or the PEM files
+	// TLSCertPath (certificate chain, leaf first) and TLSKeyPath.
 	TLSPort             int    `yaml:"tls_port,omitempty"`
 	TLSIdentityPath     string `yaml:"tls_identity_path,omitempty"`
 	TLSIdentityPassword string `yaml:"tls_identity_password,omitempty"`
+	TLSCertPath         string `yaml:"tls_cert_path,omitempty"`
+	TLSKeyPath          string `yaml:"tls_key_path,omitempty"`
 	// OverrideProjectIDs accepts a request whose project id differs from the one its key's
 	// project config names, and sends it to the config's project (Relay's key, for moving DSNs
 	// to another Sentry). Off: such a request is refused with 403.
@@ -124,6 +127,13 @@ type HTTP struct {
 	// http.auth_interval, 600 s), so that a key removed in Sentry stops the relay within it.
 	// 0 registers once and never again.
 	AuthInterval time.Duration `yaml:"auth_interval"`
+	// Forward proxies every /api/ request that is not an ingest route to the upstream
+	// (sentry-cli release and source-map uploads through the relay), as Relay's http.forward.
+	// Off: such requests are 404.
+	Forward bool `yaml:"forward"`
+	// CAFile is a PEM bundle of CA certificates trusted for the upstream's certificate in
+	// addition to the system's (a self-hosted Sentry behind a private CA).
+	CAFile string `yaml:"ca_file,omitempty"`
 }
 
 // Limits is the `limits` section: Relay's size and count limits (checked on the decompressed
@@ -151,6 +161,11 @@ type Limits struct {
 	MaxContainerSize          ByteSize `yaml:"max_container_size"`
 	MaxStatsdSize             ByteSize `yaml:"max_statsd_size"`
 	MaxMetricBucketsSize      ByteSize `yaml:"max_metric_buckets_size"`
+	// The bodies of forwarded API requests (http.forward): release file and dSYM uploads,
+	// chunk uploads, everything else.
+	MaxAPIPayloadSize     ByteSize `yaml:"max_api_payload_size"`
+	MaxAPIFileUploadSize  ByteSize `yaml:"max_api_file_upload_size"`
+	MaxAPIChunkUploadSize ByteSize `yaml:"max_api_chunk_upload_size"`
 
 	// ShutdownTimeout bounds a graceful shutdown after SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -250,6 +265,7 @@ func Default() *Config {
 			RetryDelay:        1 * time.Second,
 			Encoding:          "zstd",
 			AuthInterval:      600 * time.Second,
+			Forward:           true,
 		},
 		Limits: Limits{
 			MaxConcurrentRequests:     100,
@@ -273,6 +289,9 @@ func Default() *Config {
 			MaxContainerSize:          12 * MiB,
 			MaxStatsdSize:             1 * MiB,
 			MaxMetricBucketsSize:      1 * MiB,
+			MaxAPIPayloadSize:         20 * MiB,
+			MaxAPIFileUploadSize:      40 * MiB,
+			MaxAPIChunkUploadSize:     100 * MiB,
 			ShutdownTimeout:           10 * time.Second,
 		},
 		Logging: Logging{Level: "info", Format: "auto"},

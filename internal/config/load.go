@@ -118,6 +118,9 @@ func (c *Config) decode(data []byte, lookup func(string) (string, bool)) error {
 		{"spool.path", &c.Spool.Path},
 		{"jetstream.store_dir", &c.JetStream.StoreDir},
 		{"relay.tls_identity_path", &c.Relay.TLSIdentityPath},
+		{"relay.tls_cert_path", &c.Relay.TLSCertPath},
+		{"relay.tls_key_path", &c.Relay.TLSKeyPath},
+		{"http.ca_file", &c.HTTP.CAFile},
 	} {
 		if _, fromFile := c.origins[p.key]; fromFile && *p.v != "" && !filepath.IsAbs(*p.v) {
 			*p.v = filepath.Join(c.dir, *p.v)

@@ -71,6 +71,10 @@ func TestDefaults(t *testing.T) {
 		{"http.retry_delay", c.HTTP.RetryDelay, time.Second},
 		{"http.encoding", c.HTTP.Encoding, "zstd"},
 		{"http.auth_interval", c.HTTP.AuthInterval, 600 * time.Second},
+		{"http.forward", c.HTTP.Forward, true},
+		{"limits.max_api_payload_size", c.Limits.MaxAPIPayloadSize, 20 * MiB},
+		{"limits.max_api_file_upload_size", c.Limits.MaxAPIFileUploadSize, 40 * MiB},
+		{"limits.max_api_chunk_upload_size", c.Limits.MaxAPIChunkUploadSize, 100 * MiB},
 		{"auth.ready", c.Auth.Ready, "authenticated"},
 		{"limits.max_envelope_size", c.Limits.MaxEnvelopeSize, 200 * MiB},
 		{"limits.max_event_size", c.Limits.MaxEventSize, 1 * MiB},
@@ -180,7 +184,7 @@ scrub:
 	if c.Relay.TLSPort != 3443 || c.Relay.TLSIdentityPath != filepath.Join(dir, "relay.p12") || c.Relay.TLSIdentityPassword != "secret" {
 		t.Errorf("relay tls = %+v", c.Relay)
 	}
-	wantHTTP := HTTP{7 * time.Second, 1500 * time.Millisecond, 2 * time.Minute, 0, 250 * time.Millisecond, "gzip", 2 * time.Minute}
+	wantHTTP := HTTP{7 * time.Second, 1500 * time.Millisecond, 2 * time.Minute, 0, 250 * time.Millisecond, "gzip", 2 * time.Minute, true, ""}
 	if c.HTTP != wantHTTP {
 		t.Errorf("http = %+v, want %+v", c.HTTP, wantHTTP)
 	}
@@ -250,7 +254,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:    "unknown nested key",
 			content: "relay:\n  mdoe: proxy\n",
-			want:    []string{`config.yml:2: relay.mdoe: unknown key (did you mean "mode"?) (known keys of relay: mode, upstream, host, port, tls_port, tls_identity_path, tls_identity_password, override_project_ids)`},
+			want:    []string{`config.yml:2: relay.mdoe: unknown key (did you mean "mode"?) (known keys of relay: mode, upstream, host, port, tls_port, tls_identity_path, tls_identity_password, tls_cert_path, tls_key_path, override_project_ids)`},
 		},
 		{
 			name:    "unknown key far from any",

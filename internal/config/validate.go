@@ -34,8 +34,14 @@ func (c *Config) Validate() error {
 		if c.Relay.TLSPort == c.Relay.Port {
 			v.add("relay.tls_port", "%d is also relay.port", c.Relay.TLSPort)
 		}
-		if c.Relay.TLSIdentityPath == "" {
-			v.add("relay.tls_port", "set, but relay.tls_identity_path (the PKCS #12 archive) is not")
+		pem := c.Relay.TLSCertPath != "" || c.Relay.TLSKeyPath != ""
+		switch {
+		case c.Relay.TLSIdentityPath != "" && pem:
+			v.add("relay.tls_port", "set with both relay.tls_identity_path and relay.tls_cert_path/tls_key_path: choose one identity")
+		case pem && (c.Relay.TLSCertPath == "" || c.Relay.TLSKeyPath == ""):
+			v.add("relay.tls_port", "relay.tls_cert_path and relay.tls_key_path go together: both are needed")
+		case c.Relay.TLSIdentityPath == "" && !pem:
+			v.add("relay.tls_port", "set, but neither relay.tls_identity_path (the PKCS #12 archive) nor relay.tls_cert_path/tls_key_path (PEM) is")
 		}
 	}
 
@@ -79,6 +85,9 @@ func (c *Config) Validate() error {
 		{"limits.max_container_size", l.MaxContainerSize},
 		{"limits.max_statsd_size", l.MaxStatsdSize},
 		{"limits.max_metric_buckets_size", l.MaxMetricBucketsSize},
+		{"limits.max_api_payload_size", l.MaxAPIPayloadSize},
+		{"limits.max_api_file_upload_size", l.MaxAPIFileUploadSize},
+		{"limits.max_api_chunk_upload_size", l.MaxAPIChunkUploadSize},
 	} {
 		v.size(s.key, s.size)
 	}

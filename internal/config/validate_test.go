@@ -68,8 +68,23 @@ func TestValidate(t *testing.T) {
 				`F:2: relay.host: "not a host" is not an IP address or host name`,
 				`F:3: relay.port: 70000 is not a port number (0-65535; 0 picks a free port)`,
 				`F:4: relay.tls_port: -1 is not a port number`,
-				`F:4: relay.tls_port: set, but relay.tls_identity_path (the PKCS #12 archive) is not`,
+				`F:4: relay.tls_port: set, but neither relay.tls_identity_path (the PKCS #12 archive) nor relay.tls_cert_path/tls_key_path (PEM) is`,
 			},
+		},
+		{
+			"tls pem",
+			"relay:\n  tls_port: 3443\n  tls_cert_path: c.pem\n  tls_key_path: k.pem\n", nil,
+			nil,
+		},
+		{
+			"tls pem without key",
+			"relay:\n  tls_port: 3443\n  tls_cert_path: c.pem\n", nil,
+			[]string{`F:2: relay.tls_port: relay.tls_cert_path and relay.tls_key_path go together: both are needed`},
+		},
+		{
+			"tls two identities",
+			"relay:\n  tls_port: 3443\n  tls_identity_path: x.p12\n  tls_cert_path: c.pem\n  tls_key_path: k.pem\n", nil,
+			[]string{`F:2: relay.tls_port: set with both relay.tls_identity_path and relay.tls_cert_path/tls_key_path: choose one identity`},
 		},
 		{
 			"tls port clash",

@@ -3,6 +3,8 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,6 +75,9 @@ type Config struct {
 	// the number of concurrent senders (workers plus drainers), or
 	// connections are torn down and re-dialled under load. 0 = 256.
 	MaxIdleConnsPerHost int
+	// RootCAs verifies the upstream's certificate (http.ca_file plus the
+	// system roots); nil means the system roots. Verification is never off.
+	RootCAs *x509.CertPool
 }
 
 // Request is one envelope to forward, with the metadata of the SDK request
@@ -207,6 +212,9 @@ func New(cfg Config) (*Client, error) {
 		// add Accept-Encoding and transparently gunzip: error bodies are
 		// small and read bounded.
 		DisableCompression: true,
+	}
+	if cfg.RootCAs != nil {
+		transport.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	}
 	return &Client{
 		cfg:     cfg,
