@@ -65,7 +65,11 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request, rt route, p
 	}
 	st := getState()
 	st.srv, st.ctx = s, r.Context()
-	if e := s.ingest(w, r, rt, projectSeg, st); e != nil {
+	handle := s.ingest
+	if rt.upload() {
+		handle = s.ingestUpload
+	}
+	if e := handle(w, r, rt, projectSeg, st); e != nil {
 		s.writeError(w, r, rt, e)
 	}
 	// The answer is written: the buffers are free to go (putState drops
@@ -225,6 +229,23 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	}
 	eventID := env.Header.EventID
 
+	if e := s.storeEnvelope(r, rt, st, projectID, publicKey, auth, origin, receivedAt, eventID, payload); e != nil {
+		return e
+	}
+	if r.Method == http.MethodGet {
+		s.writePixel(w, r, rt)
+	} else {
+		s.writeID(w, r, rt, st, eventID)
+	}
+	return nil
+}
+
+// storeEnvelope is where every storing route ends (envelope, store, tunnel,
+// and the upload routes of uploads.go): it wraps the accepted envelope
+// (payload, already validated and size-checked) with the request's metadata
+// and publishes it. It returns nil only once the stream acknowledged it.
+func (s *Server) storeEnvelope(r *http.Request, rt route, st *reqState, projectID uint64, publicKey string,
+	auth authInfo, origin string, receivedAt time.Time, eventID string, payload []byte) *apiError {
 	m := &st.msg
 	m.ProjectID = projectID
 	m.PublicKey = publicKey
@@ -243,16 +264,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	if !s.fitsPublish(m) {
 		return errMessageTooLarge(messageSize(m), s.cfg.MaxPublishPayload)
 	}
-
-	if e := s.publish(r.Context(), m); e != nil {
-		return e
-	}
-	if r.Method == http.MethodGet {
-		s.writePixel(w, r, rt)
-	} else {
-		s.writeID(w, r, rt, st, eventID)
-	}
-	return nil
+	return s.publish(r.Context(), m)
 }
 
 // publish hands m to the stream and waits for its acknowledgement, bounded by

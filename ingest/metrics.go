@@ -19,6 +19,10 @@ const (
 	routeHealthReady              // GET /api/relay/healthcheck/ready/
 	routeRelaysLive               // GET /api/0/relays/live/
 	routeTunnel                   // POST <tunnel.path> (tunnel.go)
+	routeMinidump                 // POST /api/{project_id}/minidump/ (uploads.go)
+	routeUnreal                   // POST /api/{project_id}/unreal/{sentry_key}/
+	routeSecurity                 // POST /api/{project_id}/security/ and /csp-report/
+	routeAttachments              // POST /api/{project_id}/events/{event_id}/attachments/
 	numRoutes
 )
 
@@ -31,11 +35,15 @@ var routeNames = [numRoutes]string{
 	routeHealthReady: "healthcheck_ready",
 	routeRelaysLive:  "relays_live",
 	routeTunnel:      "tunnel",
+	routeMinidump:    "minidump",
+	routeUnreal:      "unreal",
+	routeSecurity:    "security",
+	routeAttachments: "attachments",
 }
 
 // storeLike reports whether the route ingests data (and so speaks CORS).
 func (r route) storeLike() bool {
-	return r == routeEnvelope || r == routeStore || r == routeStoreLegacy || r == routeTunnel
+	return r == routeEnvelope || r == routeStore || r == routeStoreLegacy || r == routeTunnel || r.upload()
 }
 
 // takesEnvelopes reports whether the route's body is an envelope (the

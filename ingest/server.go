@@ -4,7 +4,10 @@
 // the key's project config forbids (ProjectGate), publishes it
 // to the stream, and answers the SDK only after the stream acknowledged it.
 // The browser tunnel (tunnel.go, EnableTunnel) is one more route onto the
-// same path, behind an allowlist and a per-client rate limit.
+// same path, behind an allowlist and a per-client rate limit. The upload
+// routes (uploads.go: minidump, unreal, security/csp-report, event
+// attachments) build the envelope Relay would from their request and end on
+// the same durable publish.
 //
 // Sentry Relay's relay-server (endpoints/, extractors/request_meta.rs,
 // middlewares/) is the behavioural reference; ../shared/docs/relay-protocol.md
@@ -222,7 +225,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, projectSeg := matchRoute(path)
 	switch rt {
-	case routeEnvelope:
+	case routeEnvelope, routeMinidump, routeUnreal, routeSecurity, routeAttachments:
 		switch r.Method {
 		case http.MethodPost:
 			s.serveIngest(w, r, rt, projectSeg)
@@ -287,6 +290,9 @@ func matchRoute(path string) (route, string) {
 				return routeEnvelope, rest[:i]
 			case "store/":
 				return routeStore, rest[:i]
+			}
+			if rt := matchUploadRoute(rest[i+1:]); rt != routeOther {
+				return rt, rest[:i]
 			}
 			return routeOther, ""
 		}
