@@ -402,11 +402,14 @@ func decodeMinidump(data []byte, max int64) ([]byte, *apiError) {
 	}
 	if rd != nil {
 		out, rerr := io.ReadAll(io.LimitReader(rd, max+1))
+		// zstd refuses a frame whose window or declared size is over its
+		// memory bound: that is the dump being too large, not corrupt.
+		if int64(len(out)) > max || errors.Is(rerr, zstd.ErrWindowSizeExceeded) ||
+			errors.Is(rerr, zstd.ErrDecoderSizeExceeded) || errors.Is(rerr, zstd.ErrFrameSizeExceeded) {
+			return nil, errItemTooLarge(&envelope.SizeError{ItemType: "attachment:minidump", Limit: "item_size"})
+		}
 		if rerr != nil {
 			return nil, errDumpContainer(rerr)
-		}
-		if int64(len(out)) > max {
-			return nil, errItemTooLarge(fmt.Errorf("envelope exceeded size limits for type 'attachment' (decompressed minidump over %d bytes)", max))
 		}
 		data = out
 	}

@@ -339,3 +339,44 @@ func TestUploadRoutesCORS(t *testing.T) {
 		t.Fatalf("GET minidump: %d, want 405", res.status)
 	}
 }
+
+// A compressed dump is decoded only up to the attachment limit (a zip bomb
+// gets 413, having allocated at most the limit), and a container that does
+// not decode is Relay's 400 "invalid compression container".
+func TestMinidumpContainerBounds(t *testing.T) {
+	cfg := testConfig()
+	cfg.Limits.MaxAttachmentSize = 64 << 10
+	pub := &fakePublisher{}
+	ts := startServer(t, New(cfg, pub, nil, testLogger(t)))
+	bomb := append(testMinidump(), make([]byte, 8<<20)...) // 8 MiB of zeros: a few KiB compressed
+	const tooLarge = "envelope exceeded size limits for type 'attachment:minidump' (https://develop.sentry.dev/sdk/envelopes/#size-limits)"
+	for _, tc := range []struct {
+		name       string
+		body       []byte
+		wantStatus int
+		wantDetail string
+	}{
+		{"gzip bomb", gzipped(t, bomb), 413, tooLarge},
+		{"zstd bomb", zstded(t, bomb), 413, tooLarge},
+		{"gzip magic, garbage after", []byte("\x1f\x8bnot gzip at all"), 400, "invalid compression container"},
+		{"zstd magic, garbage after", []byte("\x28\xb5\x2f\xfdnot zstd"), 400, "invalid compression container"},
+		{"bzip2 magic, garbage after", []byte("BZh9not bzip2"), 400, "invalid compression container"},
+		{"under the limit", gzipped(t, append(testMinidump(), make([]byte, 32<<10)...)), 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := do(t, http.MethodPost, ts.URL+"/api/42/minidump/?sentry_key="+testKey,
+				hdr("Content-Type", "application/octet-stream"), tc.body, false)
+			if res.status != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", res.status, tc.wantStatus, res.body)
+			}
+			if tc.wantDetail != "" {
+				if d := res.errorBody(t).Detail; d != tc.wantDetail {
+					t.Errorf("detail %q, want %q", d, tc.wantDetail)
+				}
+			}
+		})
+	}
+	if n := len(pub.messages()); n != 1 {
+		t.Errorf("published %d messages, want 1 (the dump under the limit)", n)
+	}
+}
