@@ -156,10 +156,21 @@ func (s *Server) ingestUpload(w http.ResponseWriter, r *http.Request, rt route, 
 		return e
 	}
 
+	// A multipart body is copied part by part into the items: charge that
+	// copy (charge takes twice its argument) before making it.
+	if rt == routeMinidump || rt == routeAttachments {
+		if err := st.charge((int64(len(body)) + 1) / 2); err != nil {
+			var be *budgetError
+			if errors.As(err, &be) {
+				return errAdmission(be)
+			}
+			return errBodyRead(err)
+		}
+	}
 	var b envelopeBuilder
 	switch rt {
 	case routeMinidump:
-		e = b.minidump(r.Header, body, s.cfg.Limits.MaxAttachmentSize)
+		e = b.minidump(r.Header, body, s.cfg.Limits.MaxAttachmentSize, st)
 	case routeUnreal:
 		e = b.unreal(r, body)
 	case routeSecurity:
@@ -317,10 +328,10 @@ var (
 // minidump builds the minidump route's envelope: a raw dump (Content-Type
 // application/octet-stream or application/x-dmp), or a multipart form with
 // the dump in upload_file_minidump beside other files and form fields.
-func (b *envelopeBuilder) minidump(h http.Header, body []byte, maxDump int64) *apiError {
+func (b *envelopeBuilder) minidump(h http.Header, body []byte, maxDump int64, ch charger) *apiError {
 	mt, params, _ := mime.ParseMediaType(firstHeader(h, "Content-Type"))
 	if mt == "application/octet-stream" || mt == "application/x-dmp" {
-		dump, e := decodeMinidump(body, maxDump)
+		dump, e := decodeMinidump(body, maxDump, ch)
 		if e != nil {
 			return e
 		}
@@ -339,7 +350,7 @@ func (b *envelopeBuilder) minidump(h http.Header, body []byte, maxDump int64) *a
 		if inner := embeddedMinidump(it.payload); inner != nil {
 			it.payload = inner
 		}
-		dump, e := decodeMinidump(it.payload, maxDump)
+		dump, e := decodeMinidump(it.payload, maxDump, ch)
 		if e != nil {
 			return e
 		}
@@ -380,8 +391,9 @@ func minidumpAttachmentType(field string) string {
 }
 
 // decodeMinidump unwraps a gzip, bzip2 or zstd container (by magic bytes, as
-// Relay) bounded by max decoded bytes, and checks the minidump magic.
-func decodeMinidump(data []byte, max int64) ([]byte, *apiError) {
+// Relay) bounded by max decoded bytes and charged to ch, and checks the
+// minidump magic.
+func decodeMinidump(data []byte, max int64, ch charger) ([]byte, *apiError) {
 	var rd io.Reader
 	var err error
 	switch {
@@ -401,14 +413,21 @@ func decodeMinidump(data []byte, max int64) ([]byte, *apiError) {
 		return nil, errDumpContainer(err)
 	}
 	if rd != nil {
-		out, rerr := io.ReadAll(io.LimitReader(rd, max+1))
+		// The decoded dump is charged to the ingest byte budget (twice: it
+		// and its copy in the envelope), as a decoded body is: a small
+		// compressed upload must not hold memory the budget does not see.
+		var buf []byte
+		out, rerr := readLimited(&buf, rd, max, -1, ch)
+		var be *budgetError
+		switch {
+		case errors.As(rerr, &be):
+			return nil, errAdmission(be)
 		// zstd refuses a frame whose window or declared size is over its
 		// memory bound: that is the dump being too large, not corrupt.
-		if int64(len(out)) > max || errors.Is(rerr, zstd.ErrWindowSizeExceeded) ||
-			errors.Is(rerr, zstd.ErrDecoderSizeExceeded) || errors.Is(rerr, zstd.ErrFrameSizeExceeded) {
+		case rerr == errTooLarge || errors.Is(rerr, zstd.ErrWindowSizeExceeded) ||
+			errors.Is(rerr, zstd.ErrDecoderSizeExceeded) || errors.Is(rerr, zstd.ErrFrameSizeExceeded):
 			return nil, errItemTooLarge(&envelope.SizeError{ItemType: "attachment:minidump", Limit: "item_size"})
-		}
-		if rerr != nil {
+		case rerr != nil:
 			return nil, errDumpContainer(rerr)
 		}
 		data = out

@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -378,5 +379,35 @@ func TestMinidumpContainerBounds(t *testing.T) {
 	}
 	if n := len(pub.messages()); n != 1 {
 		t.Errorf("published %d messages, want 1 (the dump under the limit)", n)
+	}
+}
+
+// A small compressed dump that decodes to more than the ingest byte budget
+// is refused 503 like any request the budget cannot hold, rather than
+// decoded outside the budget's sight; the budget is whole again afterwards.
+func TestMinidumpDecodedSizeIsCharged(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxInFlightBytes = 1 << 20
+	cfg.AdmissionTimeout = 50 * time.Millisecond
+	pub := &fakePublisher{}
+	s := New(cfg, pub, nil, testLogger(t))
+	ts := startServer(t, s)
+	big := gzipped(t, append(testMinidump(), make([]byte, 2<<20)...)) // ~2 KiB on the wire
+	res := do(t, http.MethodPost, ts.URL+"/api/42/minidump/?sentry_key="+testKey,
+		hdr("Content-Type", "application/octet-stream"), big, false)
+	if res.status != http.StatusServiceUnavailable || res.header.Get("Retry-After") == "" {
+		t.Fatalf("status %d (Retry-After %q), want 503 with Retry-After: %s", res.status, res.header.Get("Retry-After"), res.body)
+	}
+	if n := len(pub.messages()); n != 0 {
+		t.Fatalf("published %d messages", n)
+	}
+	small := gzipped(t, append(testMinidump(), make([]byte, 64<<10)...))
+	res = do(t, http.MethodPost, ts.URL+"/api/42/minidump/?sentry_key="+testKey,
+		hdr("Content-Type", "application/octet-stream"), small, false)
+	if res.status != http.StatusOK {
+		t.Fatalf("small dump: %d %s", res.status, res.body)
+	}
+	if used := s.budget.inUse(); used != 0 {
+		t.Errorf("budget holds %d bytes after the requests", used)
 	}
 }
