@@ -65,11 +65,7 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request, rt route, p
 	}
 	st := getState()
 	st.srv, st.ctx = s, r.Context()
-	handle := s.ingest
-	if rt.upload() {
-		handle = s.ingestUpload
-	}
-	if e := handle(w, r, rt, projectSeg, st); e != nil {
+	if e := s.ingestRoute(w, r, rt, projectSeg, st); e != nil {
 		s.writeError(w, r, rt, e)
 	}
 	// The answer is written: the buffers are free to go (putState drops

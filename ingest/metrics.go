@@ -19,6 +19,10 @@ const (
 	routeHealthReady              // GET /api/relay/healthcheck/ready/
 	routeRelaysLive               // GET /api/0/relays/live/
 	routeTunnel                   // POST <tunnel.path> (tunnel.go)
+	routeNEL                      // POST /api/{project_id}/nel/ (integrations.go)
+	routeCron                     // GET|POST /api/{project_id}/cron/{slug}[/{key}][/]
+	routeOTLPTraces               // POST /api/{project_id}/integration/otlp/v1/traces[/]
+	routeOTLPLogs                 // POST /api/{project_id}/integration/otlp/v1/logs[/]
 	routeMinidump                 // POST /api/{project_id}/minidump/ (uploads.go)
 	routeUnreal                   // POST /api/{project_id}/unreal/{sentry_key}/
 	routeSecurity                 // POST /api/{project_id}/security/ and /csp-report/
@@ -35,6 +39,10 @@ var routeNames = [numRoutes]string{
 	routeHealthReady: "healthcheck_ready",
 	routeRelaysLive:  "relays_live",
 	routeTunnel:      "tunnel",
+	routeNEL:         "nel",
+	routeCron:        "cron",
+	routeOTLPTraces:  "otlp_traces",
+	routeOTLPLogs:    "otlp_logs",
 	routeMinidump:    "minidump",
 	routeUnreal:      "unreal",
 	routeSecurity:    "security",
@@ -43,7 +51,8 @@ var routeNames = [numRoutes]string{
 
 // storeLike reports whether the route ingests data (and so speaks CORS).
 func (r route) storeLike() bool {
-	return r == routeEnvelope || r == routeStore || r == routeStoreLegacy || r == routeTunnel || r.upload()
+	return r == routeEnvelope || r == routeStore || r == routeStoreLegacy || r == routeTunnel ||
+		r.integration() || r.upload()
 }
 
 // takesEnvelopes reports whether the route's body is an envelope (the

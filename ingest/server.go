@@ -4,10 +4,11 @@
 // the key's project config forbids (ProjectGate), publishes it
 // to the stream, and answers the SDK only after the stream acknowledged it.
 // The browser tunnel (tunnel.go, EnableTunnel) is one more route onto the
-// same path, behind an allowlist and a per-client rate limit. The upload
-// routes (uploads.go: minidump, unreal, security/csp-report, event
-// attachments) build the envelope Relay would from their request and end on
-// the same durable publish.
+// same path, behind an allowlist and a per-client rate limit. NEL reports,
+// cron check-ins and OTLP traces and logs (integrations.go) become envelopes
+// with the item types Sentry Relay makes and take the same path too, as do
+// the upload routes (uploads.go: minidump, unreal, security/csp-report,
+// event attachments).
 //
 // Sentry Relay's relay-server (endpoints/, extractors/request_meta.rs,
 // middlewares/) is the behavioural reference; ../shared/docs/relay-protocol.md
@@ -252,6 +253,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.serveHealth(w, r, rt)
 	default:
+		if m, ok := matchIntegration(path); ok {
+			s.serveIntegration(w, r, m)
+			return
+		}
 		// Relay proxies every other /api/ path to the upstream (protocol doc
 		// §1.12). This relay does not: an unknown path, under /api/ or not,
 		// is a 404, so nothing reaches the upstream without passing the

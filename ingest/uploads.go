@@ -41,7 +41,6 @@ var (
 	droppedInvalidMinidump  = metrics.NewCounter(`relay_ingest_rejected_total{reason="invalid_minidump"}`)
 	droppedMissingMinidump  = metrics.NewCounter(`relay_ingest_rejected_total{reason="missing_minidump"}`)
 	droppedDumpContainer    = metrics.NewCounter(`relay_ingest_rejected_total{reason="invalid_compression_container"}`)
-	droppedUnsupportedMedia = metrics.NewCounter(`relay_ingest_rejected_total{reason="unsupported_media_type"}`)
 	droppedInvalidMultipart = metrics.NewCounter(`relay_ingest_rejected_total{reason="invalid_multipart"}`)
 	droppedEmptyEnvelope    = metrics.NewCounter(`relay_ingest_rejected_total{reason="empty_envelope"}`)
 	droppedBadEventID       = metrics.NewCounter(`relay_ingest_rejected_total{reason="bad_event_id"}`)
@@ -50,12 +49,9 @@ var (
 var (
 	errInvalidMinidump = &apiError{status: http.StatusBadRequest, detail: "invalid minidump", dropped: droppedInvalidMinidump}
 	errMissingMinidump = &apiError{status: http.StatusBadRequest, detail: "missing minidump", dropped: droppedMissingMinidump}
-	// Relay's security endpoint answers 415 without a body; ours carries the
-	// usual error body, which no browser reads.
-	errUnsupportedMedia = &apiError{status: http.StatusUnsupportedMediaType, detail: "unsupported media type", dropped: droppedUnsupportedMedia}
-	errEmptyEnvelope    = &apiError{status: http.StatusBadRequest, detail: "empty envelope", dropped: droppedEmptyEnvelope}
-	errBadEventID       = &apiError{status: http.StatusBadRequest, detail: "bad event_id path parameter", dropped: droppedBadEventID}
-	errBadUnrealKey     = &apiError{status: http.StatusBadRequest, detail: "bad sentry DSN public key", dropped: droppedPublicKey}
+	errEmptyEnvelope   = &apiError{status: http.StatusBadRequest, detail: "empty envelope", dropped: droppedEmptyEnvelope}
+	errBadEventID      = &apiError{status: http.StatusBadRequest, detail: "bad event_id path parameter", dropped: droppedBadEventID}
+	errBadUnrealKey    = &apiError{status: http.StatusBadRequest, detail: "bad sentry DSN public key", dropped: droppedPublicKey}
 )
 
 func errInvalidMultipart(err error) *apiError {
@@ -144,7 +140,8 @@ func (s *Server) ingestUpload(w http.ResponseWriter, r *http.Request, rt route, 
 		}
 	}
 	if rt == routeSecurity && !isSecurityMIME(r.Header) {
-		return errUnsupportedMedia
+		s.writeMediaType(w, r, rt) // Relay's bare 415
+		return nil
 	}
 
 	limit := min(s.envelopeLimit, s.cfg.Limits.MaxAttachmentsSize)

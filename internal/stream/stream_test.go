@@ -738,6 +738,10 @@ func TestCloseWaitsForPublishesInFlight(t *testing.T) {
 // discards.)
 func TestLargestMessageSurvivesRestart(t *testing.T) {
 	cfg := testConfig(t)
+	// Moving 32 MiB through the client under -race on a loaded machine takes
+	// seconds: a fetch must outlast it, and so must the ack wait.
+	cfg.FetchWait = 30 * time.Second
+	cfg.AckWait = 2 * time.Minute
 	c := openTest(t, cfg)
 	m := msgN(0)
 	// The encoding adds a few hundred bytes to the envelope; stay just under.
