@@ -225,6 +225,23 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	}
 	eventID := env.Header.EventID
 
+	if e := s.storeEnvelope(r, rt, st, projectID, publicKey, auth, origin, receivedAt, eventID, payload); e != nil {
+		return e
+	}
+	if r.Method == http.MethodGet {
+		s.writePixel(w, r, rt)
+	} else {
+		s.writeID(w, r, rt, st, eventID)
+	}
+	return nil
+}
+
+// storeEnvelope is where every storing route ends (envelope, store, tunnel,
+// and the upload routes of uploads.go): it wraps the accepted envelope
+// (payload, already validated and size-checked) with the request's metadata
+// and publishes it. It returns nil only once the stream acknowledged it.
+func (s *Server) storeEnvelope(r *http.Request, rt route, st *reqState, projectID uint64, publicKey string,
+	auth authInfo, origin string, receivedAt time.Time, eventID string, payload []byte) *apiError {
 	m := &st.msg
 	m.ProjectID = projectID
 	m.PublicKey = publicKey
@@ -243,16 +260,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	if !s.fitsPublish(m) {
 		return errMessageTooLarge(messageSize(m), s.cfg.MaxPublishPayload)
 	}
-
-	if e := s.publish(r.Context(), m); e != nil {
-		return e
-	}
-	if r.Method == http.MethodGet {
-		s.writePixel(w, r, rt)
-	} else {
-		s.writeID(w, r, rt, st, eventID)
-	}
-	return nil
+	return s.publish(r.Context(), m)
 }
 
 // publish hands m to the stream and waits for its acknowledgement, bounded by

@@ -133,8 +133,11 @@ func (s *Server) serveIntegration(w http.ResponseWriter, r *http.Request, m inte
 
 // ingestRoute runs one admitted request of any ingesting route.
 func (s *Server) ingestRoute(w http.ResponseWriter, r *http.Request, rt route, projectSeg string, st *reqState) *apiError {
-	if rt.integration() {
+	switch {
+	case rt.integration():
 		return s.ingestIntegration(w, r, rt, st)
+	case rt.upload():
+		return s.ingestUpload(w, r, rt, projectSeg, st)
 	}
 	return s.ingest(w, r, rt, projectSeg, st)
 }
@@ -282,29 +285,15 @@ func (s *Server) ingestIntegration(w http.ResponseWriter, r *http.Request, rt ro
 		return errItemTooLarge(err)
 	}
 
-	msg := &st.msg
-	msg.ProjectID = projectID
-	msg.PublicKey = publicKey
-	msg.Client = auth.client
-	msg.Version = auth.version
-	msg.Origin = origin
-	msg.UserAgent = firstHeader(r.Header, "User-Agent")
-	msg.RemoteAddr, msg.ForwardedFor = peerAndChain(r)
-	msg.ReceivedAt = receivedAt
-	msg.EventID = eventID
-	msg.Envelope = out
-	if !s.fitsPublish(msg) {
-		return errMessageTooLarge(messageSize(msg), s.cfg.MaxPublishPayload)
-	}
-	if e := s.publish(r.Context(), msg); e != nil {
+	if e := s.storeEnvelope(r, rt, st, projectID, publicKey, auth, origin, receivedAt, eventID, out); e != nil {
 		return e
 	}
 	s.writeAccepted(w, r, rt)
 	return nil
 }
 
-// writeMediaType answers a content type an integration route does not take:
-// Relay's handlers return a bare 415, without an error body.
+// writeMediaType answers a content type an integration or security route
+// does not take: Relay's handlers return a bare 415, without an error body.
 func (s *Server) writeMediaType(w http.ResponseWriter, r *http.Request, rt route) {
 	droppedMediaType.Inc()
 	h := w.Header()

@@ -24,6 +24,10 @@ const (
 	routeOTLPTraces               // POST /api/{project_id}/integration/otlp/v1/traces[/]
 	routeOTLPLogs                 // POST /api/{project_id}/integration/otlp/v1/logs[/]
 	routeForward                  // any other /api/ path, proxied (forward.go)
+	routeMinidump                 // POST /api/{project_id}/minidump/ (uploads.go)
+	routeUnreal                   // POST /api/{project_id}/unreal/{sentry_key}/
+	routeSecurity                 // POST /api/{project_id}/security/ and /csp-report/
+	routeAttachments              // POST /api/{project_id}/events/{event_id}/attachments/
 	numRoutes
 )
 
@@ -41,12 +45,16 @@ var routeNames = [numRoutes]string{
 	routeOTLPTraces:  "otlp_traces",
 	routeOTLPLogs:    "otlp_logs",
 	routeForward:     "forward",
+	routeMinidump:    "minidump",
+	routeUnreal:      "unreal",
+	routeSecurity:    "security",
+	routeAttachments: "attachments",
 }
 
 // storeLike reports whether the route ingests data (and so speaks CORS).
 func (r route) storeLike() bool {
 	return r == routeEnvelope || r == routeStore || r == routeStoreLegacy || r == routeTunnel ||
-		r.integration()
+		r.integration() || r.upload()
 }
 
 // takesEnvelopes reports whether the route's body is an envelope (the

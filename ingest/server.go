@@ -6,9 +6,10 @@
 // The browser tunnel (tunnel.go, EnableTunnel) is one more route onto the
 // same path, behind an allowlist and a per-client rate limit. NEL reports,
 // cron check-ins and OTLP traces and logs (integrations.go) become envelopes
-// with the item types Sentry Relay makes and take the same path too. The
-// forward fallback (forward.go, EnableForward) proxies every other /api/
-// request to the upstream and stores nothing.
+// with the item types Sentry Relay makes and take the same path too, as do
+// the upload routes (uploads.go: minidump, unreal, security/csp-report,
+// event attachments). The forward fallback (forward.go, EnableForward)
+// proxies every other /api/ request to the upstream and stores nothing.
 //
 // Sentry Relay's relay-server (endpoints/, extractors/request_meta.rs,
 // middlewares/) is the behavioural reference; ../shared/docs/relay-protocol.md
@@ -227,7 +228,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, projectSeg := matchRoute(path)
 	switch rt {
-	case routeEnvelope:
+	case routeEnvelope, routeMinidump, routeUnreal, routeSecurity, routeAttachments:
 		switch r.Method {
 		case http.MethodPost:
 			s.serveIngest(w, r, rt, projectSeg)
@@ -298,6 +299,9 @@ func matchRoute(path string) (route, string) {
 				return routeEnvelope, rest[:i]
 			case "store/":
 				return routeStore, rest[:i]
+			}
+			if rt := matchUploadRoute(rest[i+1:]); rt != routeOther {
+				return rt, rest[:i]
 			}
 			return routeOther, ""
 		}
