@@ -103,6 +103,8 @@ type Registry struct {
 	// up answers for keys no project file has (managed mode); nil in the
 	// other modes.
 	up atomic.Pointer[UpstreamSource]
+	// quotas caches each state's limit-0 quotas (quotas.go).
+	quotas quotaCache
 }
 
 // NewRegistry returns an empty registry.

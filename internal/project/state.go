@@ -57,6 +57,9 @@ type Config struct {
 	DataScrubbingSettings json.RawMessage `json:"datascrubbingSettings"`
 	// FilterSettings are the inbound filters (§9), as JSON.
 	FilterSettings json.RawMessage `json:"filterSettings"`
+	// Quotas are the project's quotas (Relay's relay_quotas::Quota list), as
+	// JSON; see QuotaLimits for the part a relay enforces.
+	Quotas json.RawMessage `json:"quotas"`
 
 	// Raw is the config object as it was in the document.
 	Raw json.RawMessage `json:"-"`
@@ -99,6 +102,7 @@ func Parse(b []byte) (*State, error) {
 	c.PIIConfig = nullToNil(c.PIIConfig)
 	c.DataScrubbingSettings = nullToNil(c.DataScrubbingSettings)
 	c.FilterSettings = nullToNil(c.FilterSettings)
+	c.Quotas = nullToNil(c.Quotas)
 	for i, k := range s.PublicKeys {
 		if len(k.PublicKey) != keyLength {
 			return nil, fmt.Errorf("project state: publicKeys[%d].publicKey: %q is not a %d-character DSN key", i, k.PublicKey, keyLength)
