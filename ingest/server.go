@@ -79,6 +79,9 @@ type Config struct {
 	// Projects refuses requests by their key's project config (403); nil
 	// accepts every well-formed request (see ProjectGate).
 	Projects ProjectGate
+	// RateLimits are the upstream's limits per key, refused with 429 on the
+	// routes that enforce them (ratelimit.go); nil enforces none.
+	RateLimits RateLimitSource
 }
 
 // DefaultConfig returns Relay's defaults (protocol doc §3.5, §5.1).
@@ -127,6 +130,8 @@ type Server struct {
 	publishLogs logLimiter
 
 	tunnel *tunnel // nil until EnableTunnel
+
+	now func() time.Time // the clock rate limits expire by
 }
 
 // New builds the ingest server. pub stores accepted envelopes; ready reports
@@ -178,6 +183,7 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 		retryAfterHdr: []string{strconv.Itoa(int(math.Max(1, math.Ceil(cfg.RetryAfter.Seconds()))))},
 		stop:          make(chan struct{}),
 		budget:        &byteBudget{size: cfg.MaxInFlightBytes},
+		now:           time.Now,
 	}
 	if p := cfg.MaxPublishPayload; p > 0 {
 		room := p - messageReserve
