@@ -1,7 +1,8 @@
 // Package ingest is the relay's HTTP front door: it speaks Sentry's ingest
 // protocol (envelope and store endpoints, health checks), authenticates the
 // request, decodes and bounds the body, validates the envelope, refuses what
-// the key's project config forbids (ProjectGate), publishes it
+// the key's project config forbids (ProjectGate), removes what the
+// upstream's rate limits hold (RateLimitSource, ratelimit.go), publishes it
 // to the stream, and answers the SDK only after the stream acknowledged it.
 // The browser tunnel (tunnel.go, EnableTunnel) is one more route onto the
 // same path, behind an allowlist and a per-client rate limit.

@@ -93,6 +93,8 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		return fmt.Errorf("project configs: %w", err)
 	}
 
+	limits := openRateLimits(runCtx, st, log) // nil: not shared, not enforced at ingest
+
 	var (
 		wg   sync.WaitGroup
 		errs = make(chan error, 3) // one per sender: worker, ingest, project files
@@ -116,6 +118,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			_ = sp.Close()
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
 			return err
+		}
+		if limits != nil {
+			w.ShareRateLimits(limits)
 		}
 		wg.Add(1)
 		go func() {
@@ -155,6 +160,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	if cfg.Ingest.Enabled {
 		ic := ingestConfig(cfg, st)
 		ic.Projects = projects
+		if limits != nil {
+			ic.RateLimits = limits
+		}
 		ing = ingest.New(ic, st, readiness(cfg, st, reg), log.With("component", "ingest"))
 		err := tunnel.enable(ing, cfg, log)
 		var ln net.Listener

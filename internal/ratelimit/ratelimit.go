@@ -42,8 +42,9 @@ type Bucket interface {
 
 var _ Bucket = (*stream.KV)(nil)
 
-// BucketName is the JetStream key-value bucket of the shared limits.
-const BucketName = "relay_rate_limits"
+// BucketName is the JetStream key-value bucket of the shared limits (the
+// relay prefixes it with its stream name: one bucket per deployment).
+const BucketName = "rate_limits"
 
 // BucketTTL is how long a key's value stays in the bucket after its last
 // write. It only bounds the bucket's size: a limit longer than it is still
