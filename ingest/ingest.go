@@ -208,6 +208,11 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 	if err := envelope.CheckSizeLimits(env, s.cfg.Limits); err != nil {
 		return errItemTooLarge(err)
 	}
+	limited := s.enforceRateLimits(rt, publicKey, env)
+	if limited.Len() > 0 && len(env.Items) == 0 {
+		s.writeRateLimited(w, r, rt, limited, false)
+		return nil
+	}
 
 	// What is published: the body as received, unless the envelope had to
 	// change (a store event becomes an envelope; an event-like item without
@@ -227,6 +232,10 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rt route, projec
 
 	if e := s.storeEnvelope(r, rt, st, projectID, publicKey, auth, origin, receivedAt, eventID, payload); e != nil {
 		return e
+	}
+	if limited.Len() > 0 {
+		s.writeRateLimited(w, r, rt, limited, true) // the rest is stored
+		return nil
 	}
 	if r.Method == http.MethodGet {
 		s.writePixel(w, r, rt)

@@ -1,7 +1,8 @@
 // Package ingest is the relay's HTTP front door: it speaks Sentry's ingest
 // protocol (envelope and store endpoints, health checks), authenticates the
 // request, decodes and bounds the body, validates the envelope, refuses what
-// the key's project config forbids (ProjectGate), publishes it
+// the key's project config forbids (ProjectGate), removes what the
+// upstream's rate limits hold (RateLimitSource, ratelimit.go), publishes it
 // to the stream, and answers the SDK only after the stream acknowledged it.
 // The browser tunnel (tunnel.go, EnableTunnel) is one more route onto the
 // same path, behind an allowlist and a per-client rate limit. NEL reports,
@@ -84,6 +85,9 @@ type Config struct {
 	// Projects refuses requests by their key's project config (403); nil
 	// accepts every well-formed request (see ProjectGate).
 	Projects ProjectGate
+	// RateLimits are the upstream's limits per key, refused with 429 on the
+	// routes that enforce them (ratelimit.go); nil enforces none.
+	RateLimits RateLimitSource
 }
 
 // DefaultConfig returns Relay's defaults (protocol doc §3.5, §5.1).
@@ -133,6 +137,8 @@ type Server struct {
 
 	tunnel  *tunnel    // nil until EnableTunnel
 	forward *forwarder // nil until EnableForward (forward.go)
+
+	now func() time.Time // the clock rate limits expire by
 }
 
 // New builds the ingest server. pub stores accepted envelopes; ready reports
@@ -184,6 +190,7 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 		retryAfterHdr: []string{strconv.Itoa(int(math.Max(1, math.Ceil(cfg.RetryAfter.Seconds()))))},
 		stop:          make(chan struct{}),
 		budget:        &byteBudget{size: cfg.MaxInFlightBytes},
+		now:           time.Now,
 	}
 	if p := cfg.MaxPublishPayload; p > 0 {
 		room := p - messageReserve

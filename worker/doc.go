@@ -76,7 +76,9 @@
 //     Cost: deferred messages stay un-acked and count against the durable's
 //     MaxAckPending; a high-volume key limited for a long time can fill it,
 //     and then the stream fills and ingest answers 503 — back-pressure, not
-//     loss.
+//     loss. The limits learnt are also handed to a LimitSharer when one is
+//     set (ShareRateLimits): every relay process's ingest then refuses the
+//     key's limited data with 429 before storing it (sharelimits.go).
 //
 // Worker never imports ingest; internal/stream.Message is the only contract
 // between the two.

@@ -221,7 +221,9 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 	case upstream.RateLimited:
 		w.outage.Answered()
 		rateLimitedTotal.Inc()
-		w.limits.record(m.PublicKey, limitsFrom(res, p.cats.get(), time.Now(), w.cfg.DefaultRetryAfter))
+		learnt := limitsFrom(res, p.cats.get(), time.Now(), w.cfg.DefaultRetryAfter)
+		w.limits.record(m.PublicKey, learnt)
+		w.shareLimits(ctx, m.PublicKey, learnt)
 		w.log.Info("upstream rate limit", "project", m.ProjectID, "event_id", m.EventID,
 			"retry_after", res.RetryAfter, "wait", w.limits.wait(m.PublicKey, p.cats))
 	case upstream.Rejected:

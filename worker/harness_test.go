@@ -48,7 +48,8 @@ type harness struct {
 	js     jetstream.JetStream // a second client, to inspect the stream
 	spool  *spool.Spool
 	client *upstream.Client
-	sender Sender // what the worker sends with; nil = client
+	sender Sender      // what the worker sends with; nil = client
+	sharer LimitSharer // given to the worker when set
 	up     *fakesentry.Server
 	log    *slog.Logger
 
@@ -196,6 +197,9 @@ func (h *harness) start(cfg Config, stages ...Stage) *running {
 	w, err := New(cfg, h.consumer(), send, h.spool, h.log, stages...)
 	if err != nil {
 		h.t.Fatalf("worker.New: %v", err)
+	}
+	if h.sharer != nil {
+		w.ShareRateLimits(h.sharer)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{w: w, cancel: cancel, done: make(chan struct{})}

@@ -63,6 +63,7 @@ type Worker struct {
 
 	outage  *outageDetector
 	limits  *rateLimiter
+	sharer  LimitSharer // nil: limits stay in this process (sharelimits.go)
 	denied  *denials
 	held    *heldSet
 	slots   chan struct{} // capacity Concurrency: a consumer's send holds one

@@ -97,6 +97,8 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		return fmt.Errorf("project configs: %w", err)
 	}
 
+	limits := openRateLimits(runCtx, st, log) // nil: not shared, not enforced at ingest
+
 	var (
 		wg   sync.WaitGroup
 		errs = make(chan error, 4) // one per sender: worker, ingest, ingest TLS, project files
@@ -120,6 +122,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			_ = sp.Close()
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
 			return err
+		}
+		if limits != nil {
+			w.ShareRateLimits(limits)
 		}
 		wg.Add(1)
 		go func() {
@@ -159,6 +164,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	if cfg.Ingest.Enabled {
 		ic := ingestConfig(cfg, st)
 		ic.Projects = projects
+		ic.RateLimits = ingestLimits{shared: limits, projects: projects}
 		ing = ingest.New(ic, st, readiness(cfg, st, reg), log.With("component", "ingest"))
 		err := tunnel.enable(ing, cfg, log)
 		if err == nil {

@@ -2,6 +2,8 @@ package stream
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -69,4 +71,63 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Watch delivers what the bucket holds before it returns, then every later
+// put and delete, including those made through another bind of the bucket
+// (another relay process).
+func TestKeyValueWatch(t *testing.T) {
+	c := openTest(t, testConfig(t))
+	ctx := ctxT(t, 20*time.Second)
+	kv, err := c.KeyValue(ctx, "relay_test_watch", time.Hour)
+	if err != nil {
+		t.Fatalf("KeyValue: %v", err)
+	}
+	if err := kv.Put(ctx, "before", []byte("b")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	var mu sync.Mutex
+	seen := map[string]string{}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if err := kv.Watch(wctx, func(k string, v []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		if v == nil {
+			delete(seen, k)
+			return
+		}
+		seen[k] = string(v)
+	}); err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	mu.Lock()
+	if seen["before"] != "b" {
+		t.Fatalf("after Watch returned: %v; want before=b already delivered", seen)
+	}
+	mu.Unlock()
+	other, err := c.KeyValue(ctx, "relay_test_watch", time.Hour)
+	if err != nil {
+		t.Fatalf("KeyValue (second bind): %v", err)
+	}
+	if err := other.Put(ctx, "after", []byte("a")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := other.kv.Delete(ctx, "before"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := len(seen) == 1 && seen["after"] == "a"
+		snapshot := fmt.Sprint(seen)
+		mu.Unlock()
+		if got {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watch saw %s; want map[after:a]", snapshot)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -1,0 +1,146 @@
+package ratelimit
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relayhq/relay/internal/stream"
+	"github.com/relayhq/relay/internal/upstream"
+)
+
+const key = "0123456789abcdef0123456789abcdef"
+
+// clock is an injected time source tests move by hand.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
+	return c
+}
+func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
+
+func openConn(t *testing.T, dir string) *stream.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := stream.Open(ctx, stream.Config{StoreDir: dir}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("stream.Open: %v", err)
+	}
+	return c
+}
+
+func openShared(t *testing.T, ctx context.Context, c *stream.Conn, now func() time.Time) *Shared {
+	t.Helper()
+	kv, err := c.KeyValue(ctx, BucketName, BucketTTL)
+	if err != nil {
+		t.Fatalf("KeyValue: %v", err)
+	}
+	s, err := Open(ctx, kv, now, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A limit one process records is seen by another process on the same stream
+// (through the watch, not a bucket read per call), merges with what that
+// process records itself, survives a restart with its remaining time, and
+// expires by the clock.
+func TestSharedAcrossProcessesAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	clk := newClock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := openConn(t, dir)
+	a := openShared(t, ctx, conn, clk.now)
+	b := openShared(t, ctx, conn, clk.now)
+
+	now := clk.now()
+	errLimit := upstream.RateLimits{}.Add(upstream.RateLimit{Categories: []string{"error"}, Scope: upstream.ScopeKey,
+		ReasonCode: "quota", Until: now.Add(60 * time.Second)})
+	if err := a.Record(ctx, key, errLimit); err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	waitFor(t, "b to see a's limit", func() bool { return b.Limits(key).Len() == 1 })
+	if _, ok := b.Limits(key).IsLimited([]string{"error"}, now); !ok {
+		t.Fatalf("b: error not limited: %+v", b.Limits(key).Limits())
+	}
+	txLimit := upstream.RateLimits{}.Add(upstream.RateLimit{Categories: []string{"transaction"}, Scope: upstream.ScopeKey,
+		Until: now.Add(2 * time.Second)})
+	if err := b.Record(ctx, key, txLimit); err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	waitFor(t, "a to see both limits", func() bool { return a.Limits(key).Len() == 2 })
+	if got := a.Limits(key).Format(now); got != "60:error:key:quota, 2:transaction:key" &&
+		got != "2:transaction:key, 60:error:key:quota" {
+		t.Fatalf("a's limits = %q", got)
+	}
+
+	cancel()
+	if err := conn.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	clk.add(30 * time.Second)
+	conn2 := openConn(t, dir)
+	defer func() { _ = conn2.Close() }()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	c := openShared(t, ctx2, conn2, clk.now)
+	if got := c.Limits(key).Format(clk.now()); got != "30:error:key:quota" {
+		t.Fatalf("after restart: limits = %q; want the error limit's remaining 30 s only", got)
+	}
+	clk.add(30 * time.Second)
+	if got := c.Limits(key); got.Len() != 0 {
+		t.Fatalf("after expiry: %+v", got.Limits())
+	}
+	if got := c.Limits("ffffffffffffffffffffffffffffffff"); got.Len() != 0 {
+		t.Fatalf("unknown key: %+v", got.Limits())
+	}
+}
+
+// A value that does not decode is ignored (and counted), not a crash, and
+// does not erase what the key had.
+func TestSharedIgnoresBadValues(t *testing.T) {
+	clk := newClock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := openConn(t, t.TempDir())
+	defer func() { _ = conn.Close() }()
+	s := openShared(t, ctx, conn, clk.now)
+	if err := s.Record(ctx, key, upstream.RateLimits{}.Add(upstream.RateLimit{Until: clk.now().Add(time.Minute)})); err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	kv, err := conn.KeyValue(ctx, BucketName, BucketTTL)
+	if err != nil {
+		t.Fatalf("KeyValue: %v", err)
+	}
+	// One at a time: the bucket keeps one value per key, so a value replaced
+	// before the watch read it is never seen (nor needs to be).
+	for _, v := range []string{"not json", `{"c":1}`, `[{"u":"x"}]`} {
+		before := decodeErrors.Get()
+		if err := kv.Put(ctx, key, []byte(v)); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		waitFor(t, "the bad value "+v+" to be seen", func() bool { return decodeErrors.Get() >= before+1 })
+	}
+	if got := s.Limits(key).Format(clk.now()); got != "60::key" {
+		t.Fatalf("limits = %q; want the recorded one kept", got)
+	}
+}
