@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -327,19 +328,15 @@ func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
 			w.dispose(ctx, d, o)
 			return
 		}
-		data, err := p.encoded()
-		if err != nil {
+		err := w.spoolPut(ctx, d, p)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, errEncode) {
 			// Cannot happen for a decoded message; never ack it.
 			w.log.Error("encode for the spool failed", "event_id", m.EventID, "err", err)
 			w.nak(d, w.cfg.MaxRetryInterval)
 			nakedTotal.Inc()
-			return
-		}
-		err = w.store.Put(ctx, data)
-		if err == nil {
-			spooledTotal.Inc()
-			w.wakeDrainer()
-			w.ack(ctx, d)
 			return
 		}
 		if ctx.Err() != nil {
@@ -347,10 +344,7 @@ func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
 			return
 		}
 		wait := w.cfg.BackpressureInterval
-		if errors.Is(err, spool.ErrFull) {
-			spoolFullTotal.Inc()
-		} else {
-			spoolPutErrors.Inc()
+		if !errors.Is(err, spool.ErrFull) {
 			wait = w.nextDelay(spoolBackoff)
 			w.log.Error("spool put failed; holding the envelope un-acked", "event_id", m.EventID, "err", err, "retry_in", wait)
 		}
@@ -360,26 +354,41 @@ func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
 	}
 }
 
-// spoolNow tries one Put of the delivery's message and acks it on success.
-// It reports whether the message is now in the spool (and acked).
-func (w *Worker) spoolNow(ctx context.Context, d *stream.Delivery, p *parcel) bool {
+// errEncode wraps a failure to encode a message for the spool (cannot
+// happen for a decoded message).
+var errEncode = errors.New("worker: encode for the spool")
+
+// spoolPut puts the delivery's message into the spool and, once the Put
+// committed, acks it: the stream path's one spool hand-off. A refusal is
+// counted (full, or failed) and returned; the message is then neither acked
+// nor released, and the caller decides when to try again.
+func (w *Worker) spoolPut(ctx context.Context, d *stream.Delivery, p *parcel) error {
 	data, err := p.encoded()
 	if err != nil {
-		return false
+		return fmt.Errorf("%w: %w", errEncode, err)
 	}
 	if err := w.store.Put(ctx, data); err != nil {
 		if errors.Is(err, spool.ErrFull) {
 			spoolFullTotal.Inc()
 		} else if ctx.Err() == nil {
 			spoolPutErrors.Inc()
-			w.log.Error("spool put failed; the envelope goes back to the stream", "event_id", p.m.EventID, "err", err)
 		}
-		return false
+		return err
 	}
 	spooledTotal.Inc()
 	w.wakeDrainer()
 	w.ack(ctx, d)
-	return true
+	return nil
+}
+
+// spoolNow tries one spoolPut and reports whether the message is now in the
+// spool (and acked).
+func (w *Worker) spoolNow(ctx context.Context, d *stream.Delivery, p *parcel) bool {
+	err := w.spoolPut(ctx, d, p)
+	if err != nil && !errors.Is(err, spool.ErrFull) && ctx.Err() == nil {
+		w.log.Error("spool put failed; the envelope goes back to the stream", "event_id", p.m.EventID, "err", err)
+	}
+	return err == nil
 }
 
 // dispose releases a delivery as forward decided: ack what was delivered or
