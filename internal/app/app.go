@@ -25,6 +25,7 @@ import (
 	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/project"
 	"github.com/relayhq/relay/internal/stream"
+	"github.com/relayhq/relay/internal/telemetry"
 	"github.com/relayhq/relay/internal/upstream"
 	"github.com/relayhq/relay/scrub"
 	"github.com/relayhq/relay/spool"
@@ -188,8 +189,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
 			return err
 		}
+		// GET /metrics is served beside the ingest routes.
 		srv = &http.Server{
-			Handler:           ing.Handler(),
+			Handler:           telemetry.Mount(ing.Handler()),
 			ReadHeaderTimeout: 5 * time.Second, // Relay: request headers within 5 s
 			IdleTimeout:       5 * time.Second, // Relay: limits.keepalive_timeout
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
