@@ -296,6 +296,8 @@ func (s *Spool) commit(batch []*op) {
 		s.bytes.Add(size)
 		s.puts.Add(uint64(nrec))
 		putsTotal.Add(nrec)
+		s.ages.note(firstID, s.now())
+		s.trimAges()
 	}
 	if putErr != nil && nrec > 0 {
 		commitErrors.Inc()
