@@ -65,6 +65,13 @@ func (r route) takesEnvelopes() bool { return r == routeEnvelope || r == routeTu
 // PubAck (or failure): the part of the SDK's latency that durability costs.
 var publishDuration = metrics.NewHistogram(`relay_ingest_publish_duration_seconds`)
 
+// acceptedTotal counts envelopes stored in the stream (PubAck), each then
+// acknowledged to its client: what the status page calls accepted.
+var acceptedTotal = metrics.NewCounter(`relay_ingest_accepted_envelopes_total`)
+
+// AcceptedTotal returns relay_ingest_accepted_envelopes_total.
+func AcceptedTotal() uint64 { return acceptedTotal.Get() }
+
 // requestCounters caches relay_ingest_requests_total{route,status} counters
 // so the hot path does one atomic load instead of building a metric name and
 // looking it up. Filled lazily; GetOrCreateCounter makes racing fills agree.

@@ -24,6 +24,7 @@ import (
 	"github.com/relayhq/relay/internal/credentials"
 	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/project"
+	"github.com/relayhq/relay/internal/status"
 	"github.com/relayhq/relay/internal/stream"
 	"github.com/relayhq/relay/internal/telemetry"
 	"github.com/relayhq/relay/internal/upstream"
@@ -106,6 +107,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		sp   *spool.Spool
 		srv  *http.Server
 		ing  *ingest.Server
+		wk   *worker.Worker // nil without a worker: for the status page
 	)
 
 	if cfg.Worker.Enabled {
@@ -127,6 +129,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		if limits != nil {
 			w.ShareRateLimits(limits)
 		}
+		wk = w
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -162,6 +165,8 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		}
 	}()
 
+	statusPage := startStatus(runCtx, &wg, cfg, st, sp, wk, reg, log) // status.go
+
 	if cfg.Ingest.Enabled {
 		ic := ingestConfig(cfg, st)
 		ic.Projects = projects
@@ -191,7 +196,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		}
 		// GET /metrics is served beside the ingest routes.
 		srv = &http.Server{
-			Handler:           telemetry.Mount(ing.Handler()),
+			Handler:           status.Mount(statusPage, telemetry.Mount(ing.Handler())),
 			ReadHeaderTimeout: 5 * time.Second, // Relay: request headers within 5 s
 			IdleTimeout:       5 * time.Second, // Relay: limits.keepalive_timeout
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
