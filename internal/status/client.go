@@ -107,6 +107,10 @@ func get(ctx context.Context, client *http.Client, u string, limit int64) ([]byt
 	}
 	res, err := client.Do(req)
 	if err != nil {
+		var ue *url.Error // "Get <url>: …": the URL is said once, below
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, 0, fmt.Errorf("no relay answers at %s: %w", u, err)
 	}
 	defer res.Body.Close()
