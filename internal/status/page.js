@@ -5,7 +5,7 @@
   'use strict';
   var REFRESH_MS = 5000;
   var SVGNS = 'http://www.w3.org/2000/svg';
-  var W = 600, H = 130, TOP = 16, BOTTOM = 112;
+  var W = 600, H = 160, TOP = 24, BOTTOM = 136;
   var jsonURL = new URL(location.pathname.replace(/\/+$/, '') + '.json', location.href);
 
   function fact(name, text) {
@@ -55,7 +55,10 @@
   // right edge = the report's time.
   function draw(svg, ends, values, nowMs, interval) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    var span = 3600 * 1000;
+    // The last hour; a younger relay's history fills at least five minutes
+    // of the width instead of a sliver at the right edge.
+    var have = ends.length > 0 ? nowMs - (ends[0] - interval * 1000) : 0;
+    var span = Math.min(3600, Math.max(300, Math.ceil(have / 60000) * 60)) * 1000;
     var peak = 0, sum = 0;
     values.forEach(function (v) { peak = Math.max(peak, v); sum += v; });
     var top = Math.max(1, peak);
@@ -73,10 +76,11 @@
       svg.appendChild(el('polygon', { 'class': 'area', points: first + ',' + BOTTOM + ' ' + pts.join(' ') + ' ' + last + ',' + BOTTOM }));
       svg.appendChild(el('polyline', { 'class': 'line', points: pts.join(' ') }));
     }
-    svg.appendChild(el('text', { x: 2, y: TOP - 4 }, peak + ' per ' + interval + ' s'));
-    svg.appendChild(el('text', { x: 2, y: H - 4 }, '−60 min'));
-    svg.appendChild(el('text', { x: W / 2, y: H - 4, 'text-anchor': 'middle' }, '−30 min'));
-    svg.appendChild(el('text', { x: W - 2, y: H - 4, 'text-anchor': 'end' }, 'now'));
+    var mins = span / 60000;
+    svg.appendChild(el('text', { x: 2, y: TOP - 5 }, peak + ' per ' + interval + ' s'));
+    svg.appendChild(el('text', { x: 2, y: H - 3 }, '−' + mins + ' min'));
+    svg.appendChild(el('text', { x: W / 2, y: H - 3, 'text-anchor': 'middle' }, '−' + (mins / 2) + ' min'));
+    svg.appendChild(el('text', { x: W - 2, y: H - 3, 'text-anchor': 'end' }, 'now'));
     svg.setAttribute('data-points', String(values.length));
     svg.setAttribute('data-sum', String(sum));
     var cap = svg.parentNode.querySelector('[data-per]');

@@ -207,9 +207,13 @@ func TestHandlerServesJSONAndPage(t *testing.T) {
 	if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "connect-src 'self'") {
 		t.Errorf("CSP %q", csp)
 	}
-	// No external assets: nothing is loaded by src or href.
-	if m := regexp.MustCompile(`(?i)\b(src|href)\s*=`).FindString(page); m != "" {
+	// No external assets: nothing is loaded by src or href but an empty
+	// data: icon (without it the browser asks for /favicon.ico).
+	if m := regexp.MustCompile(`(?i)\b(src|href)\s*=\s*"(?:[^d]|d[^a]|da[^t]|dat[^a]|data[^:])`).FindString(page); m != "" {
 		t.Errorf("page loads something (%q)", m)
+	}
+	if !strings.Contains(page, `<link rel="icon" href="data:,">`) {
+		t.Error("page has no empty icon: the browser would ask the relay for /favicon.ico")
 	}
 	for _, f := range []string{"totals.accepted", "totals.forwarded", "totals.spooled", "stream.messages", "spool.records",
 		"spool.oldest", "upstream.state", "registration.state", "rates.accepted", "mode"} {
