@@ -52,8 +52,8 @@ type segKey struct {
 var (
 	commitsTotal       = metrics.NewCounter(`relay_spool_commits_total`)
 	commitErrors       = metrics.NewCounter(`relay_spool_commit_errors_total`)
-	batchSize          = metrics.NewHistogram(`relay_spool_commit_batch_size`)
-	commitSeconds      = metrics.NewHistogram(`relay_spool_commit_duration_seconds`)
+	batchSize          = metrics.NewPrometheusHistogramExt(`relay_spool_commit_batch_records`, metrics.ExponentialBuckets(1, 4, 7))
+	commitSeconds      = metrics.NewPrometheusHistogram(`relay_spool_commit_duration_seconds`)
 	segmentsCreated    = metrics.NewCounter(`relay_spool_segments_created_total`)
 	segmentsRemoved    = metrics.NewCounter(`relay_spool_segments_removed_total`)
 	housekeepingErrors = metrics.NewCounter(`relay_spool_housekeeping_errors_total`)
@@ -296,6 +296,8 @@ func (s *Spool) commit(batch []*op) {
 		s.bytes.Add(size)
 		s.puts.Add(uint64(nrec))
 		putsTotal.Add(nrec)
+		s.ages.note(firstID, s.now())
+		s.trimAges()
 	}
 	if putErr != nil && nrec > 0 {
 		commitErrors.Inc()

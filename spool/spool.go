@@ -179,6 +179,13 @@ type Spool struct {
 
 	dead *deadStore
 
+	// ages dates commits for relay_spool_oldest_age_seconds; set is this
+	// spool's gauges (metrics.go).
+	ages ageMarks
+	set  *metrics.Set
+	// now is the clock of the age marks; tests replace it before the first Put.
+	now func() time.Time
+
 	// beforeCommit, when set (by tests, before the first op is submitted),
 	// runs at the start of every commit on the committer goroutine.
 	beforeCommit func()
@@ -203,30 +210,6 @@ var (
 	deletesTotal   = metrics.NewCounter(`relay_spool_deletes_total`)
 	rejectedFull   = metrics.NewCounter(`relay_spool_put_rejected_total{reason="full"}`)
 	rejectedCancel = metrics.NewCounter(`relay_spool_put_rejected_total{reason="canceled"}`)
-
-	// current is the most recently opened Spool, read by the gauges below.
-	// The relay opens one spool per process; in tests that open several the
-	// gauges follow the newest.
-	current atomic.Pointer[Spool]
-
-	_ = metrics.NewGauge(`relay_spool_records`, func() float64 {
-		if s := current.Load(); s != nil {
-			return float64(s.records.Load())
-		}
-		return 0
-	})
-	_ = metrics.NewGauge(`relay_spool_bytes`, func() float64 {
-		if s := current.Load(); s != nil {
-			return float64(s.bytes.Load())
-		}
-		return 0
-	})
-	_ = metrics.NewGauge(`relay_spool_disk_bytes`, func() float64 {
-		if s := current.Load(); s != nil {
-			return float64(s.Stats().DiskBytes)
-		}
-		return 0
-	})
 )
 
 // Open opens (creating if needed) the spool directory at path, checks and if
@@ -255,12 +238,14 @@ func Open(path string, opts Options) (*Spool, error) {
 		lock:      lock,
 		ops:       make(chan *op, opts.MaxBatch),
 		committed: make(chan struct{}),
+		now:       time.Now,
 	}
 	if err := s.load(); err != nil {
 		s.closeFiles()
 		return nil, errors.Join(err, unlockDir(lock))
 	}
-	current.Store(s)
+	s.markLoaded()
+	s.set = s.newMetricsSet()
 	go s.run()
 	return s, nil
 }
@@ -533,7 +518,6 @@ func (s *Spool) Close() error {
 	close(s.ops)
 	s.closeMu.Unlock()
 	<-s.committed
-	current.CompareAndSwap(s, nil)
 	err := s.closeFiles()
 	return errors.Join(err, unlockDir(s.lock))
 }

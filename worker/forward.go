@@ -233,7 +233,7 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 	case upstream.Denied:
 		deniedCounter(res.Status).Inc()
 		if ctx.Err() == nil {
-			w.outage.Denial()
+			w.outage.Denial(res.Status, res.Err)
 		}
 		prev, was, changed := w.denied.record(m.PublicKey, res.Status)
 		if changed {
@@ -247,7 +247,7 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 			w.log.Error("upstream denies the key (check relay.upstream, the relay's credentials and the project's key): its envelopes wait and are retried", attrs...)
 		}
 	default:
-		if ctx.Err() == nil && w.outage.Failure() {
+		if ctx.Err() == nil && w.outage.Failure(res.Status, res.Err) {
 			w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", res.Err)
 		}
 	}

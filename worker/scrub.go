@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -17,6 +18,11 @@ import (
 var (
 	scrubbedItemsTotal     = metrics.NewCounter(`relay_worker_scrubbed_items_total`)
 	scrubbedEnvelopesTotal = metrics.NewCounter(`relay_worker_scrubbed_envelopes_total`)
+
+	// scrubDuration times the scrub of one envelope (parse, every item's
+	// rules, re-serialise), for envelopes whose project has rules to apply.
+	scrubDuration = metrics.NewPrometheusHistogramExt(`relay_worker_scrub_duration_seconds`,
+		[]float64{1e-5, 5e-5, 1e-4, 5e-4, .001, .005, .01, .05, .1, .5, 1, 5})
 )
 
 // ItemScrubber removes personal data from one envelope item's payload; it is
@@ -73,6 +79,7 @@ func (st *ScrubStage) Process(_ context.Context, m *stream.Message) (Verdict, er
 	if n, ok := s.(noopScrubber); ok && n.Noop() {
 		return Keep(), nil
 	}
+	defer scrubDuration.UpdateDuration(time.Now())
 	env, err := envelope.Parse(m.Envelope)
 	if err != nil {
 		return Verdict{}, fmt.Errorf("scrub: parse envelope: %w", err)

@@ -25,12 +25,12 @@ func TestUpstreamStateFollowsTheOutageDetector(t *testing.T) {
 	}
 	start := now
 	check("fresh", want{state: UpstreamUp})
-	w.outage.Failure()
+	w.outage.Failure(503, nil)
 	check("first failure", want{state: UpstreamFailing, since: start})
 	now = now.Add(2 * time.Second)
-	w.outage.Failure()
+	w.outage.Failure(503, nil)
 	check("failing past the grace", want{state: UpstreamOutage, since: start})
-	w.outage.Denial()
+	w.outage.Denial(403, nil)
 	check("denied in outage", want{state: UpstreamOutage, since: start, denied: true})
 	w.outage.Answered()
 	check("answered", want{state: UpstreamUp})

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/relayhq/relay/ingest"
 	"github.com/relayhq/relay/internal/config"
 	"github.com/relayhq/relay/internal/credentials"
@@ -88,6 +90,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	}
 	log.Info("jetstream ready", "embedded", cfg.JetStream.Embedded(), "stream", st.StreamName(),
 		"sync", syncLabel(cfg.JetStream.Sync), "client_url", st.ClientURL())
+	defer registerSet(st.MetricsSet(consumerName))() // stream depth on /metrics
 
 	// Everything below is stopped before the stream is closed.
 	runCtx, cancel := context.WithCancel(ctx)
@@ -122,7 +125,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		}
 		w, err := newWorker(runCtx, cfg, creds, st, sp, gate, projects, log)
 		if err != nil {
-			_ = sp.Close()
+			closeSpool(sp, log)
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
 			return err
 		}
@@ -306,6 +309,7 @@ func openSpool(cfg *config.Config, log *slog.Logger) (*spool.Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	metrics.RegisterSet(sp.Metrics()) // unregistered by closeSpool
 	st := sp.Stats()
 	log.Info("spool ready", "path", cfg.Spool.Path, "records", st.Records, "buried", st.Buried)
 	return sp, nil
@@ -446,6 +450,7 @@ func closeSpool(sp *spool.Spool, log *slog.Logger) {
 	if sp == nil {
 		return
 	}
+	metrics.UnregisterSet(sp.Metrics(), true)
 	if err := sp.Close(); err != nil {
 		log.Error("spool: close", "err", err)
 	}

@@ -278,3 +278,13 @@ func (d *Delivery) MsgID() string { return d.msg.Headers().Get(jetstream.MsgIDHe
 // the spool, which keeps encoded messages and can skip re-encoding. It aliases
 // Msg.Envelope's buffer: do not modify it.
 func (d *Delivery) Raw() []byte { return d.msg.Data() }
+
+// Backlog returns how many messages wait for the workers: not yet delivered
+// plus delivered and not yet acked. One consumer info request.
+func (k *Consumer) Backlog(ctx context.Context) (uint64, error) {
+	info, err := k.cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream: consumer %s info: %w", k.name, err)
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}
