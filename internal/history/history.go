@@ -6,7 +6,7 @@
 // Invariants:
 //   - Memory is fixed at New: the ring holds keep/every+1 samples and never
 //     grows; the oldest sample is overwritten (an hour at 5 s is 721
-//     samples, about 30 KiB).
+//     samples, about 35 KiB).
 //   - The counters are read through Source, the same counters /metrics
 //     exposes, so what the page shows and what Prometheus scrapes agree.
 //   - Counters only grow within a process. A sample lower than the one

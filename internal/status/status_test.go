@@ -329,3 +329,35 @@ func httpGet(t *testing.T, u string) (*http.Response, []byte) {
 	}
 	return res, b
 }
+
+// TestAFullHourFitsTheClient: the report of a relay that has run for hours
+// with large counters stays far below what Fetch reads (maxReport), so
+// `relay status` never refuses a healthy relay's answer.
+func TestAFullHourFitsTheClient(t *testing.T) {
+	now := t0
+	var c history.Counts
+	rec := history.New(history.SourceFunc(func() history.Counts { return c }), history.Options{Now: func() time.Time { return now }})
+	for i := range 3 * 721 { // three hours at the default 5 s: the ring holds the last one
+		c = history.Counts{Accepted: 1e12 + uint64(i)*1e6, Forwarded: 1e12 + uint64(i)*1e6, Spooled: 1e12 + uint64(i)*1e6}
+		rec.Sample()
+		now = now.Add(history.DefaultEvery)
+	}
+	col := collector()
+	col.History = rec
+	col.Now = func() time.Time { return now }
+	b, err := json.Marshal(col.Collect(context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.History.End) != 720 || r.History.Accepted[0] != 1e6 {
+		t.Fatalf("a full hour: %d points, first %d", len(r.History.End), r.History.Accepted[0])
+	}
+	if len(b) > maxReport/16 {
+		t.Fatalf("a full hour's report is %d bytes; the client reads at most %d", len(b), maxReport)
+	}
+	t.Logf("a full hour's report: %d bytes", len(b))
+}
