@@ -291,6 +291,7 @@ func (s *Server) publish(ctx context.Context, m *stream.Message) *apiError {
 	cancel()
 	publishDuration.UpdateDuration(start)
 	if err == nil {
+		acceptedTotal.Inc()
 		return nil
 	}
 	if errors.Is(err, stream.ErrTooLarge) {

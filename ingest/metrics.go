@@ -71,6 +71,13 @@ var publishDuration = metrics.NewPrometheusHistogram(`relay_ingest_publish_durat
 // requests are timed; refusals are counted by reason instead.
 var ackDuration = metrics.NewPrometheusHistogram(`relay_ingest_ack_duration_seconds`)
 
+// acceptedTotal counts envelopes stored in the stream (PubAck), each then
+// acknowledged to its client: what the status page calls accepted.
+var acceptedTotal = metrics.NewCounter(`relay_ingest_accepted_envelopes_total`)
+
+// AcceptedTotal returns relay_ingest_accepted_envelopes_total.
+func AcceptedTotal() uint64 { return acceptedTotal.Get() }
+
 // requestCounters caches relay_ingest_requests_total{route,status} counters
 // so the hot path does one atomic load instead of building a metric name and
 // looking it up. Filled lazily; GetOrCreateCounter makes racing fills agree.

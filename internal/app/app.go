@@ -26,6 +26,7 @@ import (
 	"github.com/relayhq/relay/internal/credentials"
 	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/project"
+	"github.com/relayhq/relay/internal/status"
 	"github.com/relayhq/relay/internal/stream"
 	"github.com/relayhq/relay/internal/telemetry"
 	"github.com/relayhq/relay/internal/upstream"
@@ -109,6 +110,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		sp   *spool.Spool
 		srv  *http.Server
 		ing  *ingest.Server
+		wk   *worker.Worker // nil without a worker: for the status page
 	)
 
 	if cfg.Worker.Enabled {
@@ -130,6 +132,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		if limits != nil {
 			w.ShareRateLimits(limits)
 		}
+		wk = w
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -165,6 +168,8 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		}
 	}()
 
+	statusPage := startStatus(runCtx, &wg, cfg, st, sp, wk, reg, log) // status.go
+
 	if cfg.Ingest.Enabled {
 		ic := ingestConfig(cfg, st)
 		ic.Projects = projects
@@ -194,7 +199,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		}
 		// GET /metrics is served beside the ingest routes.
 		srv = &http.Server{
-			Handler:           telemetry.Mount(ing.Handler()),
+			Handler:           status.Mount(statusPage, telemetry.Mount(ing.Handler())),
 			ReadHeaderTimeout: 5 * time.Second, // Relay: request headers within 5 s
 			IdleTimeout:       5 * time.Second, // Relay: limits.keepalive_timeout
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
