@@ -373,34 +373,11 @@ func workerStages(cfg *config.Config, projects *project.Registry, log *slog.Logg
 // Scrubber compiles the relay-wide scrubber from the config's scrub section.
 // `relay scrub` uses it too, so what it shows is what the worker forwards.
 func Scrubber(cfg *config.Config) (*scrub.Scrubber, error) {
-	sc, err := scrubConfig(cfg)
+	s, err := cfg.CompileScrubber()
 	if err != nil {
-		return nil, err
-	}
-	s, err := scrub.Compile(sc)
-	if err != nil {
-		return nil, fmt.Errorf("%s: scrub: %w", cfg.File(), err)
+		return nil, fmt.Errorf("%s: %w", cfg.File(), err)
 	}
 	return s, nil
-}
-
-func scrubConfig(cfg *config.Config) (scrub.Config, error) {
-	var sc scrub.Config
-	if ds := cfg.Scrub.DataScrubbing; ds.ScrubData || ds.ScrubIPAddresses || len(ds.SensitiveFields) > 0 {
-		sc.DataScrubbing = &scrub.DataScrubbing{
-			ScrubData:        ds.ScrubData,
-			ScrubDefaults:    ds.ScrubDefaults,
-			ScrubIPAddresses: ds.ScrubIPAddresses,
-			SensitiveFields:  ds.SensitiveFields,
-			ExcludeFields:    ds.ExcludeFields,
-		}
-	}
-	pii, err := cfg.Scrub.PIIConfigJSON()
-	if err != nil {
-		return sc, fmt.Errorf("%s: scrub.pii_config: %w", cfg.File(), err)
-	}
-	sc.PIIConfig = pii
-	return sc, nil
 }
 
 func ingestConfig(cfg *config.Config, st *stream.Conn) ingest.Config {

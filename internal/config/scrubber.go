@@ -1,0 +1,53 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/relayhq/relay/scrub"
+)
+
+// ScrubConfig returns the relay-wide scrubbing (the scrub section) in the scrub package's
+// terms. Legacy settings that scrub nothing (scrub_data, scrub_ip_addresses and
+// sensitive_fields all off) are left out, as Sentry does.
+func (c *Config) ScrubConfig() (scrub.Config, error) {
+	var sc scrub.Config
+	if ds := c.Scrub.DataScrubbing; ds.ScrubData || ds.ScrubIPAddresses || len(ds.SensitiveFields) > 0 {
+		sc.DataScrubbing = &scrub.DataScrubbing{
+			ScrubData:        ds.ScrubData,
+			ScrubDefaults:    ds.ScrubDefaults,
+			ScrubIPAddresses: ds.ScrubIPAddresses,
+			SensitiveFields:  ds.SensitiveFields,
+			ExcludeFields:    ds.ExcludeFields,
+		}
+	}
+	pii, err := c.Scrub.PIIConfigJSON()
+	if err != nil {
+		return sc, err
+	}
+	sc.PIIConfig = pii
+	return sc, nil
+}
+
+// CompileScrubber compiles the relay-wide scrubber. Validate compiles it too, so a rule that
+// does not compile is reported with the line of scrub.pii_config before anything starts, and
+// a SIGHUP reload refuses it while the old rules stay in force.
+func (c *Config) CompileScrubber() (*scrub.Scrubber, error) {
+	sc, err := c.ScrubConfig()
+	if err != nil {
+		return nil, err
+	}
+	s, err := scrub.Compile(sc)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", c.scrubKey(), err)
+	}
+	return s, nil
+}
+
+// scrubKey is the key a scrub compile error belongs to: the advanced rules when there are
+// any (the legacy settings have no form that fails to compile), else the legacy ones.
+func (c *Config) scrubKey() string {
+	if !c.Scrub.PIIConfig.IsZero() {
+		return "scrub.pii_config"
+	}
+	return "scrub.data_scrubbing"
+}
