@@ -51,6 +51,8 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	if !cfg.Ingest.Enabled && !cfg.Worker.Enabled {
 		return errors.New("neither ingest nor worker is enabled: nothing to run")
 	}
+	rl := newReloader(cfg, log) // SIGHUP (reload.go)
+	defer rl.stop()
 	reg, regClient, err := newRegistration(cfg, creds, log) // managed mode only
 	if err != nil {
 		return err
@@ -63,6 +65,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	if err != nil {
 		return err
 	}
+	rl.files = projectFiles
 	tunnel, err := newTunnelSetup(cfg, projects)
 	if err != nil {
 		return err
@@ -117,7 +120,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		if reg != nil {
 			gate = reg
 		}
-		w, err := newWorker(runCtx, cfg, creds, st, sp, gate, projects, log)
+		w, err := newWorker(runCtx, cfg, creds, st, sp, gate, projects, rl, log)
 		if err != nil {
 			_ = sp.Close()
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
@@ -149,6 +152,12 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			_ = fetch.Run(runCtx) // returns runCtx's error, on shutdown only
 		}()
 	}
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rl.Run(runCtx) // returns on shutdown
+	}()
 
 	// Project files are re-read until shutdown, so a file added or changed
 	// while the relay runs takes effect without a restart.
@@ -304,7 +313,7 @@ func openSpool(cfg *config.Config, log *slog.Logger) (*spool.Spool, error) {
 	return sp, nil
 }
 
-func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, projects *project.Registry, log *slog.Logger) (*worker.Worker, error) {
+func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, projects *project.Registry, rl *reloader, log *slog.Logger) (*worker.Worker, error) {
 	relayID := ""
 	var signer upstream.Signer // a nil *Credentials in the interface would not be nil
 	if creds != nil {
@@ -336,6 +345,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 	if err != nil {
 		return nil, err
 	}
+	rl.attach(stages) // the relay-wide scrubber is replaced on SIGHUP
 	stages = append(projectStages(cfg, projects, reg, log), stages...)
 	stages = append(stages, testStages...)
 	return worker.New(worker.Config{
