@@ -7,10 +7,11 @@ import (
 )
 
 // ScrubConfig returns the relay-wide scrubbing (the scrub section) in the scrub package's
-// terms. Legacy settings that scrub nothing (scrub_data, scrub_ip_addresses and
+// terms, with limits.max_replay_uncompressed_size bounding the replay recordings it
+// decompresses. Legacy settings that scrub nothing (scrub_data, scrub_ip_addresses and
 // sensitive_fields all off) are left out, as Sentry does.
 func (c *Config) ScrubConfig() (scrub.Config, error) {
-	var sc scrub.Config
+	sc := scrub.Config{MaxRecordingSize: c.Limits.MaxReplayUncompressedSize.Bytes()}
 	if ds := c.Scrub.DataScrubbing; ds.ScrubData || ds.ScrubIPAddresses || len(ds.SensitiveFields) > 0 {
 		sc.DataScrubbing = &scrub.DataScrubbing{
 			ScrubData:        ds.ScrubData,

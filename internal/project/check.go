@@ -91,7 +91,7 @@ func checkFile(path, name string) (st *State, problems []string) {
 	}
 	c := &st.Config
 	if c.PIIConfig != nil || c.DataScrubbingSettings != nil {
-		if _, err := compileScrubbing(st); err != nil {
+		if _, err := compileScrubbing(st, 0); err != nil {
 			key := "piiConfig"
 			if strings.HasPrefix(err.Error(), "config.datascrubbingSettings") {
 				key = "datascrubbingSettings"

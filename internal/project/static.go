@@ -290,7 +290,7 @@ func (s *StaticSource) compile(st *State) (*scrub.Scrubber, error) {
 	if sc, ok := s.compiled[k]; ok {
 		return sc, nil
 	}
-	sc, err := compileScrubbing(st)
+	sc, err := compileScrubbing(st, s.reg.opts.MaxRecordingSize)
 	if err != nil {
 		return nil, err
 	}
@@ -299,10 +299,11 @@ func (s *StaticSource) compile(st *State) (*scrub.Scrubber, error) {
 }
 
 // compileScrubbing compiles a config's piiConfig and datascrubbingSettings;
-// the caller has checked that it has one of them.
-func compileScrubbing(st *State) (*scrub.Scrubber, error) {
+// the caller has checked that it has one of them. maxRecording is
+// scrub.Config.MaxRecordingSize.
+func compileScrubbing(st *State, maxRecording int64) (*scrub.Scrubber, error) {
 	c := &st.Config
-	var cfg scrub.Config
+	cfg := scrub.Config{MaxRecordingSize: maxRecording}
 	if c.DataScrubbingSettings != nil {
 		ds, err := scrub.ParseDataScrubbing(c.DataScrubbingSettings)
 		if err != nil {
