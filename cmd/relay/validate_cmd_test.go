@@ -64,6 +64,18 @@ func TestConfigValidate(t *testing.T) {
 			want:  [][]string{{"config.yml:4: scrub.pii_config:", "broken"}},
 		},
 		{
+			// Sentry Relay accepts these and the rule does nothing; the relay runs with
+			// them, validate names them.
+			name: "scrub rules that do nothing",
+			files: []file{{"config.yml", "relay:\n  mode: proxy\nscrub:\n  pii_config:\n    rules:\n      r:\n        type: pattern\n        pattern: \"(unclosed\"\n    applications:\n      $string: [\"r\", \"@emial:replace\"]\n"},
+				{"projects/42.json", "{\"projectId\": 42, \"publicKeys\": [{\"publicKey\": \"" + keyA + "\"}],\n \"config\": {\"piiConfig\": {\"applications\": {\"$string\": [\"@ibna\"]}}}}"}},
+			want: [][]string{
+				{"config.yml:4: scrub.pii_config:", `rules["r"]: pattern "(unclosed" does not compile`},
+				{"config.yml:4: scrub.pii_config:", `rule "@emial:replace" does not exist`},
+				{"projects/42.json:2: config.piiConfig:", `rule "@ibna" does not exist`},
+			},
+		},
+		{
 			name:  "broken credentials.json",
 			files: []file{proxy, {"credentials.json", `{"secret_key": 1}`}},
 			want:  [][]string{{"credentials.json"}},

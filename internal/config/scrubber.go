@@ -52,3 +52,23 @@ func (c *Config) scrubKey() string {
 	}
 	return "scrub.data_scrubbing"
 }
+
+// ScrubLint lists what in scrub.pii_config is accepted but does nothing (scrub.Lint: a regex
+// that does not compile, a rule that does not exist), each as "<where>: scrub.pii_config: …".
+// Validate does not refuse these — Sentry Relay accepts them — but `relay config validate`
+// reports them.
+func (c *Config) ScrubLint() []string {
+	pii, err := c.Scrub.PIIConfigJSON()
+	if err != nil {
+		return nil // Validate reports it
+	}
+	lints, err := scrub.Lint(pii)
+	if err != nil {
+		return nil // Validate reports it
+	}
+	v := &validator{c: c}
+	for _, l := range lints {
+		v.add("scrub.pii_config", "%s", l)
+	}
+	return v.problems
+}

@@ -12,13 +12,15 @@ import (
 	"strings"
 
 	"github.com/relayhq/relay/internal/filter"
+	"github.com/relayhq/relay/scrub"
 )
 
 // CheckDir reads the project files in dir by the rules StaticSource applies
 // and returns every problem it finds, without touching a Registry: a file
 // that does not parse or whose scrubbing rules do not compile (the relay
 // would refuse its keys), filterSettings that do not compile (the relay
-// would pass its envelopes unfiltered), a file it would skip (no project id,
+// would pass its envelopes unfiltered), scrubbing rules that are accepted
+// but do nothing (scrub.Lint), a file it would skip (no project id,
 // a dangling symlink), a project no request can use (no publicKeys), and a
 // key two files claim. Each problem reads "<file>[:<line>]: <key>: <what>";
 // the line is given where the JSON says where. files counts the *.json files
@@ -98,6 +100,10 @@ func checkFile(path, name string) (st *State, problems []string) {
 			}
 			add(lineOf(b, key), "%v (the relay refuses this project's keys)", err)
 			st = nil
+		} else if lints, err := scrub.Lint(c.PIIConfig); err == nil {
+			for _, l := range lints {
+				add(lineOf(b, "piiConfig"), "config.piiConfig: %s", l)
+			}
 		}
 	}
 	if c.FilterSettings != nil {
