@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -38,7 +39,7 @@ exit status is 0 when there is none, 1 otherwise.`,
 			}
 			creds, credErr := c.runCredentials(cmd, "", "", "")
 			if credErr != nil {
-				problems = append(problems, credErr.Error())
+				problems = append(problems, strings.TrimPrefix(credErr.Error(), "credentials: ")) // the path comes first
 			}
 			var projectFiles int
 			if cfg != nil {

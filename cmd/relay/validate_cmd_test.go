@@ -78,7 +78,7 @@ func TestConfigValidate(t *testing.T) {
 		{
 			name:  "broken credentials.json",
 			files: []file{proxy, {"credentials.json", `{"secret_key": 1}`}},
-			want:  [][]string{{"credentials.json"}},
+			want:  [][]string{{"/credentials.json: "}},
 		},
 		{
 			name: "project file problems, each named",

@@ -109,8 +109,8 @@ func (r *reloader) reload() {
 		r.scrub.SetScrubber(s)
 	}
 	for _, k := range changed {
-		if config.Reloadable(k) {
-			applied = append(applied, k)
+		if config.Reloadable(k) && (r.scrub != nil || !strings.HasPrefix(k, "scrub.")) {
+			applied = append(applied, k) // a process without a worker scrubs nothing
 		}
 	}
 	if next.Logging.Level != r.cfg.Logging.Level && !config.SetLevel(r.log, next.Logging) {
