@@ -48,7 +48,13 @@ credentials, and forwards nothing until the upstream accepts its public key (Set
 in Sentry); it is ready only once registered (unless auth.ready: always). proxy forwards every
 well-formed envelope and needs no registration. In both, project files in <config dir>/projects/,
 when present, apply to their keys. static accepts only the projects that have a file there
-(<project id>.json, Relay's format), re-read every cache.file_interval.`,
+(<project id>.json, Relay's format), re-read every cache.file_interval.
+
+SIGHUP reloads without a restart and without dropping a connection: the project files are read
+at once, and config.yml again (with the same environment and flags); its scrub rules and
+logging.level take effect. A config.yml that does not validate is refused in one log line and
+the running config stays; other changed keys are named in one log line and take effect at the
+next start.`,
 		Example: `  relay run --mode proxy
   relay run --mode proxy --upstream https://sentry.example.com/ -H 0.0.0.0 -P 3000
   relay -c /etc/relay run --mode static

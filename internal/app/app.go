@@ -55,6 +55,8 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	if !cfg.Ingest.Enabled && !cfg.Worker.Enabled {
 		return errors.New("neither ingest nor worker is enabled: nothing to run")
 	}
+	rl := newReloader(cfg, log) // SIGHUP (reload.go)
+	defer rl.stop()
 	reg, regClient, err := newRegistration(cfg, creds, log) // managed mode only
 	if err != nil {
 		return err
@@ -67,6 +69,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	if err != nil {
 		return err
 	}
+	rl.files = projectFiles
 	tunnel, err := newTunnelSetup(cfg, projects)
 	if err != nil {
 		return err
@@ -123,7 +126,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		if reg != nil {
 			gate = reg
 		}
-		w, err := newWorker(runCtx, cfg, creds, st, sp, gate, projects, log)
+		w, err := newWorker(runCtx, cfg, creds, st, sp, gate, projects, rl, log)
 		if err != nil {
 			closeSpool(sp, log)
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
@@ -156,6 +159,12 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			_ = fetch.Run(runCtx) // returns runCtx's error, on shutdown only
 		}()
 	}
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rl.Run(runCtx) // returns on shutdown
+	}()
 
 	// Project files are re-read until shutdown, so a file added or changed
 	// while the relay runs takes effect without a restart.
@@ -315,7 +324,7 @@ func openSpool(cfg *config.Config, log *slog.Logger) (*spool.Spool, error) {
 	return sp, nil
 }
 
-func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, projects *project.Registry, log *slog.Logger) (*worker.Worker, error) {
+func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, projects *project.Registry, rl *reloader, log *slog.Logger) (*worker.Worker, error) {
 	relayID := ""
 	var signer upstream.Signer // a nil *Credentials in the interface would not be nil
 	if creds != nil {
@@ -347,6 +356,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 	if err != nil {
 		return nil, err
 	}
+	rl.attach(stages) // the relay-wide scrubber is replaced on SIGHUP
 	stages = append(projectStages(cfg, projects, reg, log), stages...)
 	stages = append(stages, testStages...)
 	return worker.New(worker.Config{
@@ -384,34 +394,11 @@ func workerStages(cfg *config.Config, projects *project.Registry, log *slog.Logg
 // Scrubber compiles the relay-wide scrubber from the config's scrub section.
 // `relay scrub` uses it too, so what it shows is what the worker forwards.
 func Scrubber(cfg *config.Config) (*scrub.Scrubber, error) {
-	sc, err := scrubConfig(cfg)
+	s, err := cfg.CompileScrubber()
 	if err != nil {
-		return nil, err
-	}
-	s, err := scrub.Compile(sc)
-	if err != nil {
-		return nil, fmt.Errorf("%s: scrub: %w", cfg.File(), err)
+		return nil, fmt.Errorf("%s: %w", cfg.File(), err)
 	}
 	return s, nil
-}
-
-func scrubConfig(cfg *config.Config) (scrub.Config, error) {
-	var sc scrub.Config
-	if ds := cfg.Scrub.DataScrubbing; ds.ScrubData || ds.ScrubIPAddresses || len(ds.SensitiveFields) > 0 {
-		sc.DataScrubbing = &scrub.DataScrubbing{
-			ScrubData:        ds.ScrubData,
-			ScrubDefaults:    ds.ScrubDefaults,
-			ScrubIPAddresses: ds.ScrubIPAddresses,
-			SensitiveFields:  ds.SensitiveFields,
-			ExcludeFields:    ds.ExcludeFields,
-		}
-	}
-	pii, err := cfg.Scrub.PIIConfigJSON()
-	if err != nil {
-		return sc, fmt.Errorf("%s: scrub.pii_config: %w", cfg.File(), err)
-	}
-	sc.PIIConfig = pii
-	return sc, nil
 }
 
 func ingestConfig(cfg *config.Config, st *stream.Conn) ingest.Config {

@@ -67,6 +67,9 @@ type Config struct {
 	file       string            // config.yml as the user named it (for messages)
 	fileExists bool              // whether config.yml was read
 	origins    map[string]origin // dotted key → where its value came from
+
+	lookup    func(string) (string, bool) // the environment Load read (Reload reads it again)
+	overrides []override                  // Override calls after Load, replayed by Reload
 }
 
 // origin says where a value came from: a file and line, an environment variable or a flag.

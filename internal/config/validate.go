@@ -161,7 +161,11 @@ func (c *Config) Validate() error {
 			v.add("scrub.pii_config", "expected a mapping in Sentry's piiConfig shape (rules, applications), got %s", describe(n))
 		} else if _, err := c.Scrub.PIIConfigJSON(); err != nil {
 			v.add("scrub.pii_config", "%v", strings.TrimPrefix(err.Error(), "config: scrub.pii_config: "))
+		} else if _, err := c.CompileScrubber(); err != nil {
+			v.add("scrub.pii_config", "%v", strings.TrimPrefix(err.Error(), "config: scrub.pii_config: "))
 		}
+	} else if _, err := c.CompileScrubber(); err != nil {
+		v.add("scrub.data_scrubbing", "%v", strings.TrimPrefix(err.Error(), "config: scrub.data_scrubbing: "))
 	}
 
 	c.Tunnel.validate(v)

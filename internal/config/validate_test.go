@@ -189,6 +189,18 @@ func TestValidate(t *testing.T) {
 			"scrub:\n  pii_config:\n    rules: .inf\n", nil,
 			[]string{`F:2: scrub.pii_config: line 3: .inf has no JSON form`},
 		},
+		{
+			// Well-formed, but the rule does not compile: refused before anything starts
+			// (and by a SIGHUP reload), with the line of the key.
+			"pii config rule that does not compile",
+			"logging:\n  level: debug\nscrub:\n  pii_config:\n    rules:\n      r:\n        type: pattern\n        redaction:\n          method: remove\n", nil,
+			[]string{"F:4: scrub.pii_config: scrub: piiConfig: rule \"r\": missing field `pattern`"},
+		},
+		{
+			"pii config selector that does not parse",
+			"scrub:\n  pii_config:\n    applications:\n      \"$string &&\": [\"@ip\"]\n", nil,
+			[]string{`F:2: scrub.pii_config: scrub: piiConfig: applications: invalid selector "$string &&"`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
