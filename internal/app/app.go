@@ -305,28 +305,9 @@ func openSpool(cfg *config.Config, log *slog.Logger) (*spool.Spool, error) {
 }
 
 func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, projects *project.Registry, log *slog.Logger) (*worker.Worker, error) {
-	relayID := ""
-	var signer upstream.Signer // a nil *Credentials in the interface would not be nil
-	if creds != nil {
-		relayID = creds.ID.String()
-		signer = creds
-	}
-	roots, err := upstreamRoots(cfg)
+	up, err := newUpstream(cfg, creds)
 	if err != nil {
 		return nil, err
-	}
-	up, err := upstream.New(upstream.Config{
-		RootCAs:             roots,
-		URL:                 cfg.Relay.Upstream,
-		Timeout:             cfg.HTTP.Timeout,
-		ConnectionTimeout:   cfg.HTTP.ConnectionTimeout,
-		Encoding:            cfg.HTTP.Encoding,
-		RelayID:             relayID,
-		Signer:              signer,
-		MaxIdleConnsPerHost: 2 * cfg.Worker.Concurrency,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
 	}
 	cons, err := st.Consumer(ctx, consumerName)
 	if err != nil {
