@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 var errCut = errors.New("cut here (injected)")
@@ -364,4 +365,44 @@ func TestImportFullResumes(t *testing.T) {
 		t.Fatalf("Import with room = %+v, %v", res, err)
 	}
 	exactlyOnce(t, seqs(t, all(t, b)), 100)
+}
+
+// BenchmarkExportImport moves 20000 records of 1 KiB from one spool to a
+// file and into another spool, with fsync (the defaults), and reports
+// records per second for each half.
+func BenchmarkExportImport(b *testing.B) {
+	const n = 20000
+	ctx := context.Background()
+	for range b.N {
+		b.StopTimer()
+		a := openT(b, b.TempDir(), Options{})
+		batch := make([][]byte, 0, 128)
+		for i := range n {
+			batch = append(batch, payload(i, 1024))
+			if len(batch) == cap(batch) {
+				if err := a.PutBatch(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		if err := a.PutBatch(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		dst := openT(b, b.TempDir(), Options{})
+		file := filepath.Join(b.TempDir(), "carry.spool")
+		b.StartTimer()
+		start := time.Now()
+		if _, err := a.Export(ctx, file, nil); err != nil {
+			b.Fatal(err)
+		}
+		exp := time.Since(start)
+		start = time.Now()
+		if _, err := dst.Import(ctx, file, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+		imp := time.Since(start)
+		b.ReportMetric(n/exp.Seconds(), "exported/s")
+		b.ReportMetric(n/imp.Seconds(), "imported/s")
+	}
 }

@@ -46,7 +46,9 @@ const consumerName = "relay-worker"
 //  1. ingest stops accepting (503) and waits for in-flight publishes, so every
 //     200 it gave is backed by a PubAck;
 //  2. workers stop; messages they had not acked are redelivered later;
-//  3. the spool and the stream are closed, flushing what they hold.
+//  3. with spool.hand_back, what the spool holds is published back to the
+//     stream, each record deleted after its PubAck (handback.go);
+//  4. the spool and the stream are closed, flushing what they hold.
 func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, log *slog.Logger) error {
 	if !cfg.Ingest.Enabled && !cfg.Worker.Enabled {
 		return errors.New("neither ingest nor worker is enabled: nothing to run")
@@ -246,6 +248,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		log.Error("shutdown timeout: workers still busy (a stuck disk or stage?); exiting without waiting for them — what they hold is not acked and will be redelivered",
 			"timeout", cfg.Limits.ShutdownTimeout)
 		return errors.Join(runErr, ErrShutdownTimeout)
+	}
+	if sp != nil && cfg.HandBackOnShutdown() {
+		handBackSpool(deadline, st, sp, log)
 	}
 	if sp != nil && !waitUntil(deadline, func() { closeSpool(sp, log) }) {
 		log.Error("shutdown timeout: the spool did not close in time (a stuck disk?); exiting — committed records are on disk, the rest was never acknowledged",
