@@ -30,7 +30,10 @@ import (
 //     of a finished one stores nothing.
 //
 // The whole file is read and checked before anything is stored, so a
-// damaged or incomplete file stores nothing.
+// damaged or incomplete file stores nothing. One limit: a salvage of a
+// damaged dead.db (see the package doc) copies dead letters only, not the
+// ledger, so a file imported before that, and drained since, could be
+// imported again (Open logs and reports every salvage).
 
 var importsBucket = []byte("imports")
 
