@@ -49,7 +49,11 @@ type HandBackResult struct {
 	// Duplicated counts records JetStream acknowledged whose delete from
 	// the spool failed: they are in both, and will be sent twice.
 	Duplicated int64
-	Kept       int64 // records not handed back, that stay in the spool (undecodable ones)
+	// Uncertain counts publishes cut short by the end of ctx: JetStream may
+	// have stored them without the acknowledgement arriving, so they may be
+	// in the stream as well as in the spool (a duplicate, never a loss).
+	Uncertain int64
+	Kept      int64 // records not handed back, that stay in the spool (undecodable ones)
 }
 
 // HandBack moves what store holds back into the stream, oldest first, when a
@@ -106,6 +110,9 @@ func HandBack(ctx context.Context, pub Publisher, store HandBackStore, log *slog
 				ids = append(ids, r.ID)
 			} else if errs[i] != nil {
 				handBackKeptPublish.Inc()
+				if ctx.Err() != nil {
+					res.Uncertain++
+				}
 				pubErr = cmp.Or(pubErr, errs[i])
 			}
 		}

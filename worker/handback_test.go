@@ -95,3 +95,40 @@ func TestHandBackDeleteFails(t *testing.T) {
 	eventually(t, 10*time.Second, "all delivered", func() bool { return h.up.Count() >= len(ids) })
 	h.checkLedger(ids, 0) // JetStream dropped the second copies
 }
+
+// slowPublisher holds each publish for a while, as a stream far away.
+type slowPublisher struct {
+	pub   Publisher
+	delay time.Duration
+}
+
+func (s slowPublisher) Publish(ctx context.Context, m *stream.Message, id string) error {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.pub.Publish(ctx, m, id)
+}
+
+// The shutdown deadline bounds a hand-back: it stops when its ctx ends, and
+// what it had not handed back stays in the spool.
+func TestHandBackDeadline(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	ids := h.spoolMessages(400, keyA)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	res, err := HandBack(ctx, slowPublisher{pub: h.conn, delay: 200 * time.Millisecond}, h.spool, h.log)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("HandBack past its deadline: %+v, %v", res, err)
+	}
+	left := h.spool.Stats().Records
+	inStream := h.streamMsgs()
+	if left == 0 || res.HandedBack+left != 400 || inStream < uint64(res.HandedBack) || inStream > uint64(res.HandedBack+res.Uncertain) {
+		t.Fatalf("after the deadline: %+v, %d left in the spool, %d in the stream", res, left, inStream)
+	}
+	t.Logf("deadline: %d handed back, %d uncertain (%d in the stream), %d left in the spool", res.HandedBack, res.Uncertain, inStream, left)
+	h.start(fastCfg(Config{Concurrency: 4}))
+	eventually(t, 10*time.Second, "all delivered", func() bool { return h.up.Count() >= len(ids)+int(inStream)-int(res.HandedBack) })
+	h.checkLedger(ids, int(res.Uncertain))
+}

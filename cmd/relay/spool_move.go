@@ -134,7 +134,7 @@ one JSON object instead.`,
 func (c *cli) printStats(st spoolStats, now time.Time) {
 	c.printf("spool: %s\n", st.Path)
 	c.printf("envelopes: %d (%s)\n", st.Records, config.ByteSize(st.Bytes))
-	c.printf("on disk: %s in %d segment files (dead letters included)\n", config.ByteSize(st.DiskBytes), st.Segments)
+	c.printf("on disk: %s (%d segment files and the dead letters)\n", config.ByteSize(st.DiskBytes), st.Segments)
 	age := func(t *time.Time) string {
 		if t == nil {
 			return "-"

@@ -33,7 +33,7 @@ func handBackSpool(deadline time.Time, st *stream.Conn, sp *spool.Spool, log *sl
 	left := sp.Stats().Records
 	if err != nil {
 		log.Warn("hand-back stopped; what is left stays in the spool and is sent when this worker runs again",
-			"handed_back", res.HandedBack, "duplicated", res.Duplicated, "left", left, "err", err)
+			"handed_back", res.HandedBack, "duplicated", res.Duplicated, "maybe_duplicated", res.Uncertain, "left", left, "err", err)
 		return
 	}
 	log.Info("spool handed back to the stream", "handed_back", res.HandedBack, "left", left,
