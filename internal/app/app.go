@@ -50,7 +50,9 @@ const consumerName = "relay-worker"
 //  1. ingest stops accepting (503) and waits for in-flight publishes, so every
 //     200 it gave is backed by a PubAck;
 //  2. workers stop; messages they had not acked are redelivered later;
-//  3. the spool and the stream are closed, flushing what they hold.
+//  3. with spool.hand_back, what the spool holds is published back to the
+//     stream, each record deleted after its PubAck (handback.go);
+//  4. the spool and the stream are closed, flushing what they hold.
 func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, log *slog.Logger) error {
 	if !cfg.Ingest.Enabled && !cfg.Worker.Enabled {
 		return errors.New("neither ingest nor worker is enabled: nothing to run")
@@ -266,6 +268,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			"timeout", cfg.Limits.ShutdownTimeout)
 		return errors.Join(runErr, ErrShutdownTimeout)
 	}
+	if sp != nil && cfg.HandBackOnShutdown() {
+		handBackSpool(deadline, st, sp, log)
+	}
 	if sp != nil && !waitUntil(deadline, func() { closeSpool(sp, log) }) {
 		log.Error("shutdown timeout: the spool did not close in time (a stuck disk?); exiting — committed records are on disk, the rest was never acknowledged",
 			"timeout", cfg.Limits.ShutdownTimeout)
@@ -325,28 +330,9 @@ func openSpool(cfg *config.Config, log *slog.Logger) (*spool.Spool, error) {
 }
 
 func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, projects *project.Registry, rl *reloader, log *slog.Logger) (*worker.Worker, error) {
-	relayID := ""
-	var signer upstream.Signer // a nil *Credentials in the interface would not be nil
-	if creds != nil {
-		relayID = creds.ID.String()
-		signer = creds
-	}
-	roots, err := upstreamRoots(cfg)
+	up, err := newUpstream(cfg, creds)
 	if err != nil {
 		return nil, err
-	}
-	up, err := upstream.New(upstream.Config{
-		RootCAs:             roots,
-		URL:                 cfg.Relay.Upstream,
-		Timeout:             cfg.HTTP.Timeout,
-		ConnectionTimeout:   cfg.HTTP.ConnectionTimeout,
-		Encoding:            cfg.HTTP.Encoding,
-		RelayID:             relayID,
-		Signer:              signer,
-		MaxIdleConnsPerHost: 2 * cfg.Worker.Concurrency,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
 	}
 	cons, err := st.Consumer(ctx, consumerName)
 	if err != nil {

@@ -221,6 +221,9 @@ type Spool struct {
 	// answers 503) until an operator deals with them (`relay spool dead`).
 	MaxDeadSize  ByteSize `yaml:"max_dead_size"`
 	MaxDeadCount int      `yaml:"max_dead_count"`
+	// HandBack: whether a worker hands its spool back to the stream on a
+	// graceful shutdown (handback.go): auto, always or never.
+	HandBack string `yaml:"hand_back"`
 }
 
 // Worker is the `worker` section: the forwarding workers.
@@ -310,6 +313,7 @@ func Default() *Config {
 			MaxEnvelopeDelay: 24 * time.Hour,
 			MaxDeadSize:      100 * MB,
 			MaxDeadCount:     100000,
+			HandBack:         HandBackAuto,
 		},
 		Worker: Worker{Enabled: true, Concurrency: 64},
 		Ingest: Ingest{Enabled: true},

@@ -142,6 +142,9 @@ func (c *Config) Validate() error {
 	v.positive("spool.max_envelope_delay", c.Spool.MaxEnvelopeDelay)
 	v.size("spool.max_dead_size", c.Spool.MaxDeadSize)
 	v.count("spool.max_dead_count", c.Spool.MaxDeadCount)
+	if h := c.Spool.HandBack; h != HandBackAuto && h != HandBackAlways && h != HandBackNever {
+		v.add("spool.hand_back", "%q is not one of %s, %s, %s", h, HandBackAuto, HandBackAlways, HandBackNever)
+	}
 
 	// worker, ingest
 	v.count("worker.concurrency", c.Worker.Concurrency)

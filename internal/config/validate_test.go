@@ -103,6 +103,12 @@ func TestValidate(t *testing.T) {
 		},
 		{"auth interval zero registers once", "http:\n  auth_interval: 0\n", nil, nil},
 		{"auth ready always", "auth:\n  ready: always\n", nil, nil},
+		{"spool hand back never", "spool:\n  hand_back: never\n", nil, nil},
+		{
+			"spool hand back",
+			"spool:\n  hand_back: yes\n", nil,
+			[]string{`F:2: spool.hand_back: "yes" is not one of auto, always, never`},
+		},
 		{
 			"auth",
 			"http:\n  auth_interval: 500ms\nauth:\n  ready: sometimes\n", nil,
@@ -237,5 +243,23 @@ func TestValidateDefaultValueNamesTheFile(t *testing.T) {
 	want := c.File() + ": jetstream.ack_wait: 30s must be longer than http.timeout (1m0s)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Validate = %v, want %s", err, want)
+	}
+}
+
+func TestHandBackOnShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		handBack, url string
+		want          bool
+	}{
+		{HandBackAuto, "", false},
+		{HandBackAuto, "nats://n1:4222", true},
+		{HandBackAlways, "", true},
+		{HandBackNever, "nats://n1:4222", false},
+	} {
+		c := Default()
+		c.Spool.HandBack, c.JetStream.URL = tc.handBack, tc.url
+		if got := c.HandBackOnShutdown(); got != tc.want {
+			t.Errorf("hand_back %s with jetstream.url %q: %v, want %v", tc.handBack, tc.url, got, tc.want)
+		}
 	}
 }
