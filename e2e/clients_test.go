@@ -14,6 +14,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,13 +24,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/fakesentry"
+	"github.com/relayhq/relay/internal/testfixture"
 )
 
 // tappedRequest is one client request as it came over the wire.
@@ -498,4 +502,261 @@ func TestSentryRubyThroughRelay(t *testing.T) {
 	if err := p.term(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// cliEnv is a clean environment for sentry-cli (no ~/.sentryclirc, no
+// SENTRY_* of the machine) with the DSN and any extra variables.
+func cliEnv(t *testing.T, dsn string, extra ...string) []string {
+	return append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + t.TempDir(), "SENTRY_DSN=" + dsn}, extra...)
+}
+
+// dispatched reads the event id sentry-cli prints after it sent an event
+// ("Event id: …" for flags, "Event from file … dispatched: …" for a file).
+var dispatched = regexp.MustCompile(`(?:Event id|dispatched): ([0-9a-fA-F-]{32,36})`)
+
+func dispatchedID(t *testing.T, out string) string {
+	t.Helper()
+	m := dispatched.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("sentry-cli printed no event id:\n%s", out)
+	}
+	return strings.ToLower(strings.ReplaceAll(m[1], "-", ""))
+}
+
+// TestSentryCLISendEventThroughRelay: `sentry-cli send-event`, built from
+// flags with a log file's lines as breadcrumbs, and `--raw` from a
+// pretty-printed JSON file (an item payload with newlines, framed only by its
+// length). Without --no-environ sentry-cli ships its whole environment in
+// extra.environ: with Sentry's default scrubbing, a password there never
+// reaches the upstream.
+func TestSentryCLISendEventThroughRelay(t *testing.T) {
+	cli := sentryCLI(t)
+	up := fakesentry.New(fakesentry.Options{})
+	defer up.Close()
+	p := startRelay(t, t.TempDir(), relayConfig{upstream: up.URL(), extra: scrubDefaultsYAML})
+	tap := newWiretap(t, p.url())
+	data, err := filepath.Abs(filepath.Join("testdata", "cli"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const secret = "e2e-cli-db-secret"
+	flagsOut := runClient(t, p, data, cliEnv(t, tap.dsn(), "DB_PASSWORD="+secret), cli,
+		"send-event", "-m", "cli: hello %s", "-a", "world", "-l", "warning", "-r", "relay-e2e@1.0.0", "-E", "e2e",
+		"-t", "source:sentry-cli", "--logfile", "app.log")
+	flagsID := dispatchedID(t, flagsOut)
+	rawOut := runClient(t, p, data, cliEnv(t, tap.dsn()), cli, "send-event", "--no-environ", "--raw", "event.json")
+	rawID := dispatchedID(t, rawOut)
+	if rawID != "fc6d8c0c43fc4630ad850ee518f1b9d0" {
+		t.Errorf("--raw sent event %s, want event.json's id", rawID)
+	}
+	waitDelivered(t, up.EventIDs, []string{flagsID, rawID}, 30*time.Second)
+
+	_, payload := eventPayload(t, up, flagsID)
+	var doc any
+	if err := json.Unmarshal(payload, &doc); err != nil {
+		t.Fatalf("upstream event is not JSON: %v", err)
+	}
+	for _, c := range []struct {
+		path []string
+		want string
+	}{
+		{[]string{"logentry", "params", "0"}, "world"},
+		{[]string{"breadcrumbs", "values", "2", "message"}, "ERROR: third line"},
+		{[]string{"extra", "environ", "DB_PASSWORD"}, "[Filtered]"},
+	} {
+		if got, ok := testfixture.JSONPath(doc, c.path...); !ok || got != c.want {
+			t.Errorf("%s = %v upstream, want %q", strings.Join(c.path, "."), got, c.want)
+		}
+	}
+	_, raw := eventPayload(t, up, rawID)
+	if !strings.Contains(string(raw), "cli: a test exception") {
+		t.Errorf("the --raw event lost its exception upstream:\n%s", raw)
+	}
+	for _, r := range up.Received() {
+		if strings.Contains(string(r.Body), secret) {
+			t.Errorf("upstream envelope %s still holds the environment's password", r.EventID)
+		}
+	}
+	for _, r := range tap.posts() {
+		if r.path != "/api/"+testProject+"/envelope/" || r.status != http.StatusOK || !strings.Contains(r.auth, "sentry_key="+testKey) {
+			t.Errorf("POST %s (X-Sentry-Auth %q) answered %d", r.path, r.auth, r.status)
+		}
+	}
+	checkUpstreamAuth(t, up, "sentry-cli/")
+	if err := p.term(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSentryCLISendEnvelopeThroughRelay: `sentry-cli send-envelope`, parsed
+// (sentry-cli re-serialises: hyphenated event id, added lengths) and --raw
+// (byte for byte: a browser event with binary attachments, and feedback, which
+// the parsed mode refuses), and `monitors run`'s two check-ins. The recorded
+// envelopes come from internal/testfixture; the upstream gets every item of
+// the raw ones byte for byte.
+func TestSentryCLISendEnvelopeThroughRelay(t *testing.T) {
+	cli := sentryCLI(t)
+	up := fakesentry.New(fakesentry.Options{})
+	defer up.Close()
+	p := startRelay(t, t.TempDir(), relayConfig{upstream: up.URL()})
+	tap := newWiretap(t, p.url())
+	dir := testfixture.SDKDir(t)
+	env := cliEnv(t, tap.dsn())
+
+	var ids []string
+	for _, name := range []string{"go-transaction.envelope", "node-session.envelope"} {
+		runClient(t, p, dir, env, cli, "send-envelope", name)
+	}
+	raw := map[string][]envelope.Item{}
+	for _, name := range []string{"browser-attachment.envelope", "node-feedback.envelope"} {
+		runClient(t, p, dir, env, cli, "send-envelope", "--raw", name)
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := envelope.Parse(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, it := range e.Items {
+			raw[name] = append(raw[name], *it)
+		}
+		ids = append(ids, e.Header.EventID)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "go-transaction.envelope"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := envelope.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, tx.Header.EventID)
+	runClient(t, p, t.TempDir(), env, cli, "monitors", "run", "cli-e2e-cron", "--", "sh", "-c", "echo job ran")
+
+	waitDelivered(t, up.EventIDs, ids, 30*time.Second)
+	waitItems(t, up, map[string]func(fakesentry.Item) bool{
+		"transaction (parsed)": payloadHas("transaction", ""),
+		"session (parsed)":     payloadHas("session", ""),
+		"check-in in progress": payloadHas("check_in", `"status":"in_progress"`),
+		"check-in ok":          payloadHas("check_in", `"status":"ok"`),
+	}, 30*time.Second)
+	for name, items := range raw {
+		found := false
+		for _, r := range up.Received() {
+			if sameItems(items, r.Items) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("%s: no upstream envelope carries its %d items byte for byte", name, len(items))
+		}
+	}
+	for _, r := range tap.posts() {
+		if r.path != "/api/"+testProject+"/envelope/" || r.status != http.StatusOK {
+			t.Errorf("POST %s answered %d", r.path, r.status)
+		}
+	}
+	checkUpstreamAuth(t, up, "sentry-cli/")
+	if err := p.term(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBrowserSDKDirectDSN: a real @sentry/browser in headless Chromium with
+// its DSN on the relay itself. The page comes from another origin, so every
+// request is a cross-origin fetch that Chromium lets the SDK read only when
+// the relay answers CORS; the SDK authenticates by sentry_key in the query.
+// A second run adds X-Requested-With to the SDK's requests, a header that
+// makes Chromium send a CORS preflight (OPTIONS) first. The tunnel case is
+// TestBrowserSDKThroughTunnel.
+func TestBrowserSDKDirectDSN(t *testing.T) {
+	tools := browserTools(t)
+	up := fakesentry.New(fakesentry.Options{})
+	t.Cleanup(up.Close)
+	p := startRelay(t, t.TempDir(), relayConfig{upstream: up.URL()})
+	page := httptest.NewServer(http.FileServer(http.Dir(tools.www)))
+	t.Cleanup(page.Close)
+	dsn := "http://" + testKey + "@" + p.addr + "/" + testProject
+
+	for _, c := range []struct {
+		name  string
+		query url.Values
+	}{
+		{"simple", url.Values{"dsn": {dsn}}},
+		{"preflight", url.Values{"dsn": {dsn}, "hdr": {"1"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			up.Reset()
+			log := driveBrowser(t, tools, page.URL+"/?"+c.query.Encode())
+			envelopeURL := p.url() + "/api/" + testProject + "/envelope/?"
+			var posts, withHeader int
+			sc := bufio.NewScanner(strings.NewReader(log))
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				line := sc.Text()
+				// A request still in flight when the driver leaves the page is
+				// aborted (net::ERR_ABORTED); that is the driver, not the relay.
+				if strings.HasPrefix(line, "[requestfailed]") && strings.Contains(line, p.addr) && !strings.HasSuffix(line, "net::ERR_ABORTED") {
+					t.Errorf("a request to the relay failed in the browser: %s", line)
+				}
+				if strings.Contains(line, "CORS policy") {
+					t.Errorf("the browser refused an answer of the relay: %s", line)
+				}
+				if !strings.HasPrefix(line, "[net] POST "+envelopeURL) {
+					continue
+				}
+				posts++
+				if strings.Contains(line, `"x-requested-with":"XMLHttpRequest"`) {
+					withHeader++
+				}
+				if !strings.Contains(line, "sentry_key="+testKey) || !strings.Contains(line, " -> 200 ") {
+					t.Errorf("envelope POST: %s", line)
+				}
+				// The Origin header shows Chromium treated it as cross-origin.
+				if !strings.Contains(line, `"origin":"`+page.URL+`"`) {
+					t.Errorf("envelope POST without the page's Origin: %s", line)
+				}
+			}
+			if posts < 5 {
+				t.Fatalf("the SDK posted %d envelopes to the relay, want its events, transaction, feedback, session:\n%s", posts, log)
+			}
+			// Playwright does not report preflights, but Chromium sends a
+			// POST with a non-safelisted header only after its preflight
+			// was answered with that header allowed.
+			if c.query.Get("hdr") == "1" && withHeader != posts {
+				t.Errorf("%d of %d envelope POSTs carried X-Requested-With, want all (after a preflight):\n%s", withHeader, posts, log)
+			}
+			waitItems(t, up, map[string]func(fakesentry.Item) bool{
+				"message event":   payloadHas("event", `browser: a test message`),
+				"exception event": payloadHas("event", `browser: a test exception`),
+				"span tree":       payloadHas("", `browser-test-transaction`),
+				"attachment":      payloadHas("attachment", `hello from @sentry/browser`),
+				"feedback":        payloadHas("feedback", `browser: it broke`),
+			}, 30*time.Second)
+			checkUpstreamAuth(t, up, "sentry.javascript.browser/")
+		})
+	}
+	_ = p.term(10 * time.Second)
+}
+
+// driveBrowser opens pageURL in headless Chromium through drive.js and
+// returns its console and network log.
+func driveBrowser(t *testing.T, tools browserSetup, pageURL string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tools.node, filepath.Join(tools.work, "drive.js"), pageURL, "90000")
+	cmd.Dir = tools.work
+	cmd.Env = append(os.Environ(), "CHROMIUM="+tools.chromium)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("drive.js: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "[driver] timed out") {
+		t.Fatalf("the page never finished:\n%s", out)
+	}
+	return string(out)
 }
