@@ -127,10 +127,12 @@ func unavailableFunc(t *testing.T) func(format string, args ...any) {
 	return t.Skipf
 }
 
-// aptInstall installs Debian packages. Installs are serialised across test
-// binaries by a lock file (two `go test` runs may install at once) and wait
-// for dpkg's own lock, which other tools on the machine may hold.
-func aptInstall(ctx context.Context, t *testing.T, packages ...string) error {
+// aptInstall installs Debian packages unless installed reports they are
+// there. Installs are serialised across test binaries by a lock file (two
+// `go test` runs may install at once; the second finds the packages there
+// once it has the lock) and wait for dpkg's own lock, which other tools on
+// the machine may hold.
+func aptInstall(ctx context.Context, t *testing.T, installed func() bool, packages ...string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("installing %s needs root", strings.Join(packages, " "))
 	}
@@ -143,6 +145,9 @@ func aptInstall(ctx context.Context, t *testing.T, packages ...string) error {
 		return fmt.Errorf("apt lock file: %w", err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing releases it too
+	if installed() {
+		return nil
+	}
 
 	apt := func(args ...string) error {
 		args = append([]string{"-o", "DPkg::Lock::Timeout=600"}, args...)
@@ -188,7 +193,7 @@ func debianClient(t *testing.T, check func() error, packages ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	unavailable := unavailableFunc(t)
-	if err := aptInstall(ctx, t, packages...); err != nil {
+	if err := aptInstall(ctx, t, func() bool { return check() == nil }, packages...); err != nil {
 		unavailable("%s: %v", strings.Join(packages, " "), err)
 	}
 	if err := check(); err != nil {

@@ -407,7 +407,8 @@ func findOrInstall(ctx context.Context, t *testing.T, command string, packages .
 	if p, err := exec.LookPath(command); err == nil {
 		return p, nil
 	}
-	if err := aptInstall(ctx, t, packages...); err != nil {
+	installed := func() bool { _, err := exec.LookPath(command); return err == nil }
+	if err := aptInstall(ctx, t, installed, packages...); err != nil {
 		return "", fmt.Errorf("%s is not installed: %w", command, err)
 	}
 	return exec.LookPath(command)
