@@ -369,14 +369,20 @@ func (c *Conn) connect(ctx context.Context) error {
 }
 
 func redactURL(u string) string {
-	// Credentials in nats://user:pass@host must not reach logs or errors.
-	if at := strings.LastIndex(u, "@"); at >= 0 {
-		if i := strings.Index(u, "://"); i >= 0 && i < at {
-			return u[:i+3] + "***" + u[at:]
+	// Credentials in nats://user:pass@host must not reach logs or errors;
+	// each server of a comma-separated list is redacted on its own, so the
+	// list keeps every host.
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if j := strings.Index(p, "://"); j >= 0 && j < at {
+				parts[i] = p[:j+3] + "***" + p[at:]
+			} else {
+				parts[i] = "***" + p[at:]
+			}
 		}
-		return "***" + u[at:]
 	}
-	return u
+	return strings.Join(parts, ",")
 }
 
 func (c *Conn) streamConfig() jetstream.StreamConfig {
@@ -584,10 +590,11 @@ func (c *Conn) MaxPayload() int64 {
 
 // ClientURL is the nats:// address other processes can connect to: the
 // embedded server's listener when Config.Listen is set, the configured URL
-// when external, "" for an in-process-only embedded server.
+// when external (with any user, password or token in it redacted: it is
+// for logs), "" for an in-process-only embedded server.
 func (c *Conn) ClientURL() string {
 	if c.srv == nil {
-		return c.cfg.URL
+		return redactURL(c.cfg.URL)
 	}
 	if c.cfg.Listen == "" {
 		return ""
