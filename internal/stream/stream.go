@@ -260,6 +260,10 @@ type Conn struct {
 	down  atomic.Pointer[storeDown]
 	watch *storeWatcher
 
+	// avail logs JetStream going away and coming back once per change for
+	// the whole process (availability.go).
+	avail *availability
+
 	closing   atomic.Bool  // set when Close starts: new publishes fail, retries stop
 	inflight  atomic.Int64 // publishes in progress; Close waits for them
 	closeOnce sync.Once
@@ -286,6 +290,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 		prefix: strings.ToLower(cfg.Stream) + ".",
 		pubSem: make(chan struct{}, cfg.MaxPending),
 	}
+	c.avail = newAvailability(c.log, c.streamAnswers, func() nats.Status { return c.nc.Status() })
 	var (
 		before  storeScan
 		trouble <-chan struct{}
@@ -613,6 +618,7 @@ func (c *Conn) Ready(ctx context.Context) error {
 const readyCacheTTL = time.Second
 
 func (c *Conn) checkReady(ctx context.Context) error {
+	start := time.Now()
 	if err := c.downErr(); err != nil {
 		return fmt.Errorf("stream: ready: %w", err)
 	}
@@ -623,7 +629,9 @@ func (c *Conn) checkReady(ctx context.Context) error {
 	defer cancel()
 	info, err := c.stream.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("stream: ready: stream info: %w: %w", ErrUnavailable, err)
+		err = fmt.Errorf("stream: ready: stream info: %w: %w", ErrUnavailable, err)
+		c.noteUnavailable(ctx, "ready", start, err)
+		return err
 	}
 	if limit := info.Config.MaxBytes; limit > 0 && int64(info.State.Bytes) >= limit {
 		return fmt.Errorf("stream: ready: %d of %d bytes used: %w", info.State.Bytes, limit, ErrFull)
@@ -706,6 +714,7 @@ func (c *Conn) closeWithin(d time.Duration) {
 
 func (c *Conn) close(ctx context.Context) error {
 	c.closing.Store(true)
+	c.avail.close()
 	var errs []error
 	// Let publishes in flight get their PubAck (and fsync): draining first
 	// would drop their acks, and their callers would answer 503 for
