@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -336,7 +337,14 @@ func (c *Conn) connect(ctx context.Context) error {
 			if sub != nil {
 				subj = sub.Subject
 			}
-			c.log.Warn("nats async error", "subject", subj, "err", err)
+			// A broken connection fails each write in flight; that is the
+			// disconnect, logged once below (and by availability), not news.
+			level := slog.LevelWarn
+			var opErr *net.OpError
+			if errors.As(err, &opErr) || errors.Is(err, io.EOF) {
+				level = slog.LevelDebug
+			}
+			c.log.Log(context.Background(), level, "nats async error", "subject", subj, "err", err)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
