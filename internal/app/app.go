@@ -73,15 +73,11 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		return err
 	}
 
-	st, err := stream.Open(ctx, stream.Config{
-		URL:      cfg.JetStream.URL,
-		StoreDir: cfg.JetStream.StoreDir,
-		Stream:   cfg.JetStream.Stream,
-		Replicas: cfg.JetStream.Replicas,
-		MaxBytes: cfg.JetStream.MaxBytes.Bytes(),
-		Sync:     cfg.JetStream.Sync,
-		AckWait:  cfg.JetStream.AckWait,
-	}, log)
+	sc, err := streamConfig(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := stream.Open(ctx, sc, log)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}

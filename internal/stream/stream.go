@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +84,18 @@ type Config struct {
 	// nats default interval (2m).
 	Sync    string
 	AckWait time.Duration // redelivery after this long un-acked; default 30s
+
+	// How to authenticate to the external server at URL: at most one of
+	// CredentialsFile (a .creds file: user JWT and NKey seed), User and
+	// Password, Token, NKeySeedFile. TLS, when set, encrypts the connection
+	// with it (the server's CA, a client certificate); nil uses TLS only when
+	// a tls:// URL or the server asks, with the system's roots. None of them
+	// is ever logged.
+	CredentialsFile string
+	User, Password  string
+	Token           string
+	NKeySeedFile    string
+	TLS             *tls.Config
 
 	// Additions beyond the contract (all optional).
 
@@ -194,6 +207,8 @@ func (cfg *Config) validate() error {
 				return err
 			}
 		}
+	} else if err := cfg.validateAuth(); err != nil {
+		return err
 	} else if cfg.Listen != "" || cfg.Sync != "" {
 		// Both configure the embedded server; silently ignoring them would let
 		// an operator believe sync: always protects data on a remote server.
@@ -354,6 +369,11 @@ func (c *Conn) connect(ctx context.Context) error {
 		nats.ReconnectHandler(func(nc *nats.Conn) { c.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	}
 	url := c.cfg.URL
+	auth, err := c.cfg.authOptions()
+	if err != nil {
+		return err
+	}
+	opts = append(opts, auth...)
 	if c.srv != nil {
 		// In-process: a net.Pipe into the server, no TCP, no listener needed.
 		opts = append(opts, nats.InProcessServer(c.srv))
