@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -81,21 +82,26 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		return err
 	}
 
-	st, err := stream.Open(ctx, stream.Config{
-		URL:      cfg.JetStream.URL,
-		StoreDir: cfg.JetStream.StoreDir,
-		Stream:   cfg.JetStream.Stream,
-		Replicas: cfg.JetStream.Replicas,
-		MaxBytes: cfg.JetStream.MaxBytes.Bytes(),
-		Sync:     cfg.JetStream.Sync,
-		AckWait:  cfg.JetStream.AckWait,
-	}, log)
+	sc, err := streamConfig(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := stream.Open(ctx, sc, log)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	log.Info("jetstream ready", "embedded", cfg.JetStream.Embedded(), "stream", st.StreamName(),
+	log.Info("jetstream ready", "role", cfg.Role(), "embedded", cfg.JetStream.Embedded(), "stream", st.StreamName(),
 		"sync", syncLabel(cfg.JetStream.Sync), "client_url", st.ClientURL())
 	defer registerSet(st.MetricsSet(consumerName))() // stream depth on /metrics
+	var workerRunning atomic.Bool
+	var probe *workerProbe // worker only: health checks and metrics on relay.port
+	if !cfg.Ingest.Enabled {
+		if probe, err = startWorkerProbe(cfg.ListenAddr(), st, &workerRunning, log); err != nil {
+			closeStream(st, cfg.Limits.ShutdownTimeout, log)
+			return err
+		}
+		defer probe.stop(log)
+	}
 
 	// Everything below is stopped before the stream is closed.
 	runCtx, cancel := context.WithCancel(ctx)
@@ -141,6 +147,8 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			workerRunning.Store(true)
+			defer workerRunning.Store(false)
 			if err := w.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 				errs <- fmt.Errorf("worker: %w", err)
 			}
@@ -180,6 +188,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	}()
 
 	statusPage := startStatus(runCtx, &wg, cfg, st, sp, wk, reg, log) // status.go
+	if probe != nil {
+		probe.setStatus(statusPage)
+	}
 
 	if cfg.Ingest.Enabled {
 		ic := ingestConfig(cfg, st)
@@ -247,6 +258,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	deadline := time.Now().Add(cfg.Limits.ShutdownTimeout)
 	shutCtx, shutCancel := context.WithDeadline(context.Background(), deadline)
 	defer shutCancel()
+	if probe != nil {
+		probe.draining.Store(true)
+	}
 	if srv != nil {
 		// New requests get 503 from here on; Shutdown waits for in-flight
 		// ones, whose publishes are bounded by the ingest publish timeout.
