@@ -80,6 +80,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		MaxBytes: cfg.JetStream.MaxBytes.Bytes(),
 		Sync:     cfg.JetStream.Sync,
 		AckWait:  cfg.JetStream.AckWait,
+		Listen:   cfg.JetStream.Listen,
 	}, log)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)

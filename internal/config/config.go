@@ -198,6 +198,10 @@ type JetStream struct {
 	AckWait time.Duration `yaml:"ack_wait"`
 	// StoreDir is the embedded server's store directory; default <config dir>/jetstream.
 	StoreDir string `yaml:"store_dir"`
+	// Listen, embedded only: host:port where the embedded server also accepts NATS
+	// clients, so worker-only processes reach this stream with jetstream.url. Empty (the
+	// default): nothing listens and the stream is reachable from this process only.
+	Listen string `yaml:"listen,omitempty"`
 }
 
 // Spool is the `spool` section: the on-disk store used while the upstream is in outage.

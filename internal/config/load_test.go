@@ -197,7 +197,7 @@ scrub:
 	if c.Logging != (Logging{"debug", "json"}) {
 		t.Errorf("logging = %+v", c.Logging)
 	}
-	wantJS := JetStream{"nats://a:4222,nats://b:4222", "MY_STREAM", 3, 2 * GiB, "5s", time.Minute, filepath.Join(dir, "jetstream")}
+	wantJS := JetStream{URL: "nats://a:4222,nats://b:4222", Stream: "MY_STREAM", Replicas: 3, MaxBytes: 2 * GiB, Sync: "5s", AckWait: time.Minute, StoreDir: filepath.Join(dir, "jetstream")}
 	if c.JetStream != wantJS {
 		t.Errorf("jetstream = %+v, want %+v", c.JetStream, wantJS)
 	}

@@ -129,6 +129,9 @@ func (c *Config) Validate() error {
 		// redelivered (and sent twice) while still in flight.
 		v.add("jetstream.ack_wait", "%s must be longer than http.timeout (%s)", j.AckWait, c.HTTP.Timeout)
 	}
+	if msg := checkListen(j); msg != "" {
+		v.add("jetstream.listen", "%s", msg)
+	}
 	if j.Embedded() && j.StoreDir == "" {
 		v.add("jetstream.store_dir", "empty; the embedded server needs a directory")
 	}
