@@ -213,6 +213,10 @@ type JetStream struct {
 	TLSCAFile       string `yaml:"tls_ca_file,omitempty"`
 	TLSCertFile     string `yaml:"tls_cert_file,omitempty"`
 	TLSKeyFile      string `yaml:"tls_key_file,omitempty"`
+	// Listen, embedded only: host:port where the embedded server also accepts NATS
+	// clients, so worker-only processes reach this stream with jetstream.url. Empty (the
+	// default): nothing listens and the stream is reachable from this process only.
+	Listen string `yaml:"listen,omitempty"`
 }
 
 // Spool is the `spool` section: the on-disk store used while the upstream is in outage.

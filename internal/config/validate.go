@@ -130,6 +130,9 @@ func (c *Config) Validate() error {
 		v.add("jetstream.ack_wait", "%s must be longer than http.timeout (%s)", j.AckWait, c.HTTP.Timeout)
 	}
 	v.validateNATSAuth(j)
+	if msg := checkListen(j); msg != "" {
+		v.add("jetstream.listen", "%s", msg)
+	}
 	if j.Embedded() && j.StoreDir == "" {
 		v.add("jetstream.store_dir", "empty; the embedded server needs a directory")
 	}
