@@ -111,6 +111,9 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets the proxy's http.ResponseController reach the real writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
@@ -140,11 +143,10 @@ func aptInstall(ctx context.Context, t *testing.T, installed func() bool, packag
 	if err != nil {
 		return fmt.Errorf("apt lock file: %w", err)
 	}
-	defer lock.Close()
+	defer lock.Close() // releases the flock
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("apt lock file: %w", err)
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing releases it too
 	if installed() {
 		return nil
 	}
