@@ -138,6 +138,7 @@ type Server struct {
 	closed    bool
 	inflight  sync.WaitGroup // handlers running; Add only under mu while !closed
 	running   int            // handlers running, for InFlight
+	peak      int            // the most handlers running at once, for PeakInFlight
 	mode      Mode
 	left      int // envelope answers left in mode when mode.Count > 0
 	delay     time.Duration
@@ -307,6 +308,14 @@ func (s *Server) InFlight() int {
 	return s.running
 }
 
+// PeakInFlight is the most requests the upstream held at once since New:
+// how many senders the client ran side by side, whatever their timing.
+func (s *Server) PeakInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
 // Received returns a copy of the list of accepted envelopes, in the order
 // they were accepted. The byte slices are shared and must not be modified.
 func (s *Server) Received() []Received {
@@ -400,6 +409,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.inflight.Add(1)
 	s.running++
+	s.peak = max(s.peak, s.running)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
