@@ -18,7 +18,6 @@ const (
 	DefaultAckWait              = 30 * time.Second
 	DefaultDrainBatch           = 100
 	DefaultBackpressureInterval = time.Second
-	DefaultFinishTimeout        = 5 * time.Second
 	DefaultRetryAfter           = 60 * time.Second
 	DefaultDrainPoll            = time.Second
 	DefaultMaxEnvelopeDelay     = 24 * time.Hour
@@ -60,11 +59,6 @@ type Config struct {
 	// BackpressureInterval is how often a consumer paused by a full spool
 	// checks again.
 	BackpressureInterval time.Duration
-	// FinishTimeout bounds the JetStream ack (or Nak) of a message whose
-	// fate is already decided when ctx is cancelled, so that an envelope the
-	// upstream accepted is still acked during shutdown (no needless
-	// duplicate).
-	FinishTimeout time.Duration
 	// DefaultRetryAfter is the wait after a 429 that carries neither
 	// Retry-After nor X-Sentry-Rate-Limits (the SDK rule: 60 s; Relay
 	// would cache nothing and retry at once).
@@ -108,7 +102,6 @@ func (c Config) withDefaults() Config {
 	set(&c.OutageGracePeriod, DefaultOutageGracePeriod)
 	set(&c.AckWait, DefaultAckWait)
 	set(&c.BackpressureInterval, DefaultBackpressureInterval)
-	set(&c.FinishTimeout, DefaultFinishTimeout)
 	set(&c.DefaultRetryAfter, DefaultRetryAfter)
 	set(&c.DrainPoll, DefaultDrainPoll)
 	set(&c.MaxEnvelopeDelay, DefaultMaxEnvelopeDelay)
@@ -141,7 +134,6 @@ func (c Config) Validate() error {
 		{"outage grace period", c.OutageGracePeriod},
 		{"ack wait", c.AckWait},
 		{"backpressure interval", c.BackpressureInterval},
-		{"finish timeout", c.FinishTimeout},
 		{"default retry after", c.DefaultRetryAfter},
 		{"drain poll", c.DrainPoll},
 		{"max envelope delay", c.MaxEnvelopeDelay},

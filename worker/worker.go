@@ -116,8 +116,7 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 // ctx is cancelled, and returns once every one of them has exited. On
 // cancellation consumers stop fetching, in-flight sends are cancelled and
 // their messages Nak'd (redelivered promptly, never acked); a message whose
-// fate was already decided (2xx, spool commit) is still acked within
-// Config.FinishTimeout. Closing the stream and the spool is the caller's job,
+// fate was already decided (2xx, spool commit) is still acked. Closing the stream and the spool is the caller's job,
 // after Run returned. Run may be called once.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.running.CompareAndSwap(false, true) {
@@ -299,7 +298,7 @@ func (w *Worker) handleOne(ctx context.Context, d *stream.Delivery) {
 		w.dispose(ctx, d, w.bury(ctx, newParcel(m, nil, nil), "stage_error: "+out.stage, droppedStageError))
 	case out.dropped:
 		w.log.Debug("envelope dropped", "stage", out.stage, "reason", out.reason, "event_id", m.EventID, "project", m.ProjectID)
-		w.ack(ctx, d)
+		w.ack(d)
 	default:
 		w.deliver(ctx, d)
 	}
@@ -377,7 +376,7 @@ func (w *Worker) spoolPut(ctx context.Context, d *stream.Delivery, p *parcel) er
 	}
 	spooledTotal.Inc()
 	w.wakeDrainer()
-	w.ack(ctx, d)
+	w.ack(d)
 	return nil
 }
 
@@ -399,9 +398,9 @@ func (w *Worker) dispose(ctx context.Context, d *stream.Delivery, o outcome) {
 	switch o.kind {
 	case outcomeSent:
 		forwardedTotal.Inc()
-		w.ack(ctx, d)
+		w.ack(d)
 	case outcomeBuried:
-		w.ack(ctx, d)
+		w.ack(d)
 	case outcomeHeld:
 		// Waiting here would tie up this consumer and its batch — soon
 		// every consumer would wait for one limited key while others
@@ -423,14 +422,15 @@ func (w *Worker) dispose(ctx context.Context, d *stream.Delivery, o outcome) {
 	}
 }
 
-// ack releases d and acknowledges it, waiting for the server's confirmation.
-// It runs on a context detached from ctx: the decision is made (2xx, spool
-// commit, dead letter), and acking it during shutdown saves a duplicate.
-func (w *Worker) ack(ctx context.Context, d *stream.Delivery) {
+// ack releases d and acknowledges it without waiting for the server's
+// answer (the ack rule in the package documentation): the decision is made
+// and durable elsewhere (2xx, spool commit, dead letter, a stage's drop), so
+// a lost ack only brings the message back — a duplicate, never a loss. An
+// ack sent during shutdown still reaches the server: the connection is
+// drained when the caller closes it after Run.
+func (w *Worker) ack(d *stream.Delivery) {
 	w.held.release(d)
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.FinishTimeout)
-	defer cancel()
-	if err := d.Ack(actx); err != nil {
+	if err := d.AckNoWait(); err != nil {
 		ackErrorsTotal.Inc()
 		w.log.Warn("ack failed; the message will be redelivered (a duplicate upstream)", "event_id", d.Msg.EventID, "err", err)
 	}
