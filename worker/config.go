@@ -21,6 +21,7 @@ const (
 	DefaultRetryAfter           = 60 * time.Second
 	DefaultDrainPoll            = time.Second
 	DefaultMaxEnvelopeDelay     = 24 * time.Hour
+	DefaultMaxHeldBytes         = 8 << 20
 )
 
 // Config tunes a Worker. The zero value of every field means its default.
@@ -76,6 +77,15 @@ type Config struct {
 	// answer, 5xx) do not expire: the relay keeps them until the upstream
 	// is back.
 	MaxEnvelopeDelay time.Duration
+	// MaxHeldBytes bounds the bytes of the stream messages the consumers
+	// hold at once (fetched, not yet acked or handed back), on top of the
+	// count bound Concurrency × FetchBatch: with large envelopes the count
+	// alone would let memory grow with the envelope size. A message larger
+	// than the budget is still handled, alone. The default, 8 MiB, never
+	// binds for typical events (a few KB); it does for attachments and
+	// large events. Each held byte is copied about three times more on its
+	// way (the spool encoding, bbolt's pages; the compressed body).
+	MaxHeldBytes int64
 }
 
 // withDefaults returns c with every zero field replaced by its default.
@@ -105,6 +115,9 @@ func (c Config) withDefaults() Config {
 	set(&c.DefaultRetryAfter, DefaultRetryAfter)
 	set(&c.DrainPoll, DefaultDrainPoll)
 	set(&c.MaxEnvelopeDelay, DefaultMaxEnvelopeDelay)
+	if c.MaxHeldBytes == 0 {
+		c.MaxHeldBytes = DefaultMaxHeldBytes
+	}
 	return c
 }
 
@@ -141,6 +154,9 @@ func (c Config) Validate() error {
 		if f.v < 0 {
 			return fmt.Errorf("worker: %s must be positive, got %s", f.name, f.v)
 		}
+	}
+	if c.MaxHeldBytes < 0 {
+		return fmt.Errorf("worker: max held bytes must be positive, got %d", c.MaxHeldBytes)
 	}
 	if c.RetryDelay > c.MaxRetryInterval {
 		return fmt.Errorf("worker: retry delay %s exceeds max retry interval %s", c.RetryDelay, c.MaxRetryInterval)

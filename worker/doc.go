@@ -94,6 +94,13 @@
 //     set (ShareRateLimits): every relay process's ingest then refuses the
 //     key's limited data with 429 before storing it (sharelimits.go).
 //
+// Memory is bounded by bytes, not only by count: the messages the
+// consumers hold at once (fetched, not yet acked or handed back) stay within
+// Config.MaxHeldBytes (budget.go) besides Concurrency × FetchBatch, so moving
+// a backlog of large envelopes into the spool, or forwarding them, takes the
+// same memory whatever their size. The drainer reads DrainBatch records at a
+// time and sends DrainConcurrency of them at once.
+//
 // Worker never imports ingest; internal/stream.Message is the only contract
 // between the two.
 package worker

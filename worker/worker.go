@@ -68,6 +68,7 @@ type Worker struct {
 	denied  *denials
 	held    *heldSet
 	slots   chan struct{} // capacity Concurrency: a consumer's send holds one
+	budget  *byteBudget   // bytes of the messages held (Config.MaxHeldBytes)
 	spooled chan struct{} // capacity 1: a Put wakes the idle drainer
 	paused  atomic.Int32  // consumers paused by a full spool (logged on 0↔1)
 	// deadFull is set when a Bury was refused with spool.ErrDeadFull and
@@ -108,6 +109,7 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 		denied:  newDenials(time.Now, cfg.RetryDelay, cfg.MaxRetryInterval),
 		held:    newHeldSet(),
 		slots:   make(chan struct{}, cfg.Concurrency),
+		budget:  newByteBudget(cfg.MaxHeldBytes),
 		spooled: make(chan struct{}, 1),
 	}, nil
 }
@@ -176,7 +178,12 @@ func (w *Worker) consume(ctx context.Context) {
 			w.pauseDead(ctx)
 			continue
 		}
+		reserved := w.budget.reserve(ctx, w.cfg.FetchBatch)
+		if ctx.Err() != nil {
+			return
+		}
 		ds, err := w.src.Fetch(ctx, w.cfg.FetchBatch)
+		w.budget.settle(reserved, messageSizes(ds))
 		if len(ds) > 0 {
 			w.handleBatch(ctx, ds)
 		}
@@ -192,6 +199,15 @@ func (w *Worker) consume(ctx context.Context) {
 		}
 		fetchBackoff.Reset()
 	}
+}
+
+// messageSizes is the encoded size of each delivery, as the budget counts it.
+func messageSizes(ds []*stream.Delivery) []int64 {
+	sizes := make([]int64, len(ds))
+	for i, d := range ds {
+		sizes[i] = int64(len(d.Raw()))
+	}
+	return sizes
 }
 
 // pause waits while the spool is full during an outage.
@@ -249,7 +265,8 @@ func (w *Worker) pauseDead(ctx context.Context) {
 // queues behind one slow send while other slots are free, and in outage its
 // spool Puts run together and share group commits. A consumer fetches again
 // only when its whole batch is done, so at most Concurrency × FetchBatch
-// messages are held at once.
+// messages are held at once, and it fetches only once the byte budget has
+// room for another batch (budget.go).
 func (w *Worker) handleBatch(ctx context.Context, ds []*stream.Delivery) {
 	for _, d := range ds {
 		w.held.add(d)
@@ -430,6 +447,7 @@ func (w *Worker) dispose(ctx context.Context, d *stream.Delivery, o outcome) {
 // drained when the caller closes it after Run.
 func (w *Worker) ack(d *stream.Delivery) {
 	w.held.release(d)
+	w.budget.release(int64(len(d.Raw())))
 	if err := d.AckNoWait(); err != nil {
 		ackErrorsTotal.Inc()
 		w.log.Warn("ack failed; the message will be redelivered (a duplicate upstream)", "event_id", d.Msg.EventID, "err", err)
@@ -453,6 +471,7 @@ func (w *Worker) nakShutdown(d *stream.Delivery) {
 // nak releases d and hands it back to JetStream for redelivery after delay.
 func (w *Worker) nak(d *stream.Delivery, delay time.Duration) {
 	w.held.release(d)
+	w.budget.release(int64(len(d.Raw())))
 	if err := d.Nak(delay); err != nil {
 		nakErrorsTotal.Inc()
 		w.log.Warn("nak failed; the message is redelivered after ack wait", "event_id", d.Msg.EventID, "err", err)

@@ -48,6 +48,10 @@ type Options struct {
 	// Logger receives one debug line per request (never payloads).
 	// nil = discard.
 	Logger *slog.Logger
+	// DropPayloads keeps of each accepted envelope everything but its
+	// bytes (Received.Body and the items' payloads are nil), so a test that
+	// sends a large backlog measures the relay's memory, not the fake's.
+	DropPayloads bool
 }
 
 // Received is one envelope the fake accepted (answered 2xx).
@@ -494,6 +498,15 @@ func (s *Server) serveEnvelope(w http.ResponseWriter, r *http.Request, projectPa
 		EventID:        env.eventID,
 		EnvelopeHeader: env.header,
 		Items:          env.items,
+	}
+	if s.opts.DropPayloads {
+		rec.Body = nil
+		rec.Items = slices.Clone(rec.Items)
+		for i := range rec.Items {
+			rec.Items[i].Payload = nil
+			rec.Items[i].Header = slices.Clone(rec.Items[i].Header)
+		}
+		rec.EnvelopeHeader = slices.Clone(rec.EnvelopeHeader)
 	}
 	s.mu.Lock()
 	s.received = append(s.received, rec)
