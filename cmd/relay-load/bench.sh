@@ -6,7 +6,7 @@
 #   forwarder     a naive forwarder: synchronous POST of each request to the
 #                 upstream, shared client, 256 idle conns (relay-load -serve-forward)
 #   full-default  the whole relay, default config, forwarding to the upstream
-#   ingest        the relay with worker.enabled: false (acks after JetStream)
+#   ingest-default the relay with worker.enabled: false (acks after JetStream)
 #   full-always   the whole relay with jetstream.sync: always
 # (and, when named, full-scrub and ingest-always), each with a fresh config
 # directory, against one stand-in upstream (relay-load -serve-bare, which
@@ -22,7 +22,7 @@
 # machines; req/s move with whatever else the machine does.
 #
 #   cmd/relay-load/bench.sh                       # the table, 64 connections, 10 s each
-#   CONNS=128 DURATION=20s cmd/relay-load/bench.sh full-default ingest
+#   CONNS=128 DURATION=20s cmd/relay-load/bench.sh full-default ingest-default
 #   PROFILE=relay-cpu cmd/relay-load/bench.sh     # also a 8 s CPU profile of the whole
 #       relay under load (-tags pprof): relay-cpu.pprof and relay-cpu.top
 #
@@ -45,14 +45,14 @@ duration=${DURATION:-10s}
 load=("$work/relay-load" -bare=false -c "$conns" -d "$duration")
 
 declare -A configs=(
-  [ingest]=$'worker:\n  enabled: false\n'
+  [ingest-default]=$'worker:\n  enabled: false\n'
   [ingest-always]=$'worker:\n  enabled: false\njetstream:\n  sync: always\n'
   [full-default]=''
   [full-always]=$'jetstream:\n  sync: always\n'
   [full-scrub]=$'scrub:\n  data_scrubbing:\n    scrub_data: true\n    scrub_defaults: true\n    scrub_ip_addresses: true\n'
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(full-default ingest full-always)
+[ ${#names[@]} -gt 0 ] || names=(full-default ingest-default full-always)
 for name in "${names[@]}"; do
   [ -n "${configs[$name]+x}" ] || { echo "unknown configuration $name (one of: ${!configs[*]})" >&2; exit 2; }
 done
