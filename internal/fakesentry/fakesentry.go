@@ -56,6 +56,10 @@ type Options struct {
 	// requests, so a fake that runs for days holds bounded memory; Count
 	// still counts every one. 0 keeps everything (tests read it all).
 	KeepLast int
+	// DropPayloads keeps of each accepted envelope everything but its
+	// bytes (Received.Body and the items' payloads are nil), so a test that
+	// sends a large backlog measures the relay's memory, not the fake's.
+	DropPayloads bool
 }
 
 // Received is one envelope the fake accepted (answered 2xx).
@@ -531,6 +535,15 @@ func (s *Server) serveEnvelope(w http.ResponseWriter, r *http.Request, projectPa
 		EventID:        env.eventID,
 		EnvelopeHeader: env.header,
 		Items:          env.items,
+	}
+	if s.opts.DropPayloads {
+		rec.Body = nil
+		rec.Items = slices.Clone(rec.Items)
+		for i := range rec.Items {
+			rec.Items[i].Payload = nil
+			rec.Items[i].Header = slices.Clone(rec.Items[i].Header)
+		}
+		rec.EnvelopeHeader = slices.Clone(rec.EnvelopeHeader)
 	}
 	s.mu.Lock()
 	s.received = keepLast(append(s.received, rec), s.opts.KeepLast)
