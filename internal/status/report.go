@@ -64,6 +64,9 @@ const (
 	UpstreamFailing = "failing" // sends fail, for less than the outage grace period
 	UpstreamOutage  = "outage"  // sends fail past the grace period: envelopes go to the spool
 	UpstreamUnknown = "unknown" // no worker in this process
+	// UpstreamWaiting: a managed relay that is not registered sends
+	// nothing, so no failure says anything about the upstream yet.
+	UpstreamWaiting = "waiting for registration"
 )
 
 // Upstream is the upstream's state as this process's worker sees it.
@@ -193,6 +196,9 @@ func (c *Collector) Collect(ctx context.Context) Report {
 			s := since.UTC()
 			r.Upstream.Since = &s
 		}
+		if reg := r.Registration; st == UpstreamUp && reg != nil && !registered(reg.State) {
+			r.Upstream.State = UpstreamWaiting
+		}
 	}
 	if c.Stream != nil {
 		timeout := c.StreamTimeout
@@ -238,6 +244,9 @@ func (c *Collector) Collect(ctx context.Context) Report {
 	}
 	return r
 }
+
+// registered reports whether a registration state lets the relay send.
+func registered(state string) bool { return state == "registered" || state == "renewing" }
 
 // nonNil makes an empty series encode as [] rather than null, so the page's
 // script needs no null checks.

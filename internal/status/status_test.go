@@ -108,6 +108,33 @@ func TestCollect(t *testing.T) {
 	}
 }
 
+// TestUpstreamWaitsForRegistration: a managed relay that is not registered
+// has sent nothing, so "up" would claim what nobody knows.
+func TestUpstreamWaitsForRegistration(t *testing.T) {
+	for _, tc := range []struct {
+		reg, up, want string
+	}{
+		{"registering", UpstreamUp, UpstreamWaiting},
+		{"denied", UpstreamUp, UpstreamWaiting},
+		{"registered", UpstreamUp, UpstreamUp},
+		{"renewing", UpstreamUp, UpstreamUp},
+		{"registering", UpstreamOutage, UpstreamOutage}, // sends did fail: say so
+	} {
+		c := collector()
+		c.Registration = fakeReg{state: tc.reg}
+		c.Upstream = fakeUp{state: tc.up}
+		if got := c.Collect(context.Background()).Upstream.State; got != tc.want {
+			t.Errorf("registration %s, worker %s: upstream %q, want %q", tc.reg, tc.up, got, tc.want)
+		}
+	}
+	c := collector()
+	c.Registration = nil
+	c.Upstream = fakeUp{state: UpstreamUp}
+	if got := c.Collect(context.Background()).Upstream.State; got != UpstreamUp {
+		t.Errorf("proxy mode: upstream %q, want up", got)
+	}
+}
+
 func TestCollectWithoutWorkerOrRegistration(t *testing.T) {
 	c := collector()
 	c.Registration, c.Upstream, c.Spool, c.Worker = nil, nil, nil, false
