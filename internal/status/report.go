@@ -183,7 +183,7 @@ func (c *Collector) Collect(ctx context.Context) Report {
 		Mode:      c.Mode,
 		Ingest:    c.Ingest,
 		Worker:    c.Worker,
-		Upstream:  Upstream{URL: RedactURL(c.UpstreamURL), State: UpstreamUnknown},
+		Upstream:  Upstream{URL: redactURL(c.UpstreamURL), State: UpstreamUnknown},
 	}
 	if c.Registration != nil {
 		st, why := c.Registration.Registration()
@@ -257,10 +257,10 @@ func nonNil(s []uint64) []uint64 {
 	return s
 }
 
-// RedactURL keeps a URL's scheme, host and path: userinfo, query and
+// redactURL keeps a URL's scheme, host and path: userinfo, query and
 // fragment may hold credentials. Something that does not parse is not
 // shown at all.
-func RedactURL(raw string) string {
+func redactURL(raw string) string {
 	if raw == "" {
 		return ""
 	}

@@ -192,8 +192,8 @@ func TestRedactURL(t *testing.T) {
 		"not a url":                           "(not shown: not a URL)",
 		"https://sentry.example.com/?secret=": "https://sentry.example.com/",
 	} {
-		if got := RedactURL(in); got != want {
-			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
