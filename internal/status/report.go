@@ -228,7 +228,9 @@ func (c *Collector) Collect(ctx context.Context) Report {
 	if c.History != nil {
 		r.Totals = c.History.Current()
 		samples := c.History.Samples()
-		rt := history.RatesOf(samples, RateWindow)
+		// Half an interval of slack: a tick a little late must not leave
+		// the rates over 55 s of a 60 s window.
+		rt := history.RatesOf(samples, RateWindow+c.History.Every()/2)
 		r.Rates = Rates{WindowSeconds: rt.Window.Seconds(), Accepted: rt.Accepted, Forwarded: rt.Forwarded, Spooled: rt.Spooled}
 		s := history.SeriesOf(samples, c.History.Every())
 		r.History = History{

@@ -135,6 +135,28 @@ func TestUpstreamWaitsForRegistration(t *testing.T) {
 	}
 }
 
+// TestRatesSpanTheMinuteDespiteLateTicks: samples a few milliseconds late
+// still give rates over the whole minute, not over 55 s of it.
+func TestRatesSpanTheMinuteDespiteLateTicks(t *testing.T) {
+	now := t0
+	var c history.Counts
+	rec := history.New(history.SourceFunc(func() history.Counts { return c }), history.Options{Every: 5 * time.Second, Now: func() time.Time { return now }})
+	for i := range 30 {
+		c = history.Counts{Accepted: uint64(i) * 10}
+		rec.Sample()
+		now = now.Add(5*time.Second + 3*time.Millisecond)
+	}
+	col := collector()
+	col.History = rec
+	r := col.Collect(context.Background())
+	if r.Rates.WindowSeconds < 60 || r.Rates.WindowSeconds > 61 {
+		t.Fatalf("rates over %.3f s, want the minute", r.Rates.WindowSeconds)
+	}
+	if r.Rates.Accepted < 1.99 || r.Rates.Accepted > 2 {
+		t.Fatalf("accepted rate %.4f/s, want about 2", r.Rates.Accepted)
+	}
+}
+
 func TestCollectWithoutWorkerOrRegistration(t *testing.T) {
 	c := collector()
 	c.Registration, c.Upstream, c.Spool, c.Worker = nil, nil, nil, false
