@@ -39,7 +39,7 @@ type outageDetector struct {
 	// after a transition, outside mu, by the goroutine whose observation
 	// made it: exactly once per outage each, so an operator gets one line
 	// when it begins and one when it ends, however many senders saw it.
-	onStart func(status int, err error, denied bool)
+	onStart func(status int, detail string, denied bool)
 	onEnd   func(lasted time.Duration)
 }
 
@@ -50,22 +50,25 @@ func newOutageDetector(grace time.Duration, now func() time.Time) *outageDetecto
 }
 
 // Failure records a retryable failure (connection refused, timeout, 5xx;
-// status 0 when no response came, err what went wrong) and reports whether
+// status 0 when no response came, detail what went wrong, with no key in
+// it) and reports whether
 // the upstream is now in outage.
-func (o *outageDetector) Failure(status int, err error) bool { return o.fail(false, status, err) }
+func (o *outageDetector) Failure(status int, detail string) bool {
+	return o.fail(false, status, detail)
+}
 
 // Denial records a 401, 403 or 404 and reports whether the upstream is now
 // in outage.
-func (o *outageDetector) Denial(status int, err error) bool { return o.fail(true, status, err) }
+func (o *outageDetector) Denial(status int, detail string) bool { return o.fail(true, status, detail) }
 
-func (o *outageDetector) fail(denied bool, status int, err error) bool {
+func (o *outageDetector) fail(denied bool, status int, detail string) bool {
 	o.mu.Lock()
 	began := false
 	defer func() {
 		onStart := o.onStart
 		o.mu.Unlock()
 		if began && onStart != nil {
-			onStart(status, err, denied)
+			onStart(status, detail, denied)
 		}
 	}()
 	o.denied = denied

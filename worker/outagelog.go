@@ -64,10 +64,10 @@ func (w *Worker) spooledRecords() int64 {
 }
 
 // logOutageStart is the outage detector's onStart.
-func (w *Worker) logOutageStart(status int, err error, denied bool) {
+func (w *Worker) logOutageStart(status int, detail string, denied bool) {
 	attrs := []any{"upstream", w.upstreamURL(), "status", status}
-	if err != nil {
-		attrs = append(attrs, "err", err.Error())
+	if detail != "" {
+		attrs = append(attrs, "err", detail)
 	}
 	attrs = append(attrs, "denied", denied, "grace", w.cfg.OutageGracePeriod, "spooled", w.spooledRecords())
 	if b, ok := w.src.(backlogSource); ok {

@@ -25,12 +25,12 @@ func TestUpstreamStateFollowsTheOutageDetector(t *testing.T) {
 	}
 	start := now
 	check("fresh", want{state: UpstreamUp})
-	w.outage.Failure(503, nil)
+	w.outage.Failure(503, "")
 	check("first failure", want{state: UpstreamFailing, since: start})
 	now = now.Add(2 * time.Second)
-	w.outage.Failure(503, nil)
+	w.outage.Failure(503, "")
 	check("failing past the grace", want{state: UpstreamOutage, since: start})
-	w.outage.Denial(403, nil)
+	w.outage.Denial(403, "")
 	check("denied in outage", want{state: UpstreamOutage, since: start, denied: true})
 	w.outage.Answered()
 	check("answered", want{state: UpstreamUp})
