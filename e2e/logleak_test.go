@@ -129,7 +129,12 @@ jetstream:
 		}
 	}
 
-	// The upstream denies the key for a while, then goes away, then is back.
+	// The upstream fails a few sends with a detail that quotes the key
+	// (retried at debug level), denies the key for a while, then goes away,
+	// then is back.
+	up.SetMode(fakesentry.Mode{Status: http.StatusServiceUnavailable, Count: 3, Detail: "overloaded by " + testKey})
+	send("retried", true)
+	time.Sleep(time.Second)
 	up.SetMode(fakesentry.Rejecting(http.StatusForbidden, "key disabled "+testKey, 3))
 	send("denied", true)
 	time.Sleep(2 * time.Second)
@@ -150,6 +155,11 @@ jetstream:
 	logs := p.logs()
 	if !strings.Contains(logs, `"level":"DEBUG"`) || !strings.Contains(logs, "upstream outage") {
 		t.Fatalf("the log has no debug lines or no outage line: the test did not exercise what it checks\n%s", logs)
+	}
+	// The denial line and the retried sends' lines name the key by its
+	// reference, with the upstream's detail redacted the same way.
+	if ref := envelope.KeyRef(testKey); !strings.Contains(logs, "overloaded by "+ref) || !strings.Contains(logs, `"key":"`+ref+`"`) {
+		t.Fatalf("no line names the key by %s: the retry and denial paths were not exercised\n%s", ref, logs)
 	}
 	for _, s := range append([]string{"PAYLOADMARK", testKey, leakSecret, creds.SecretKey}, markers...) {
 		if i := strings.Index(logs, s); i >= 0 {

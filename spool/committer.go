@@ -39,6 +39,10 @@ type op struct {
 	keys  []segKey // delete: by raw key, from the segment it was read in
 	state atomic.Int32
 	done  chan error // buffered 1: the committer never blocks on a reply
+
+	// mark, for an import's put: a meta key and value written in the same
+	// transaction as the records (see import.go).
+	mark, markVal []byte
 }
 
 // segKey names a record by where it was read and what it holds, for
@@ -240,6 +244,9 @@ func (s *Spool) commit(batch []*op) {
 					}
 				}
 				if err := putNext(tx, s.nextID); err != nil {
+					return err
+				}
+				if err := putMarks(tx, puts); err != nil {
 					return err
 				}
 			}
@@ -498,6 +505,10 @@ func (s *Spool) addSegment() (*segment, error) {
 
 // removeSegment closes and deletes a segment with no records.
 func (s *Spool) removeSegment(seg *segment) {
+	if err := s.keepImportProgress(seg); err != nil {
+		s.housekeepingFailed("keep the import progress of a drained segment", seg.path, err)
+		return
+	}
 	s.segMu.Lock()
 	s.segs = slices.DeleteFunc(s.segs, func(x *segment) bool { return x == seg })
 	s.segMu.Unlock()

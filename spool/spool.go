@@ -192,6 +192,9 @@ type Spool struct {
 	// afterUnburyPut, when set (by tests), runs in Unbury between the commit
 	// of the live records and the delete of the dead letters.
 	afterUnburyPut func()
+	// exportHook, when set (by tests), runs between the steps of Export and
+	// Import; an error stops it there, as a crash would.
+	exportHook func(step string) error
 }
 
 // segment is one bbolt file of records with IDs in [floor, next segment's floor).
@@ -247,6 +250,9 @@ func Open(path string, opts Options) (*Spool, error) {
 	s.markLoaded()
 	s.set = s.newMetricsSet()
 	go s.run()
+	if err := s.resumeExport(); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
 	return s, nil
 }
 
@@ -265,6 +271,12 @@ func (s *Spool) Put(ctx context.Context, data []byte) error {
 // PutBatch stores all of datas atomically in one transaction (all or none),
 // with the same guarantees as Put. The records get consecutive IDs in order.
 func (s *Spool) PutBatch(ctx context.Context, datas [][]byte) error {
+	return s.putBatch(ctx, datas, nil, nil)
+}
+
+// putBatch is PutBatch; a non-nil mark is written to the active segment's
+// meta bucket in the records' transaction.
+func (s *Spool) putBatch(ctx context.Context, datas [][]byte, mark, markVal []byte) error {
 	if len(datas) == 0 {
 		return nil
 	}
@@ -280,7 +292,7 @@ func (s *Spool) PutBatch(ctx context.Context, datas [][]byte) error {
 	if err := s.reserve(cost); err != nil {
 		return err
 	}
-	o := &op{kind: opPut, datas: datas, cost: cost, size: size, done: make(chan error, 1)}
+	o := &op{kind: opPut, datas: datas, cost: cost, size: size, mark: mark, markVal: markVal, done: make(chan error, 1)}
 	if err := s.submit(ctx, o); err != nil {
 		s.unreserve(cost)
 		return fmt.Errorf("spool: put: not stored: %w", err)

@@ -86,6 +86,17 @@
 //     set (ShareRateLimits): every relay process's ingest then refuses the
 //     key's limited data with 429 before storing it (sharelimits.go).
 //
+// # Outside Run
+//
+// Two functions work on a spool while no Worker runs on it:
+//   - DrainSpool (manual.go, `relay spool drain`) sends its records through
+//     the drainer's own path — forward decides, drainBatch deletes only after
+//     a 2xx or a burial — so a manual drain keeps the invariant above and
+//     treats every answer as Run does;
+//   - HandBack (handback.go, on a graceful shutdown) publishes its records
+//     back to the stream, deleting each only after JetStream's PubAck, so a
+//     worker removed from a pool strands nothing.
+//
 // Worker never imports ingest; internal/stream.Message is the only contract
 // between the two.
 package worker

@@ -311,7 +311,8 @@ func (w *Worker) probeDenied(ctx context.Context) error {
 		case upstream.RateLimited:
 			return nil
 		default:
-			return fmt.Errorf("worker: probe with a spooled envelope: %w", res.Err)
+			// The text only, with the key replaced: this error is logged.
+			return fmt.Errorf("worker: probe with a spooled envelope: %s", errText(res.Err, m.PublicKey))
 		}
 	}
 	return errNothingToProbe

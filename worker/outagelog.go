@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/stream"
 	"github.com/relayhq/relay/internal/upstream"
 	"github.com/relayhq/relay/spool"
@@ -95,4 +96,14 @@ func (w *Worker) logDrained() {
 	}
 	took := w.now().Sub(time.Unix(0, w.drained.first.Swap(0)))
 	w.log.Info("spool drained", "upstream", w.upstreamURL(), "drained", n, "took", took.Round(time.Millisecond))
+}
+
+// errText is err's text for a log line about an envelope of publicKey, with
+// the key replaced by its KeyRef (an upstream's error detail may quote it);
+// "" for no error.
+func errText(err error, publicKey string) string {
+	if err == nil {
+		return ""
+	}
+	return envelope.RedactKey(err.Error(), publicKey)
 }

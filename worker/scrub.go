@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -50,19 +51,38 @@ type ipScrubber interface {
 // forwarded either (X-Forwarded-For): Sentry would otherwise infer
 // user.ip_address from it again (for browser and mobile platforms, or
 // "{{auto}}") after the relay removed it.
+//
+// The relay-wide scrubber can be replaced while messages are processed
+// (SetScrubber, on a SIGHUP reload): each message is scrubbed wholly by the
+// scrubber it started with, never partly by the old rules and partly by the
+// new ones.
 type ScrubStage struct {
+	relayWide atomic.Pointer[relayScrubber]
+	projects  ScrubberSource // nil: the relay-wide scrubber scrubs every message
+}
+
+// relayScrubber is the relay-wide scrubber with what it implies for the
+// client's address, swapped as one.
+type relayScrubber struct {
 	s         ItemScrubber
 	dropPeers bool
-	projects  ScrubberSource // nil: s scrubs every message
 }
 
 // NewScrubStage returns the scrub stage for s.
 func NewScrubStage(s ItemScrubber) *ScrubStage {
-	st := &ScrubStage{s: s}
-	if ip, ok := s.(ipScrubber); ok {
-		st.dropPeers = ip.ScrubsIPAddresses()
-	}
+	st := &ScrubStage{}
+	st.SetScrubber(s)
 	return st
+}
+
+// SetScrubber makes s the relay-wide scrubber for every message whose
+// processing starts after it returns.
+func (st *ScrubStage) SetScrubber(s ItemScrubber) {
+	rs := &relayScrubber{s: s}
+	if ip, ok := s.(ipScrubber); ok {
+		rs.dropPeers = ip.ScrubsIPAddresses()
+	}
+	st.relayWide.Store(rs)
 }
 
 // Name implements Stage.

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relayhq/relay/internal/app"
+	"github.com/relayhq/relay/internal/config"
 	"github.com/relayhq/relay/internal/credentials"
 )
 
@@ -30,7 +31,7 @@ var runFlags = []struct {
 
 func newRunCmd(c *cli) *cobra.Command {
 	values := make([]string, len(runFlags))
-	var secretKey, publicKey, id string
+	var secretKey, publicKey, id, role string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the relay",
@@ -48,11 +49,24 @@ credentials, and forwards nothing until the upstream accepts its public key (Set
 in Sentry); it is ready only once registered (unless auth.ready: always). proxy forwards every
 well-formed envelope and needs no registration. In both, project files in <config dir>/projects/,
 when present, apply to their keys. static accepts only the projects that have a file there
-(<project id>.json, Relay's format), re-read every cache.file_interval.`,
+(<project id>.json, Relay's format), re-read every cache.file_interval.
+
+SIGHUP reloads without a restart and without dropping a connection: the project files are read
+at once, and config.yml again (with the same environment and flags); its scrub rules and
+logging.level take effect. A config.yml that does not validate is refused in one log line and
+the running config stays; other changed keys are named in one log line and take effect at the
+next start.
+
+Roles: --role all (the default) runs ingest and the workers in one process; --role ingest only
+serves the SDK endpoints and stores what it accepts; --role worker only forwards what the
+stream holds, and serves the health checks and /metrics on relay.host:relay.port. Run several
+of each against one stream on a NATS cluster (jetstream.url). The flag wins over the
+ingest.enabled and worker.enabled keys; without it they decide.`,
 		Example: `  relay run --mode proxy
   relay run --mode proxy --upstream https://sentry.example.com/ -H 0.0.0.0 -P 3000
   relay -c /etc/relay run --mode static
-  RELAY_MODE=proxy relay -c /etc/relay run`,
+  RELAY_MODE=proxy relay -c /etc/relay run
+  relay -c /etc/relay run --role worker`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := c.loadConfig()
@@ -64,6 +78,11 @@ when present, apply to their keys. static accepts only the projects that have a 
 					if err := cfg.Override(fl.key, values[i], "--"+fl.name); err != nil {
 						return usageError{err}
 					}
+				}
+			}
+			if cmd.Flags().Changed("role") {
+				if err := cfg.SetRole(role, "--role"); err != nil {
+					return usageError{err}
 				}
 			}
 			if err := cfg.Validate(); err != nil {
@@ -83,6 +102,7 @@ when present, apply to their keys. static accepts only the projects that have a 
 				"config_folder", cfg.Dir(),
 				"config_file", fileState,
 				"mode", string(cfg.Relay.Mode),
+				"role", cfg.Role(),
 				"version", relayVersion(),
 			}
 			if creds != nil {
@@ -113,6 +133,7 @@ when present, apply to their keys. static accepts only the projects that have a 
 	for i, fl := range runFlags {
 		f.StringVarP(&values[i], fl.name, fl.short, "", fl.usage)
 	}
+	f.StringVar(&role, "role", config.RoleAll, roleUsage)
 	f.StringVarP(&secretKey, "secret-key", "s", "", "the relay's secret key (with --id; overrides credentials.json)")
 	f.StringVarP(&publicKey, "public-key", "p", "", "the relay's public key (checked against --secret-key)")
 	f.StringVarP(&id, "id", "i", "", "the relay id (with --secret-key)")
@@ -149,3 +170,5 @@ func (c *cli) runCredentials(cmd *cobra.Command, secretKey, publicKey, id string
 	}
 	return credentials.Load(c.configDir)
 }
+
+const roleUsage = "what this process runs: ingest, worker or all (overrides ingest.enabled and worker.enabled)"

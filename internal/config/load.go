@@ -40,6 +40,7 @@ func LoadWithEnv(dir string, lookup func(string) (string, bool)) (*Config, error
 	}
 	c := Default()
 	c.setDir(dir)
+	c.lookup = lookup
 	c.file = filepath.Join(dir, FileName)
 	data, err := os.ReadFile(c.file)
 	switch {
@@ -121,6 +122,11 @@ func (c *Config) decode(data []byte, lookup func(string) (string, bool)) error {
 		{"relay.tls_cert_path", &c.Relay.TLSCertPath},
 		{"relay.tls_key_path", &c.Relay.TLSKeyPath},
 		{"http.ca_file", &c.HTTP.CAFile},
+		{"jetstream.credentials_file", &c.JetStream.CredentialsFile},
+		{"jetstream.nkey_seed_file", &c.JetStream.NKeySeedFile},
+		{"jetstream.tls_ca_file", &c.JetStream.TLSCAFile},
+		{"jetstream.tls_cert_file", &c.JetStream.TLSCertFile},
+		{"jetstream.tls_key_file", &c.JetStream.TLSKeyFile},
 	} {
 		if _, fromFile := c.origins[p.key]; fromFile && *p.v != "" && !filepath.IsAbs(*p.v) {
 			*p.v = filepath.Join(c.dir, *p.v)
@@ -547,7 +553,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 		if !ok || val == "" {
 			continue
 		}
-		if err := c.Override(o.key, val, o.env); err != nil {
+		if err := c.set(o.key, val, o.env); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
@@ -561,6 +567,15 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 // environment variable gives it; source names it in messages ("--port", "RELAY_PORT"). Values
 // are parsed like config.yml values; Validate checks their meaning.
 func (c *Config) Override(key, value, source string) error {
+	if err := c.set(key, value, source); err != nil {
+		return err
+	}
+	c.overrides = append(c.overrides, override{key, value, source})
+	return nil
+}
+
+// set is Override without remembering the call (the environment is read again by Reload).
+func (c *Config) set(key, value, source string) error {
 	v, err := c.field(key)
 	if err != nil {
 		return fmt.Errorf("%s: %w", source, err)

@@ -546,7 +546,7 @@ func (u *UpstreamSource) compile(st *State) (*scrub.Scrubber, error) {
 	if v, ok := u.compiled.Load(k); ok {
 		return v.(*scrub.Scrubber), nil
 	}
-	sc, err := compileScrubbing(st)
+	sc, err := compileScrubbing(st, u.reg.opts.MaxRecordingSize)
 	if err != nil {
 		return nil, err
 	}

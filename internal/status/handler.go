@@ -78,13 +78,13 @@ func NewHandler(c *Collector, log *slog.Logger) *Handler {
 	return &Handler{c: c, log: log}
 }
 
-// serves reports whether path is one of the handler's.
-func serves(path string) bool {
+// Serves reports whether path is one of the handler's.
+func Serves(path string) bool {
 	return path == PagePath || path == PagePath+"/" || path == JSONPath
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !serves(r.URL.Path) {
+	if !Serves(r.URL.Path) {
 		http.NotFound(w, r)
 		return
 	}
@@ -119,7 +119,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // every other request to next unchanged (next keeps its own routing).
 func Mount(h *Handler, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if serves(r.URL.Path) {
+		if Serves(r.URL.Path) {
 			h.ServeHTTP(w, r)
 			return
 		}
