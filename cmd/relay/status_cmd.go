@@ -148,8 +148,12 @@ func printStatus(c *cli, base string, r *status.Report) {
 	} else {
 		line("spool", "none in this process (no worker)")
 	}
-	line(fmt.Sprintf("last %s", span(time.Duration(r.Rates.WindowSeconds*float64(time.Second)))),
-		"%.2f/s accepted, %.2f/s forwarded, %.2f/s spooled", r.Rates.Accepted, r.Rates.Forwarded, r.Rates.Spooled)
+	if w := time.Duration(r.Rates.WindowSeconds * float64(time.Second)); w >= time.Second {
+		line("per second", "%.2f accepted, %.2f forwarded, %.2f spooled (over the last %s)",
+			r.Rates.Accepted, r.Rates.Forwarded, r.Rates.Spooled, span(w))
+	} else {
+		line("per second", "not measured yet (the relay samples every few seconds)")
+	}
 	line("since start", "%d accepted, %d forwarded, %d spooled", r.Totals.Accepted, r.Totals.Forwarded, r.Totals.Spooled)
 }
 

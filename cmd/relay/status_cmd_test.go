@@ -201,7 +201,8 @@ func TestStatusCommandFollowsARunningRelay(t *testing.T) {
 	sendEvents(t, p.addr, 2)
 	waitFor(t, 30*time.Second, "2 spooled in an outage", func() bool {
 		rep := statusJSON(t, p.dir)
-		return rep.Totals.Spooled == 2 && rep.Upstream.State == status.UpstreamOutage
+		return rep.Totals.Spooled == 2 && rep.Upstream.State == status.UpstreamOutage &&
+			rep.Rates.WindowSeconds > 0 // two samples at least (every 5 s)
 	})
 	r = run(t, runOpts{}, "status", "--url", p.addr)
 	if r.code != 0 {
@@ -212,6 +213,8 @@ func TestStatusCommandFollowsARunningRelay(t *testing.T) {
 		"spool         2 records",
 		"oldest received ",
 		"since start   5 accepted, 3 forwarded, 2 spooled",
+		"per second    ",
+		" spooled (over the last ",
 	)
 	rep := statusJSON(t, p.dir)
 	if rep.Spool == nil || rep.Spool.Oldest == nil || rep.Spool.OldestAgeSeconds < 0 || rep.Spool.Oldest.After(rep.Time) {
@@ -263,14 +266,14 @@ func TestHealthcheckReadyFollowsRegistration(t *testing.T) {
 	oneErrorLine(t, r, 1, "not ready: unhealthy: http://"+p.addr+"/api/relay/healthcheck/ready/ answered 503")
 	wantLines(t, r.stderr, "(registration registering: ", "not allowed")
 	r = run(t, runOpts{}, "--config", p.dir, "status")
-	wantLines(t, r.stdout, "managed mode", "registration  registering: ")
+	wantLines(t, r.stdout, "managed mode", "registration  registering: ", "upstream      waiting for registration  "+up.URL())
 
 	up.AllowRelay(creds.PublicKeyString())
 	waitFor(t, 30*time.Second, "ready once allowed", func() bool {
 		return run(t, runOpts{}, "--config", p.dir, "healthcheck", "--mode", "ready").code == 0
 	})
 	r = run(t, runOpts{}, "--config", p.dir, "status")
-	wantLines(t, r.stdout, "registration  registered\n")
+	wantLines(t, r.stdout, "registration  registered\n", "upstream      up  "+up.URL())
 }
 
 // TestProbeAddressAndUsage: where the commands look for the relay, and the

@@ -33,17 +33,22 @@ func TestSpoolGaugesFollowTheOpenSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// A test of this package that leaves a spool open on purpose (Run
+	// giving up on a stuck disk at the shutdown deadline exits without
+	// closing it) leaves its gauges registered: count from what is there.
+	count := func() int { return strings.Count(exposition(), "\nrelay_spool_records ") }
+	base := count()
 	for round := range 2 {
 		sp, err := openSpool(cfg, log)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := strings.Count(exposition(), "\nrelay_spool_records "); n != 1 {
-			t.Fatalf("round %d: relay_spool_records appears %d times with the spool open, want 1", round, n)
+		if n := count(); n != base+1 {
+			t.Fatalf("round %d: relay_spool_records appears %d times with the spool open, want %d", round, n, base+1)
 		}
 		closeSpool(sp, log)
-		if strings.Contains(exposition(), "relay_spool_records") {
-			t.Fatalf("round %d: relay_spool_records still reported after closeSpool", round)
+		if n := count(); n != base {
+			t.Fatalf("round %d: relay_spool_records appears %d times after closeSpool, want %d", round, n, base)
 		}
 	}
 }

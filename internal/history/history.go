@@ -163,13 +163,8 @@ func (r *Recorder) Samples() []Sample {
 	return out
 }
 
-// Rates returns the per-second rates between the newest sample and the
-// oldest one no more than window before it.
-func (r *Recorder) Rates(window time.Duration) Rates {
-	return RatesOf(r.Samples(), window)
-}
-
-// RatesOf computes Rates over samples (oldest first); see Recorder.Rates.
+// RatesOf returns the per-second rates between the newest of samples
+// (oldest first) and the oldest one no more than window before it.
 func RatesOf(samples []Sample, window time.Duration) Rates {
 	if len(samples) < 2 {
 		return Rates{}
@@ -189,15 +184,15 @@ func RatesOf(samples []Sample, window time.Duration) Rates {
 	sec := span.Seconds()
 	return Rates{
 		Window:    span,
-		Accepted:  float64(Delta(first.Accepted, last.Accepted)) / sec,
-		Forwarded: float64(Delta(first.Forwarded, last.Forwarded)) / sec,
-		Spooled:   float64(Delta(first.Spooled, last.Spooled)) / sec,
+		Accepted:  float64(delta(first.Accepted, last.Accepted)) / sec,
+		Forwarded: float64(delta(first.Forwarded, last.Forwarded)) / sec,
+		Spooled:   float64(delta(first.Spooled, last.Spooled)) / sec,
 	}
 }
 
-// Delta is how much a counter grew from prev to cur; a cur below prev is a
+// delta is how much a counter grew from prev to cur; a cur below prev is a
 // counter that restarted from zero, so it grew by cur.
-func Delta(prev, cur uint64) uint64 {
+func delta(prev, cur uint64) uint64 {
 	if cur < prev {
 		return cur
 	}
@@ -220,9 +215,9 @@ func SeriesOf(samples []Sample, every time.Duration) Series {
 	for i := 1; i < len(samples); i++ {
 		prev, cur := samples[i-1], samples[i]
 		s.End = append(s.End, cur.At)
-		s.Accepted = append(s.Accepted, Delta(prev.Accepted, cur.Accepted))
-		s.Forwarded = append(s.Forwarded, Delta(prev.Forwarded, cur.Forwarded))
-		s.Spooled = append(s.Spooled, Delta(prev.Spooled, cur.Spooled))
+		s.Accepted = append(s.Accepted, delta(prev.Accepted, cur.Accepted))
+		s.Forwarded = append(s.Forwarded, delta(prev.Forwarded, cur.Forwarded))
+		s.Spooled = append(s.Spooled, delta(prev.Spooled, cur.Spooled))
 	}
 	return s
 }

@@ -33,9 +33,9 @@
     if (sec < 86400) return Math.floor(sec / 3600) + ' h ' + Math.floor(sec % 3600 / 60) + ' min';
     return Math.floor(sec / 86400) + ' d ' + Math.floor(sec % 86400 / 3600) + ' h';
   }
-  function state(name, value) {
+  function state(name, value, note) {
     var el = document.querySelector('[data-fact="' + name + '"]');
-    el.textContent = value;
+    el.textContent = value + (note || '');
     el.setAttribute('data-state', value);
   }
   function show(sel, on) { document.querySelectorAll(sel).forEach(function (el) { el.hidden = !on; }); }
@@ -94,7 +94,7 @@
     fact('started_at', when(r.started_at));
     fact('time', new Date(r.time).toLocaleTimeString());
 
-    state('upstream.state', r.upstream.state + (r.upstream.denied ? ' (denied)' : ''));
+    state('upstream.state', r.upstream.state, r.upstream.denied ? ' (denied)' : '');
     fact('upstream.url', r.upstream.url);
     fact('upstream.since', when(r.upstream.since));
 

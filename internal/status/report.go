@@ -64,6 +64,9 @@ const (
 	UpstreamFailing = "failing" // sends fail, for less than the outage grace period
 	UpstreamOutage  = "outage"  // sends fail past the grace period: envelopes go to the spool
 	UpstreamUnknown = "unknown" // no worker in this process
+	// UpstreamWaiting: a managed relay that is not registered sends
+	// nothing, so no failure says anything about the upstream yet.
+	UpstreamWaiting = "waiting for registration"
 )
 
 // Upstream is the upstream's state as this process's worker sees it.
@@ -180,7 +183,7 @@ func (c *Collector) Collect(ctx context.Context) Report {
 		Mode:      c.Mode,
 		Ingest:    c.Ingest,
 		Worker:    c.Worker,
-		Upstream:  Upstream{URL: RedactURL(c.UpstreamURL), State: UpstreamUnknown},
+		Upstream:  Upstream{URL: redactURL(c.UpstreamURL), State: UpstreamUnknown},
 	}
 	if c.Registration != nil {
 		st, why := c.Registration.Registration()
@@ -192,6 +195,9 @@ func (c *Collector) Collect(ctx context.Context) Report {
 		if !since.IsZero() {
 			s := since.UTC()
 			r.Upstream.Since = &s
+		}
+		if reg := r.Registration; st == UpstreamUp && reg != nil && !registered(reg.State) {
+			r.Upstream.State = UpstreamWaiting
 		}
 	}
 	if c.Stream != nil {
@@ -222,7 +228,9 @@ func (c *Collector) Collect(ctx context.Context) Report {
 	if c.History != nil {
 		r.Totals = c.History.Current()
 		samples := c.History.Samples()
-		rt := history.RatesOf(samples, RateWindow)
+		// Half an interval of slack: a tick a little late must not leave
+		// the rates over 55 s of a 60 s window.
+		rt := history.RatesOf(samples, RateWindow+c.History.Every()/2)
 		r.Rates = Rates{WindowSeconds: rt.Window.Seconds(), Accepted: rt.Accepted, Forwarded: rt.Forwarded, Spooled: rt.Spooled}
 		s := history.SeriesOf(samples, c.History.Every())
 		r.History = History{
@@ -239,6 +247,9 @@ func (c *Collector) Collect(ctx context.Context) Report {
 	return r
 }
 
+// registered reports whether a registration state lets the relay send.
+func registered(state string) bool { return state == "registered" || state == "renewing" }
+
 // nonNil makes an empty series encode as [] rather than null, so the page's
 // script needs no null checks.
 func nonNil(s []uint64) []uint64 {
@@ -248,10 +259,10 @@ func nonNil(s []uint64) []uint64 {
 	return s
 }
 
-// RedactURL keeps a URL's scheme, host and path: userinfo, query and
+// redactURL keeps a URL's scheme, host and path: userinfo, query and
 // fragment may hold credentials. Something that does not parse is not
 // shown at all.
-func RedactURL(raw string) string {
+func redactURL(raw string) string {
 	if raw == "" {
 		return ""
 	}

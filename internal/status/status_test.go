@@ -108,6 +108,55 @@ func TestCollect(t *testing.T) {
 	}
 }
 
+// TestUpstreamWaitsForRegistration: a managed relay that is not registered
+// has sent nothing, so "up" would claim what nobody knows.
+func TestUpstreamWaitsForRegistration(t *testing.T) {
+	for _, tc := range []struct {
+		reg, up, want string
+	}{
+		{"registering", UpstreamUp, UpstreamWaiting},
+		{"denied", UpstreamUp, UpstreamWaiting},
+		{"registered", UpstreamUp, UpstreamUp},
+		{"renewing", UpstreamUp, UpstreamUp},
+		{"registering", UpstreamOutage, UpstreamOutage}, // sends did fail: say so
+	} {
+		c := collector()
+		c.Registration = fakeReg{state: tc.reg}
+		c.Upstream = fakeUp{state: tc.up}
+		if got := c.Collect(context.Background()).Upstream.State; got != tc.want {
+			t.Errorf("registration %s, worker %s: upstream %q, want %q", tc.reg, tc.up, got, tc.want)
+		}
+	}
+	c := collector()
+	c.Registration = nil
+	c.Upstream = fakeUp{state: UpstreamUp}
+	if got := c.Collect(context.Background()).Upstream.State; got != UpstreamUp {
+		t.Errorf("proxy mode: upstream %q, want up", got)
+	}
+}
+
+// TestRatesSpanTheMinuteDespiteLateTicks: samples a few milliseconds late
+// still give rates over the whole minute, not over 55 s of it.
+func TestRatesSpanTheMinuteDespiteLateTicks(t *testing.T) {
+	now := t0
+	var c history.Counts
+	rec := history.New(history.SourceFunc(func() history.Counts { return c }), history.Options{Every: 5 * time.Second, Now: func() time.Time { return now }})
+	for i := range 30 {
+		c = history.Counts{Accepted: uint64(i) * 10}
+		rec.Sample()
+		now = now.Add(5*time.Second + 3*time.Millisecond)
+	}
+	col := collector()
+	col.History = rec
+	r := col.Collect(context.Background())
+	if r.Rates.WindowSeconds < 60 || r.Rates.WindowSeconds > 61 {
+		t.Fatalf("rates over %.3f s, want the minute", r.Rates.WindowSeconds)
+	}
+	if r.Rates.Accepted < 1.99 || r.Rates.Accepted > 2 {
+		t.Fatalf("accepted rate %.4f/s, want about 2", r.Rates.Accepted)
+	}
+}
+
 func TestCollectWithoutWorkerOrRegistration(t *testing.T) {
 	c := collector()
 	c.Registration, c.Upstream, c.Spool, c.Worker = nil, nil, nil, false
@@ -165,8 +214,8 @@ func TestRedactURL(t *testing.T) {
 		"not a url":                           "(not shown: not a URL)",
 		"https://sentry.example.com/?secret=": "https://sentry.example.com/",
 	} {
-		if got := RedactURL(in); got != want {
-			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
