@@ -208,7 +208,10 @@ func (k *Consumer) collect(batch jetstream.MessageBatch, out []*Delivery) ([]*De
 	}
 	if err := batch.Error(); err != nil {
 		if got > 0 {
-			k.c.log.Warn("fetch: batch ended with an error", "consumer", k.name, "received", got, "err", err)
+			// The messages that came are ours; the error is the stream
+			// going away, which availability logs once for the process.
+			k.c.log.Debug("fetch: batch ended with an error", "consumer", k.name, "received", got, "err", err)
+			k.c.avail.failed("fetch", time.Now(), err)
 			return out, nil
 		}
 		return out, err
