@@ -66,6 +66,12 @@
 //     stop fetching when the spool is full (back-pressure: the stream fills
 //     and ingest answers 503). Only an answer from the upstream — the
 //     drainer's probe, or a send that was already in flight — ends an outage.
+//     Each transition is logged exactly once, by whichever goroutine made
+//     it (outagelog.go): a WARN when an outage begins (upstream URL, status,
+//     error, envelopes waiting), an INFO when it ends (how long, how many to
+//     drain); the drainer adds an INFO when the spool is empty again (how
+//     many it delivered). Logs never carry payloads or a DSN key; a key is
+//     named by envelope.KeyRef.
 //   - rate limits: a 429 is recorded per public key and data category, so
 //     every consumer (and the drainer) sending for that key waits until the
 //     limit expires instead of hammering the upstream. A consumer does not
@@ -79,6 +85,17 @@
 //     loss. The limits learnt are also handed to a LimitSharer when one is
 //     set (ShareRateLimits): every relay process's ingest then refuses the
 //     key's limited data with 429 before storing it (sharelimits.go).
+//
+// # Outside Run
+//
+// Two functions work on a spool while no Worker runs on it:
+//   - DrainSpool (manual.go, `relay spool drain`) sends its records through
+//     the drainer's own path — forward decides, drainBatch deletes only after
+//     a 2xx or a burial — so a manual drain keeps the invariant above and
+//     treats every answer as Run does;
+//   - HandBack (handback.go, on a graceful shutdown) publishes its records
+//     back to the stream, deleting each only after JetStream's PubAck, so a
+//     worker removed from a pool strands nothing.
 //
 // Worker never imports ingest; internal/stream.Message is the only contract
 // between the two.

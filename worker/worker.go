@@ -69,6 +69,7 @@ type Worker struct {
 	held    *heldSet
 	slots   chan struct{} // capacity Concurrency: a consumer's send holds one
 	spooled chan struct{} // capacity 1: a Put wakes the idle drainer
+	drained drainRun      // what the drainer sent since the spool was last empty (outagelog.go)
 	paused  atomic.Int32  // consumers paused by a full spool (logged on 0↔1)
 	// deadFull is set when a Bury was refused with spool.ErrDeadFull and
 	// cleared by the first consumer that finds room again (logged on each
@@ -95,7 +96,7 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Worker{
+	w := &Worker{
 		now:     time.Now,
 		cfg:     cfg,
 		src:     src,
@@ -109,7 +110,9 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 		held:    newHeldSet(),
 		slots:   make(chan struct{}, cfg.Concurrency),
 		spooled: make(chan struct{}, 1),
-	}, nil
+	}
+	w.outage.onStart, w.outage.onEnd = w.logOutageStart, w.logOutageEnd
+	return w, nil
 }
 
 // Run runs Config.Concurrency consumers, the drainer and the heartbeat until

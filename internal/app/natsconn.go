@@ -22,6 +22,7 @@ func streamConfig(cfg *config.Config) (stream.Config, error) {
 		MaxBytes:        j.MaxBytes.Bytes(),
 		Sync:            j.Sync,
 		AckWait:         j.AckWait,
+		Listen:          j.Listen,
 		CredentialsFile: j.CredentialsFile,
 		User:            j.User,
 		Password:        j.Password,

@@ -48,6 +48,14 @@ type Options struct {
 	// Logger receives one debug line per request (never payloads).
 	// nil = discard.
 	Logger *slog.Logger
+	// Listen is the address to listen on; "" = 127.0.0.1 on a free port.
+	// Tests leave it empty; the demo binary (cmd/fakesentry) serves other
+	// containers.
+	Listen string
+	// KeepLast > 0 keeps only the newest KeepLast accepted envelopes and
+	// requests, so a fake that runs for days holds bounded memory; Count
+	// still counts every one. 0 keeps everything (tests read it all).
+	KeepLast int
 }
 
 // Received is one envelope the fake accepted (answered 2xx).
@@ -135,6 +143,7 @@ type Server struct {
 	delay     time.Duration
 	delaySet  chan struct{} // closed and replaced by SetDelay: wakes waiting answers
 	received  []Received
+	accepted  int // envelopes accepted since New or Reset, including those KeepLast let go
 	requests  []Request
 	changed   chan struct{} // closed and replaced when received grows
 	relay     *relayState   // registration endpoints (relays.go); nil until used
@@ -159,9 +168,13 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: opts.Logger, quit: make(chan struct{}), changed: make(chan struct{}), delaySet: make(chan struct{})}
 	s.handler = http.HandlerFunc(s.serveHTTP)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	listen := opts.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		panic(fmt.Sprintf("fakesentry: listen on 127.0.0.1: %v", err))
+		panic(fmt.Sprintf("fakesentry: listen on %s: %v", listen, err))
 	}
 	s.addr = ln.Addr().String()
 	s.startLocked(ln)
@@ -302,11 +315,24 @@ func (s *Server) Received() []Received {
 	return slices.Clone(s.received)
 }
 
-// Count is len(Received()) without the copy.
+// Count is how many envelopes were accepted since New or Reset:
+// len(Received()) without the copy, unless Options.KeepLast let older
+// records go.
 func (s *Server) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.received)
+	return s.accepted
+}
+
+// keepLast drops the oldest entries beyond n (n <= 0: keep all). It copies
+// the kept tail down so the backing array does not grow without end.
+func keepLast[T any](list []T, n int) []T {
+	if n <= 0 || len(list) <= n {
+		return list
+	}
+	kept := copy(list, list[len(list)-n:])
+	clear(list[kept:])
+	return list[:kept]
 }
 
 // Requests returns the log of every request, accepted or not.
@@ -335,20 +361,21 @@ func (s *Server) EventIDs() map[string]int {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.received, s.requests = nil, nil
+	s.received, s.requests, s.accepted = nil, nil, 0
 }
 
-// WaitFor blocks until at least n envelopes have been accepted and returns
-// them, or returns an error saying how many arrived when ctx ends.
+// WaitFor blocks until at least n envelopes have been accepted (Count) and
+// returns those it keeps, or returns an error saying how many arrived when
+// ctx ends.
 func (s *Server) WaitFor(ctx context.Context, n int) ([]Received, error) {
 	for {
 		s.mu.Lock()
-		if len(s.received) >= n {
+		if s.accepted >= n {
 			out := slices.Clone(s.received)
 			s.mu.Unlock()
 			return out, nil
 		}
-		got, ch := len(s.received), s.changed
+		got, ch := s.accepted, s.changed
 		s.mu.Unlock()
 		select {
 		case <-ch:
@@ -496,7 +523,8 @@ func (s *Server) serveEnvelope(w http.ResponseWriter, r *http.Request, projectPa
 		Items:          env.items,
 	}
 	s.mu.Lock()
-	s.received = append(s.received, rec)
+	s.received = keepLast(append(s.received, rec), s.opts.KeepLast)
+	s.accepted++
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
@@ -596,7 +624,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, b
 // logRequest appends to the request log; status 0 = no answer was given.
 func (s *Server) logRequest(r *http.Request, status int, eventID string) {
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{At: time.Now(), Method: r.Method, Path: r.URL.Path, Status: status, EventID: eventID})
+	s.requests = keepLast(append(s.requests, Request{At: time.Now(), Method: r.Method, Path: r.URL.Path, Status: status, EventID: eventID}), s.opts.KeepLast)
 	s.mu.Unlock()
 	s.log.Debug("fakesentry: request", "method", r.Method, "path", r.URL.Path, "status", status)
 }

@@ -336,3 +336,13 @@ func (c *Conn) checkExternalConsumer(ctx context.Context, durable string) error 
 		"refusing to use it — change them on the NATS server or delete the consumer so the relay creates it",
 		durable, c.cfg.Stream, strings.Join(bad, "; "))
 }
+
+// Backlog returns how many messages wait for the workers: not yet delivered
+// plus delivered and not yet acked. One consumer info request.
+func (k *Consumer) Backlog(ctx context.Context) (uint64, error) {
+	info, err := k.cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream: consumer %s info: %w", k.name, err)
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}
