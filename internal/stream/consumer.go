@@ -36,6 +36,7 @@ type Consumer struct {
 	c    *Conn
 	cons jetstream.Consumer
 	name string
+	acks *ackConfirmer // nil when the start-up loss record is off
 }
 
 // Consumer creates the durable pull consumer, or updates its settings, and
@@ -83,7 +84,11 @@ func (c *Conn) Consumer(ctx context.Context, durable string) (*Consumer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("stream: consumer %s on %s: %w", durable, c.cfg.Stream, err)
 	}
-	return &Consumer{c: c, cons: cons, name: durable}, nil
+	k := &Consumer{c: c, cons: cons, name: durable}
+	if c.rec != nil {
+		k.acks = &ackConfirmer{nc: c.nc, rec: c.rec}
+	}
+	return k, nil
 }
 
 // consumerStateReset counts damaged consumer states set aside (not a drop:
@@ -191,7 +196,7 @@ func (k *Consumer) collect(batch jetstream.MessageBatch, out []*Delivery) ([]*De
 	got := 0
 	for msg := range batch.Messages() {
 		got++
-		d := &Delivery{msg: msg, rec: k.c.rec, conn: k.c}
+		d := &Delivery{msg: msg, rec: k.c.rec, conn: k.c, acks: k.acks}
 		meta, err := msg.Metadata()
 		if err != nil {
 			// Not a JetStream delivery (cannot happen on a pull consumer's
@@ -238,8 +243,9 @@ type Delivery struct {
 	Msg  Message
 	msg  jetstream.Msg
 	meta jetstream.MsgMetadata
-	rec  *seqRecord // nil when the start-up loss check is off
-	conn *Conn      // for its availability (availability.go)
+	rec  *seqRecord    // nil when the start-up loss check is off
+	conn *Conn         // for its availability (availability.go)
+	acks *ackConfirmer // settles AckNoWait in rec; nil with rec
 }
 
 // Ack tells JetStream the message is done with and waits for the server's
