@@ -30,9 +30,13 @@
 //     store are counted and logged as an ERROR with their sequences (the
 //     relay's own record of them, record.go).
 //   - An existing stream on an external server is used only when none of its
-//     settings can delete a message before a worker acks it; otherwise Open
-//     fails naming each such setting and leaves the stream as it is
-//     (checkExternalStream).
+//     settings can delete a message before a worker acks it and it keeps at
+//     least Config.Replicas copies; otherwise Open fails naming each such
+//     setting and leaves the stream as it is (checkExternalStream). More
+//     replicas than configured are kept. The same for an existing consumer
+//     whose settings could strand a message (checkExternalConsumer).
+//   - JetStream going away and coming back is logged once per change for
+//     the process, not per operation (availability.go).
 //
 // Subjects are "<lower-case stream name>.<project id>", e.g.
 // "relay_envelopes.42"; one durable consumer, shared by every worker, takes
