@@ -308,7 +308,11 @@ func (s *Server) publish(ctx context.Context, m *stream.Message) *apiError {
 	default:
 		e.dropped = droppedPublishFailed
 	}
-	if ok, suppressed := s.publishLogs.allow(time.Now()); ok {
+	// JetStream being away is logged once per change by the stream itself;
+	// each request's 503 is counted (e.dropped) and logged at debug.
+	if errors.Is(err, stream.ErrUnavailable) {
+		s.log.Debug("ingest: publish failed, answering 503", "project_id", m.ProjectID, "error", err)
+	} else if ok, suppressed := s.publishLogs.allow(time.Now()); ok {
 		s.log.Warn("ingest: publish failed, answering 503", "project_id", m.ProjectID,
 			"error", err, "suppressed_since_last", suppressed)
 	}

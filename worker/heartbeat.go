@@ -84,7 +84,7 @@ func (h *heldSet) beat(log *slog.Logger) {
 		if !p.e.released {
 			if err := p.d.InProgress(); err != nil {
 				beatErrorsTotal.Inc()
-				log.Warn("worker: in-progress heartbeat failed; the message may be redelivered (a duplicate upstream)",
+				log.Log(context.Background(), streamErrLevel(err), "worker: in-progress heartbeat failed; the message may be redelivered (a duplicate upstream)",
 					"event_id", p.d.Msg.EventID, "err", err)
 			}
 		}

@@ -187,7 +187,7 @@ func (w *Worker) consume(ctx context.Context) {
 			}
 			fetchErrorsTotal.Inc()
 			wait := w.nextDelay(fetchBackoff)
-			w.log.Warn("fetch from the stream failed; retrying", "err", err, "in", wait)
+			w.log.Log(ctx, streamErrLevel(err), "fetch from the stream failed; retrying", "err", err, "in", wait)
 			sleep(ctx, wait, nil)
 			continue
 		}
@@ -432,7 +432,7 @@ func (w *Worker) ack(ctx context.Context, d *stream.Delivery) {
 	defer cancel()
 	if err := d.Ack(actx); err != nil {
 		ackErrorsTotal.Inc()
-		w.log.Warn("ack failed; the message will be redelivered (a duplicate upstream)", "event_id", d.Msg.EventID, "err", err)
+		w.log.Log(ctx, streamErrLevel(err), "ack failed; the message will be redelivered (a duplicate upstream)", "event_id", d.Msg.EventID, "err", err)
 	}
 }
 
@@ -455,7 +455,7 @@ func (w *Worker) nak(d *stream.Delivery, delay time.Duration) {
 	w.held.release(d)
 	if err := d.Nak(delay); err != nil {
 		nakErrorsTotal.Inc()
-		w.log.Warn("nak failed; the message is redelivered after ack wait", "event_id", d.Msg.EventID, "err", err)
+		w.log.Log(context.Background(), streamErrLevel(err), "nak failed; the message is redelivered after ack wait", "event_id", d.Msg.EventID, "err", err)
 	}
 }
 
@@ -514,4 +514,15 @@ func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
 	case <-t.C:
 	case <-wake:
 	}
+}
+
+// streamErrLevel is the level for a failed stream operation: debug when
+// JetStream is away (the stream logs that once per process, not each of the
+// Concurrency consumers per message; the operation is still counted), warn
+// for anything else.
+func streamErrLevel(err error) slog.Level {
+	if errors.Is(err, stream.ErrUnavailable) {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }

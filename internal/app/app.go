@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relayhq/relay/ingest"
@@ -72,21 +73,25 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		return err
 	}
 
-	st, err := stream.Open(ctx, stream.Config{
-		URL:      cfg.JetStream.URL,
-		StoreDir: cfg.JetStream.StoreDir,
-		Stream:   cfg.JetStream.Stream,
-		Replicas: cfg.JetStream.Replicas,
-		MaxBytes: cfg.JetStream.MaxBytes.Bytes(),
-		Sync:     cfg.JetStream.Sync,
-		AckWait:  cfg.JetStream.AckWait,
-		Listen:   cfg.JetStream.Listen,
-	}, log)
+	sc, err := streamConfig(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := stream.Open(ctx, sc, log)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	log.Info("jetstream ready", "embedded", cfg.JetStream.Embedded(), "stream", st.StreamName(),
+	log.Info("jetstream ready", "role", cfg.Role(), "embedded", cfg.JetStream.Embedded(), "stream", st.StreamName(),
 		"sync", syncLabel(cfg.JetStream.Sync), "client_url", st.ClientURL())
+	var workerRunning atomic.Bool
+	var probe *workerProbe // worker only: health checks and metrics on relay.port
+	if !cfg.Ingest.Enabled {
+		if probe, err = startWorkerProbe(cfg.ListenAddr(), st, &workerRunning, log); err != nil {
+			closeStream(st, cfg.Limits.ShutdownTimeout, log)
+			return err
+		}
+		defer probe.stop(log)
+	}
 
 	// Everything below is stopped before the stream is closed.
 	runCtx, cancel := context.WithCancel(ctx)
@@ -130,6 +135,8 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			workerRunning.Store(true)
+			defer workerRunning.Store(false)
 			if err := w.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 				errs <- fmt.Errorf("worker: %w", err)
 			}
@@ -227,6 +234,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	deadline := time.Now().Add(cfg.Limits.ShutdownTimeout)
 	shutCtx, shutCancel := context.WithDeadline(context.Background(), deadline)
 	defer shutCancel()
+	if probe != nil {
+		probe.draining.Store(true)
+	}
 	if srv != nil {
 		// New requests get 503 from here on; Shutdown waits for in-flight
 		// ones, whose publishes are bounded by the ingest publish timeout.

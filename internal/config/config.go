@@ -202,6 +202,18 @@ type JetStream struct {
 	// clients, so worker-only processes reach this stream with jetstream.url. Empty (the
 	// default): nothing listens and the stream is reachable from this process only.
 	Listen string `yaml:"listen,omitempty"`
+	// How the connection to the server at URL authenticates (at most one of: a .creds file,
+	// user and password, a token, an NKey seed file) and is encrypted (TLS with the server's
+	// CA and, for mutual TLS, a client certificate). Relative paths are in the config
+	// directory. See nats_auth.go.
+	CredentialsFile string `yaml:"credentials_file,omitempty"`
+	User            string `yaml:"user,omitempty"`
+	Password        string `yaml:"password,omitempty"`
+	Token           string `yaml:"token,omitempty"`
+	NKeySeedFile    string `yaml:"nkey_seed_file,omitempty"`
+	TLSCAFile       string `yaml:"tls_ca_file,omitempty"`
+	TLSCertFile     string `yaml:"tls_cert_file,omitempty"`
+	TLSKeyFile      string `yaml:"tls_key_file,omitempty"`
 }
 
 // Spool is the `spool` section: the on-disk store used while the upstream is in outage.

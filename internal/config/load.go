@@ -121,6 +121,11 @@ func (c *Config) decode(data []byte, lookup func(string) (string, bool)) error {
 		{"relay.tls_cert_path", &c.Relay.TLSCertPath},
 		{"relay.tls_key_path", &c.Relay.TLSKeyPath},
 		{"http.ca_file", &c.HTTP.CAFile},
+		{"jetstream.credentials_file", &c.JetStream.CredentialsFile},
+		{"jetstream.nkey_seed_file", &c.JetStream.NKeySeedFile},
+		{"jetstream.tls_ca_file", &c.JetStream.TLSCAFile},
+		{"jetstream.tls_cert_file", &c.JetStream.TLSCertFile},
+		{"jetstream.tls_key_file", &c.JetStream.TLSKeyFile},
 	} {
 		if _, fromFile := c.origins[p.key]; fromFile && *p.v != "" && !filepath.IsAbs(*p.v) {
 			*p.v = filepath.Join(c.dir, *p.v)

@@ -132,6 +132,7 @@ func (c *Config) Validate() error {
 	if msg := checkListen(j); msg != "" {
 		v.add("jetstream.listen", "%s", msg)
 	}
+	v.validateNATSAuth(j)
 	if j.Embedded() && j.StoreDir == "" {
 		v.add("jetstream.store_dir", "empty; the embedded server needs a directory")
 	}

@@ -120,13 +120,18 @@ func (c *Conn) setAsideConsumerState(durable string) (string, error) {
 // redelivered after AckWait).
 func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 	n = min(max(n, 1), MaxAckPending)
+	start := time.Now()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("stream: fetch %s: %w", k.name, err)
 	}
 	// Fast path under load: whatever is ready now, without a server-side wait.
 	out, err := k.fetchNoWait(n, nil)
-	if err != nil || len(out) > 0 {
+	if err != nil {
+		k.c.noteUnavailable(ctx, "fetch", start, err)
 		return out, err
+	}
+	if len(out) > 0 {
+		return out, nil
 	}
 	// Nothing ready: a pull request for one message that waits on the
 	// server. One, not n: a request for n would wait until n arrived.
@@ -143,7 +148,9 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 	case wctx.Err() != nil:
 		return nil, nil // our wait expired before the server's: nothing arrived
 	default:
-		return nil, fmt.Errorf("stream: fetch %s: %w: %w", k.name, ErrUnavailable, err)
+		err = fmt.Errorf("stream: fetch %s: %w: %w", k.name, ErrUnavailable, err)
+		k.c.noteUnavailable(ctx, "fetch", start, err)
+		return nil, err
 	}
 	if len(out) == 0 || n == 1 {
 		return out, nil
@@ -151,7 +158,8 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 	// One arrived: top the batch up with whatever else is ready.
 	more, err := k.fetchNoWait(n-len(out), out)
 	if err != nil {
-		k.c.log.Warn("fetch: topping up batch", "consumer", k.name, "err", err)
+		k.c.log.Debug("fetch: topping up batch", "consumer", k.name, "err", err)
+		k.c.noteUnavailable(ctx, "fetch", start, err)
 		return out, nil // the error shows again on the next Fetch
 	}
 	return more, nil
@@ -176,7 +184,7 @@ func (k *Consumer) collect(batch jetstream.MessageBatch, out []*Delivery) ([]*De
 	got := 0
 	for msg := range batch.Messages() {
 		got++
-		d := &Delivery{msg: msg, rec: k.c.rec}
+		d := &Delivery{msg: msg, rec: k.c.rec, conn: k.c}
 		meta, err := msg.Metadata()
 		if err != nil {
 			// Not a JetStream delivery (cannot happen on a pull consumer's
@@ -221,20 +229,26 @@ type Delivery struct {
 	msg  jetstream.Msg
 	meta jetstream.MsgMetadata
 	rec  *seqRecord // nil when the start-up loss check is off
+	conn *Conn      // for its availability (availability.go)
 }
 
 // Ack tells JetStream the message is done with and waits for the server's
 // confirmation (a double ack): after a nil return the message will not be
-// redelivered. An error means it may be redelivered (a duplicate, never a
-// loss).
+// redelivered. An error (it wraps ErrUnavailable) means it may be
+// redelivered (a duplicate, never a loss).
 func (d *Delivery) Ack(ctx context.Context) error {
 	// Noted in the start-up loss record before it is sent and when it is
 	// answered, so a kill in between is told apart at the next start
 	// (record.go).
 	d.rec.acking(d.meta.Sequence.Stream)
+	start := time.Now()
 	if err := d.msg.DoubleAck(ctx); err != nil {
 		d.rec.undo(d.meta.Sequence.Stream)
-		return fmt.Errorf("stream: ack seq %d: %w", d.meta.Sequence.Stream, err)
+		err = fmt.Errorf("stream: ack seq %d: %w: %w", d.meta.Sequence.Stream, ErrUnavailable, err)
+		if d.conn != nil {
+			d.conn.noteUnavailable(ctx, "ack", start, err)
+		}
+		return err
 	}
 	d.rec.acked(d.meta.Sequence.Stream)
 	return nil
@@ -249,7 +263,7 @@ func (d *Delivery) Nak(delay time.Duration) error {
 		err = d.msg.Nak()
 	}
 	if err != nil {
-		return fmt.Errorf("stream: nak seq %d: %w", d.meta.Sequence.Stream, err)
+		return fmt.Errorf("stream: nak seq %d: %w: %w", d.meta.Sequence.Stream, ErrUnavailable, err)
 	}
 	return nil
 }
@@ -259,7 +273,7 @@ func (d *Delivery) Nak(delay time.Duration) error {
 // another worker meanwhile.
 func (d *Delivery) InProgress() error {
 	if err := d.msg.InProgress(); err != nil {
-		return fmt.Errorf("stream: in-progress seq %d: %w", d.meta.Sequence.Stream, err)
+		return fmt.Errorf("stream: in-progress seq %d: %w: %w", d.meta.Sequence.Stream, ErrUnavailable, err)
 	}
 	return nil
 }

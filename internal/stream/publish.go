@@ -87,6 +87,7 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
 	wait := retryMinWait
 	for attempt := 1; ; attempt++ {
+		start := time.Now()
 		ack, err := c.publishOnce(ctx, msg)
 		if err == nil {
 			c.rec.published(ack)
@@ -117,6 +118,7 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 				publishFailedTooLarge.Inc()
 			default:
 				publishFailedUnavail.Inc()
+				c.noteUnavailable(ctx, "publish", start, err)
 			}
 			if errors.Is(err, kind) { // already wrapped (ctx path)
 				return fmt.Errorf("stream: publish %s (attempt %d): %w", subject, attempt, err)
@@ -127,6 +129,9 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 			return c.refuseDown(derr)
 		}
 		publishRetries.Inc()
+		if kind == ErrUnavailable {
+			c.noteUnavailable(ctx, "publish", start, err)
+		}
 		c.log.Debug("publish retry", "subject", subject, "attempt", attempt, "err", err)
 		// Jittered, doubling wait: a restarting server is not hammered by
 		// every handler at once.

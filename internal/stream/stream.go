@@ -2,8 +2,10 @@ package stream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -82,6 +84,18 @@ type Config struct {
 	// nats default interval (2m).
 	Sync    string
 	AckWait time.Duration // redelivery after this long un-acked; default 30s
+
+	// How to authenticate to the external server at URL: at most one of
+	// CredentialsFile (a .creds file: user JWT and NKey seed), User and
+	// Password, Token, NKeySeedFile. TLS, when set, encrypts the connection
+	// with it (the server's CA, a client certificate); nil uses TLS only when
+	// a tls:// URL or the server asks, with the system's roots. None of them
+	// is ever logged.
+	CredentialsFile string
+	User, Password  string
+	Token           string
+	NKeySeedFile    string
+	TLS             *tls.Config
 
 	// Additions beyond the contract (all optional).
 
@@ -193,6 +207,8 @@ func (cfg *Config) validate() error {
 				return err
 			}
 		}
+	} else if err := cfg.validateAuth(); err != nil {
+		return err
 	} else if cfg.Listen != "" || cfg.Sync != "" {
 		// Both configure the embedded server; silently ignoring them would let
 		// an operator believe sync: always protects data on a remote server.
@@ -260,6 +276,10 @@ type Conn struct {
 	down  atomic.Pointer[storeDown]
 	watch *storeWatcher
 
+	// avail logs JetStream going away and coming back once per change for
+	// the whole process (availability.go).
+	avail *availability
+
 	closing   atomic.Bool  // set when Close starts: new publishes fail, retries stop
 	inflight  atomic.Int64 // publishes in progress; Close waits for them
 	closeOnce sync.Once
@@ -286,6 +306,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 		prefix: strings.ToLower(cfg.Stream) + ".",
 		pubSem: make(chan struct{}, cfg.MaxPending),
 	}
+	c.avail = newAvailability(c.log, c.streamAnswers, func() nats.Status { return c.nc.Status() })
 	var (
 		before  storeScan
 		trouble <-chan struct{}
@@ -331,7 +352,14 @@ func (c *Conn) connect(ctx context.Context) error {
 			if sub != nil {
 				subj = sub.Subject
 			}
-			c.log.Warn("nats async error", "subject", subj, "err", err)
+			// A broken connection fails each write in flight; that is the
+			// disconnect, logged once below (and by availability), not news.
+			level := slog.LevelWarn
+			var opErr *net.OpError
+			if errors.As(err, &opErr) || errors.Is(err, io.EOF) {
+				level = slog.LevelDebug
+			}
+			c.log.Log(context.Background(), level, "nats async error", "subject", subj, "err", err)
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -341,6 +369,11 @@ func (c *Conn) connect(ctx context.Context) error {
 		nats.ReconnectHandler(func(nc *nats.Conn) { c.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
 	}
 	url := c.cfg.URL
+	auth, err := c.cfg.authOptions()
+	if err != nil {
+		return err
+	}
+	opts = append(opts, auth...)
 	if c.srv != nil {
 		// In-process: a net.Pipe into the server, no TCP, no listener needed.
 		opts = append(opts, nats.InProcessServer(c.srv))
@@ -369,14 +402,20 @@ func (c *Conn) connect(ctx context.Context) error {
 }
 
 func redactURL(u string) string {
-	// Credentials in nats://user:pass@host must not reach logs or errors.
-	if at := strings.LastIndex(u, "@"); at >= 0 {
-		if i := strings.Index(u, "://"); i >= 0 && i < at {
-			return u[:i+3] + "***" + u[at:]
+	// Credentials in nats://user:pass@host must not reach logs or errors;
+	// each server of a comma-separated list is redacted on its own, so the
+	// list keeps every host.
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if j := strings.Index(p, "://"); j >= 0 && j < at {
+				parts[i] = p[:j+3] + "***" + p[at:]
+			} else {
+				parts[i] = "***" + p[at:]
+			}
 		}
-		return "***" + u[at:]
 	}
-	return u
+	return strings.Join(parts, ",")
 }
 
 func (c *Conn) streamConfig() jetstream.StreamConfig {
@@ -584,10 +623,11 @@ func (c *Conn) MaxPayload() int64 {
 
 // ClientURL is the nats:// address other processes can connect to: the
 // embedded server's listener when Config.Listen is set, the configured URL
-// when external, "" for an in-process-only embedded server.
+// when external (with any user, password or token in it redacted: it is
+// for logs), "" for an in-process-only embedded server.
 func (c *Conn) ClientURL() string {
 	if c.srv == nil {
-		return c.cfg.URL
+		return redactURL(c.cfg.URL)
 	}
 	if c.cfg.Listen == "" {
 		return ""
@@ -606,6 +646,7 @@ func (c *Conn) Ready(ctx context.Context) error {
 const readyCacheTTL = time.Second
 
 func (c *Conn) checkReady(ctx context.Context) error {
+	start := time.Now()
 	if err := c.downErr(); err != nil {
 		return fmt.Errorf("stream: ready: %w", err)
 	}
@@ -616,7 +657,9 @@ func (c *Conn) checkReady(ctx context.Context) error {
 	defer cancel()
 	info, err := c.stream.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("stream: ready: stream info: %w: %w", ErrUnavailable, err)
+		err = fmt.Errorf("stream: ready: stream info: %w: %w", ErrUnavailable, err)
+		c.noteUnavailable(ctx, "ready", start, err)
+		return err
 	}
 	if limit := info.Config.MaxBytes; limit > 0 && int64(info.State.Bytes) >= limit {
 		return fmt.Errorf("stream: ready: %d of %d bytes used: %w", info.State.Bytes, limit, ErrFull)
@@ -699,6 +742,7 @@ func (c *Conn) closeWithin(d time.Duration) {
 
 func (c *Conn) close(ctx context.Context) error {
 	c.closing.Store(true)
+	c.avail.close()
 	var errs []error
 	// Let publishes in flight get their PubAck (and fsync): draining first
 	// would drop their acks, and their callers would answer 503 for

@@ -670,7 +670,9 @@ func TestRedactURL(t *testing.T) {
 		"nats://127.0.0.1:4222":    "nats://127.0.0.1:4222",
 		"nats://user:pw@host:4222": "nats://***@host:4222",
 		"tls://tok@a:1,nats://b:2": "tls://***@a:1,nats://b:2",
-		"":                         "",
+		// A cluster list with credentials on every server keeps every host.
+		"nats://u:p@a:1,nats://u:p@b:2,nats://u:p@c:3": "nats://***@a:1,nats://***@b:2,nats://***@c:3",
+		"": "",
 	} {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
