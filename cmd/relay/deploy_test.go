@@ -433,7 +433,7 @@ func checkProbes(t *testing.T, c *checked, p *problems) {
 		for _, path := range paths {
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				status, err := 0, error(nil)
+				status := 0
 				resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
 				if err == nil {
 					status = resp.StatusCode
