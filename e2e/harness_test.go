@@ -149,14 +149,15 @@ func startRestartable(t testing.TB) (*fakesentry.Server, string, relayConfig, *r
 	return up, dir, rc, p
 }
 
-// launch starts the process without waiting for readiness.
-func launch(t testing.TB, dir string, port int) *relayProc {
+// launch starts the process without waiting for readiness; env entries
+// (KEY=value) override the defaults.
+func launch(t testing.TB, dir string, port int, env ...string) *relayProc {
 	t.Helper()
 	p := &relayProc{t: t, dir: dir, addr: fmt.Sprintf("127.0.0.1:%d", port), log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	p.cmd = exec.Command(relayBin, "--config", dir, "run")
 	w := &lockedWriter{mu: p.mu, w: p.log}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
-	p.cmd.Env = append(os.Environ(), "RELAY_LOG_LEVEL=info")
+	p.cmd.Env = append(append(os.Environ(), "RELAY_LOG_LEVEL=info"), env...)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start relay: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -408,29 +407,9 @@ func findOrInstall(ctx context.Context, t *testing.T, command string, packages .
 	if p, err := exec.LookPath(command); err == nil {
 		return p, nil
 	}
-	if os.Geteuid() != 0 {
-		return "", fmt.Errorf("%s is not installed and installing %s needs root", command, strings.Join(packages, " "))
-	}
-	install := func() error {
-		args := append([]string{"-o", "DPkg::Lock::Timeout=600", "install", "-y", "--no-install-recommends"}, packages...)
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("apt-get install %s: %v\n%s", strings.Join(packages, " "), err, lastLines(out, 20))
-		}
-		return nil
-	}
-	t.Logf("installing %s with apt-get", strings.Join(packages, " "))
-	if err := install(); err != nil {
-		// The package lists may be missing or stale: refresh them once.
-		upd := exec.CommandContext(ctx, "apt-get", "-o", "DPkg::Lock::Timeout=600", "update")
-		if out, uerr := upd.CombinedOutput(); uerr != nil {
-			return "", errors.Join(err, fmt.Errorf("apt-get update: %v\n%s", uerr, lastLines(out, 20)))
-		}
-		if err := install(); err != nil {
-			return "", err
-		}
+	installed := func() bool { _, err := exec.LookPath(command); return err == nil }
+	if err := aptInstall(ctx, t, installed, packages...); err != nil {
+		return "", fmt.Errorf("%s is not installed: %w", command, err)
 	}
 	return exec.LookPath(command)
 }

@@ -63,10 +63,13 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request, rt route, p
 		s.writeError(w, r, rt, errTooManyRequests)
 		return
 	}
+	start := time.Now()
 	st := getState()
 	st.srv, st.ctx = s, r.Context()
 	if e := s.ingestRoute(w, r, rt, projectSeg, st); e != nil {
 		s.writeError(w, r, rt, e)
+	} else {
+		ackDuration.UpdateDuration(start)
 	}
 	// The answer is written: the buffers are free to go (putState drops
 	// the large ones), and so is their charge.
@@ -288,6 +291,7 @@ func (s *Server) publish(ctx context.Context, m *stream.Message) *apiError {
 	cancel()
 	publishDuration.UpdateDuration(start)
 	if err == nil {
+		acceptedTotal.Inc()
 		return nil
 	}
 	if errors.Is(err, stream.ErrTooLarge) {

@@ -63,7 +63,20 @@ func (r route) takesEnvelopes() bool { return r == routeEnvelope || r == routeTu
 
 // publishDuration is the time from handing a message to the stream until its
 // PubAck (or failure): the part of the SDK's latency that durability costs.
-var publishDuration = metrics.NewHistogram(`relay_ingest_publish_duration_seconds`)
+var publishDuration = metrics.NewPrometheusHistogram(`relay_ingest_publish_duration_seconds`)
+
+// ackDuration is the time from the handler taking an ingest request (its
+// headers are in) until the SDK's 200 is written, after the PubAck: what an
+// acknowledgement costs the client, body upload included. Only acknowledged
+// requests are timed; refusals are counted by reason instead.
+var ackDuration = metrics.NewPrometheusHistogram(`relay_ingest_ack_duration_seconds`)
+
+// acceptedTotal counts envelopes stored in the stream (PubAck), each then
+// acknowledged to its client: what the status page calls accepted.
+var acceptedTotal = metrics.NewCounter(`relay_ingest_accepted_envelopes_total`)
+
+// AcceptedTotal returns relay_ingest_accepted_envelopes_total.
+func AcceptedTotal() uint64 { return acceptedTotal.Get() }
 
 // requestCounters caches relay_ingest_requests_total{route,status} counters
 // so the hot path does one atomic load instead of building a metric name and

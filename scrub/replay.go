@@ -7,9 +7,10 @@ import (
 	"io"
 )
 
-// maxRecordingSize bounds the decompressed size of a replay recording
-// (zip bombs); Relay's own limit for recordings is in this range.
-const maxRecordingSize = 100 << 20
+// DefaultMaxRecordingSize bounds the decompressed size of a replay
+// recording (zip bombs) when Config.MaxRecordingSize is 0: Relay's
+// limits.max_replay_uncompressed_size default.
+const DefaultMaxRecordingSize = 100 << 20
 
 // scrubRecording scrubs a replay_recording item (doc §9.5): a JSON header
 // line, then the rrweb event array, zlib-compressed or plain. Only custom
@@ -31,12 +32,13 @@ func (s *Scrubber) scrubRecording(payload []byte) ([]byte, bool, error) {
 		if err != nil {
 			return payload, false, fmt.Errorf("scrub: replay recording: %w", err)
 		}
-		raw, err = io.ReadAll(io.LimitReader(zr, maxRecordingSize+1))
+		limit := s.maxRecording
+		raw, err = io.ReadAll(io.LimitReader(zr, limit+1))
 		if err != nil {
 			return payload, false, fmt.Errorf("scrub: replay recording: decompress: %w", err)
 		}
-		if len(raw) > maxRecordingSize {
-			return payload, false, fmt.Errorf("scrub: replay recording: larger than %d bytes decompressed", maxRecordingSize)
+		if int64(len(raw)) > limit {
+			return payload, false, fmt.Errorf("scrub: replay recording: larger than %d bytes decompressed (limits.max_replay_uncompressed_size)", limit)
 		}
 	}
 	root, ps, err := parseDoc(raw)

@@ -13,6 +13,11 @@ import (
 type Config struct {
 	DataScrubbing *DataScrubbing
 	PIIConfig     []byte // Sentry piiConfig JSON; nil, empty or "null" = none
+	// MaxRecordingSize bounds a replay recording decompressed for
+	// scrubbing (Relay's limits.max_replay_uncompressed_size); a larger one
+	// is an error, so it is never forwarded unscrubbed. 0 means
+	// DefaultMaxRecordingSize.
+	MaxRecordingSize int64
 }
 
 // Scrubber applies a compiled configuration.
@@ -26,12 +31,17 @@ type Scrubber struct {
 	// it, so the vector tests switch it off for those.
 	normalize bool
 	attachSel []*Selector // advanced selectors addressing $attachments.<name>
+	// maxRecording bounds a decompressed replay recording (Config.MaxRecordingSize).
+	maxRecording int64
 }
 
 // Compile validates and compiles cfg. A nil or empty configuration yields a
 // no-op Scrubber.
 func Compile(cfg Config) (*Scrubber, error) {
-	s := &Scrubber{normalize: true}
+	s := &Scrubber{normalize: true, maxRecording: cfg.MaxRecordingSize}
+	if s.maxRecording <= 0 {
+		s.maxRecording = DefaultMaxRecordingSize
+	}
 	if p := bytes.TrimSpace(cfg.PIIConfig); len(p) > 0 {
 		pc, err := parsePIIConfig(p)
 		if err != nil {

@@ -39,6 +39,10 @@ type op struct {
 	keys  []segKey // delete: by raw key, from the segment it was read in
 	state atomic.Int32
 	done  chan error // buffered 1: the committer never blocks on a reply
+
+	// mark, for an import's put: a meta key and value written in the same
+	// transaction as the records (see import.go).
+	mark, markVal []byte
 }
 
 // segKey names a record by where it was read and what it holds, for
@@ -52,8 +56,8 @@ type segKey struct {
 var (
 	commitsTotal       = metrics.NewCounter(`relay_spool_commits_total`)
 	commitErrors       = metrics.NewCounter(`relay_spool_commit_errors_total`)
-	batchSize          = metrics.NewHistogram(`relay_spool_commit_batch_size`)
-	commitSeconds      = metrics.NewHistogram(`relay_spool_commit_duration_seconds`)
+	batchSize          = metrics.NewPrometheusHistogramExt(`relay_spool_commit_batch_records`, metrics.ExponentialBuckets(1, 4, 7))
+	commitSeconds      = metrics.NewPrometheusHistogram(`relay_spool_commit_duration_seconds`)
 	segmentsCreated    = metrics.NewCounter(`relay_spool_segments_created_total`)
 	segmentsRemoved    = metrics.NewCounter(`relay_spool_segments_removed_total`)
 	housekeepingErrors = metrics.NewCounter(`relay_spool_housekeeping_errors_total`)
@@ -242,6 +246,9 @@ func (s *Spool) commit(batch []*op) {
 				if err := putNext(tx, s.nextID); err != nil {
 					return err
 				}
+				if err := putMarks(tx, puts); err != nil {
+					return err
+				}
 			}
 			if d, err = deleteKeys(b, bySeg[active]); err != nil {
 				return err
@@ -296,6 +303,8 @@ func (s *Spool) commit(batch []*op) {
 		s.bytes.Add(size)
 		s.puts.Add(uint64(nrec))
 		putsTotal.Add(nrec)
+		s.ages.note(firstID, s.now())
+		s.trimAges()
 	}
 	if putErr != nil && nrec > 0 {
 		commitErrors.Inc()
@@ -496,6 +505,10 @@ func (s *Spool) addSegment() (*segment, error) {
 
 // removeSegment closes and deletes a segment with no records.
 func (s *Spool) removeSegment(seg *segment) {
+	if err := s.keepImportProgress(seg); err != nil {
+		s.housekeepingFailed("keep the import progress of a drained segment", seg.path, err)
+		return
+	}
 	s.segMu.Lock()
 	s.segs = slices.DeleteFunc(s.segs, func(x *segment) bool { return x == seg })
 	s.segMu.Unlock()

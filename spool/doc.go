@@ -44,7 +44,9 @@
 //	  LOCK                          flock'ed while a Spool is open
 //	  00000000000000000001.seg      segment: bbolt file, buckets "records", "meta"
 //	  00000000000000052113.seg      the newest segment is the active one
-//	  dead.db                       dead letters: bbolt file, buckets "dead", "meta"
+//	  dead.db                       dead letters: bbolt file, buckets "dead", "meta",
+//	                                and "imports" (the transfer files imported)
+//	  EXPORT                        only while an export is being completed
 //	  00000000000000000001.seg.corrupt-20250102T150405Z   a damaged file set aside
 //
 // A segment's name is the first record ID it may hold (its floor), in 20
@@ -67,6 +69,17 @@
 // damaged record is deleted by its raw key and value from the segment it was
 // read in (rebuilding that segment's bucket when the damage hides the key
 // from bbolt's lookups), so it is set aside once, not on every read.
+//
+// # Moving records to another spool
+//
+// Export writes the live records to a transfer file (transfer.go: versioned,
+// a checksum per record, fsynced) and removes them from the spool; Import
+// stores a transfer file's records. Both keep every record exactly once
+// however they are interrupted: an export is committed by a marker file
+// written after the transfer file is complete, and finished by the next Open
+// if it was cut short; an import commits each batch together with its
+// progress, so that running it again stores only what is missing, and
+// nothing once the file was imported in full (export.go, import.go).
 //
 // # Capacity
 //

@@ -343,7 +343,7 @@ func (s *Spool) load() error {
 	for _, e := range entries {
 		name := e.Name()
 		switch {
-		case name == lockName || name == deadName:
+		case name == lockName || name == deadName || name == exportMarkerName || name == exportMarkerName+".tmp":
 		case segNameRE.MatchString(name) && e.Type().IsRegular():
 			floor, err := strconv.ParseUint(strings.TrimSuffix(name, segSuffix), 10, 64)
 			if err != nil {
@@ -387,6 +387,10 @@ func (s *Spool) load() error {
 		s.records.Add(seg.records.Load())
 		s.bytes.Add(seg.bytes.Load())
 		s.used += seg.bytes.Load() + seg.records.Load()*recordOverhead
+	}
+	// Before a drained segment is removed: the import progress it may hold.
+	if err := s.reconcileImports(); err != nil {
+		return err
 	}
 	// Drop drained older segments and shrink a drained active one now rather
 	// than after the first commit.

@@ -179,12 +179,22 @@ type Spool struct {
 
 	dead *deadStore
 
+	// ages dates commits for relay_spool_oldest_age_seconds; set is this
+	// spool's gauges (metrics.go).
+	ages ageMarks
+	set  *metrics.Set
+	// now is the clock of the age marks; tests replace it before the first Put.
+	now func() time.Time
+
 	// beforeCommit, when set (by tests, before the first op is submitted),
 	// runs at the start of every commit on the committer goroutine.
 	beforeCommit func()
 	// afterUnburyPut, when set (by tests), runs in Unbury between the commit
 	// of the live records and the delete of the dead letters.
 	afterUnburyPut func()
+	// exportHook, when set (by tests), runs between the steps of Export and
+	// Import; an error stops it there, as a crash would.
+	exportHook func(step string) error
 }
 
 // segment is one bbolt file of records with IDs in [floor, next segment's floor).
@@ -203,30 +213,6 @@ var (
 	deletesTotal   = metrics.NewCounter(`relay_spool_deletes_total`)
 	rejectedFull   = metrics.NewCounter(`relay_spool_put_rejected_total{reason="full"}`)
 	rejectedCancel = metrics.NewCounter(`relay_spool_put_rejected_total{reason="canceled"}`)
-
-	// current is the most recently opened Spool, read by the gauges below.
-	// The relay opens one spool per process; in tests that open several the
-	// gauges follow the newest.
-	current atomic.Pointer[Spool]
-
-	_ = metrics.NewGauge(`relay_spool_records`, func() float64 {
-		if s := current.Load(); s != nil {
-			return float64(s.records.Load())
-		}
-		return 0
-	})
-	_ = metrics.NewGauge(`relay_spool_bytes`, func() float64 {
-		if s := current.Load(); s != nil {
-			return float64(s.bytes.Load())
-		}
-		return 0
-	})
-	_ = metrics.NewGauge(`relay_spool_disk_bytes`, func() float64 {
-		if s := current.Load(); s != nil {
-			return float64(s.Stats().DiskBytes)
-		}
-		return 0
-	})
 )
 
 // Open opens (creating if needed) the spool directory at path, checks and if
@@ -255,13 +241,18 @@ func Open(path string, opts Options) (*Spool, error) {
 		lock:      lock,
 		ops:       make(chan *op, opts.MaxBatch),
 		committed: make(chan struct{}),
+		now:       time.Now,
 	}
 	if err := s.load(); err != nil {
 		s.closeFiles()
 		return nil, errors.Join(err, unlockDir(lock))
 	}
-	current.Store(s)
+	s.markLoaded()
+	s.set = s.newMetricsSet()
 	go s.run()
+	if err := s.resumeExport(); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
 	return s, nil
 }
 
@@ -280,6 +271,12 @@ func (s *Spool) Put(ctx context.Context, data []byte) error {
 // PutBatch stores all of datas atomically in one transaction (all or none),
 // with the same guarantees as Put. The records get consecutive IDs in order.
 func (s *Spool) PutBatch(ctx context.Context, datas [][]byte) error {
+	return s.putBatch(ctx, datas, nil, nil)
+}
+
+// putBatch is PutBatch; a non-nil mark is written to the active segment's
+// meta bucket in the records' transaction.
+func (s *Spool) putBatch(ctx context.Context, datas [][]byte, mark, markVal []byte) error {
 	if len(datas) == 0 {
 		return nil
 	}
@@ -295,7 +292,7 @@ func (s *Spool) PutBatch(ctx context.Context, datas [][]byte) error {
 	if err := s.reserve(cost); err != nil {
 		return err
 	}
-	o := &op{kind: opPut, datas: datas, cost: cost, size: size, done: make(chan error, 1)}
+	o := &op{kind: opPut, datas: datas, cost: cost, size: size, mark: mark, markVal: markVal, done: make(chan error, 1)}
 	if err := s.submit(ctx, o); err != nil {
 		s.unreserve(cost)
 		return fmt.Errorf("spool: put: not stored: %w", err)
@@ -533,7 +530,6 @@ func (s *Spool) Close() error {
 	close(s.ops)
 	s.closeMu.Unlock()
 	<-s.committed
-	current.CompareAndSwap(s, nil)
 	err := s.closeFiles()
 	return errors.Join(err, unlockDir(s.lock))
 }

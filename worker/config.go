@@ -18,10 +18,10 @@ const (
 	DefaultAckWait              = 30 * time.Second
 	DefaultDrainBatch           = 100
 	DefaultBackpressureInterval = time.Second
-	DefaultFinishTimeout        = 5 * time.Second
 	DefaultRetryAfter           = 60 * time.Second
 	DefaultDrainPoll            = time.Second
 	DefaultMaxEnvelopeDelay     = 24 * time.Hour
+	DefaultMaxHeldBytes         = 8 << 20
 )
 
 // Config tunes a Worker. The zero value of every field means its default.
@@ -60,11 +60,6 @@ type Config struct {
 	// BackpressureInterval is how often a consumer paused by a full spool
 	// checks again.
 	BackpressureInterval time.Duration
-	// FinishTimeout bounds the JetStream ack (or Nak) of a message whose
-	// fate is already decided when ctx is cancelled, so that an envelope the
-	// upstream accepted is still acked during shutdown (no needless
-	// duplicate).
-	FinishTimeout time.Duration
 	// DefaultRetryAfter is the wait after a 429 that carries neither
 	// Retry-After nor X-Sentry-Rate-Limits (the SDK rule: 60 s; Relay
 	// would cache nothing and retry at once).
@@ -82,6 +77,15 @@ type Config struct {
 	// answer, 5xx) do not expire: the relay keeps them until the upstream
 	// is back.
 	MaxEnvelopeDelay time.Duration
+	// MaxHeldBytes bounds the bytes of the stream messages the consumers
+	// hold at once (fetched, not yet acked or handed back), on top of the
+	// count bound Concurrency × FetchBatch: with large envelopes the count
+	// alone would let memory grow with the envelope size. A message larger
+	// than the budget is still handled, alone. The default, 8 MiB, never
+	// binds for typical events (a few KB); it does for attachments and
+	// large events. Each held byte is copied about three times more on its
+	// way (the spool encoding, bbolt's pages; the compressed body).
+	MaxHeldBytes int64
 }
 
 // withDefaults returns c with every zero field replaced by its default.
@@ -108,10 +112,12 @@ func (c Config) withDefaults() Config {
 	set(&c.OutageGracePeriod, DefaultOutageGracePeriod)
 	set(&c.AckWait, DefaultAckWait)
 	set(&c.BackpressureInterval, DefaultBackpressureInterval)
-	set(&c.FinishTimeout, DefaultFinishTimeout)
 	set(&c.DefaultRetryAfter, DefaultRetryAfter)
 	set(&c.DrainPoll, DefaultDrainPoll)
 	set(&c.MaxEnvelopeDelay, DefaultMaxEnvelopeDelay)
+	if c.MaxHeldBytes == 0 {
+		c.MaxHeldBytes = DefaultMaxHeldBytes
+	}
 	return c
 }
 
@@ -141,7 +147,6 @@ func (c Config) Validate() error {
 		{"outage grace period", c.OutageGracePeriod},
 		{"ack wait", c.AckWait},
 		{"backpressure interval", c.BackpressureInterval},
-		{"finish timeout", c.FinishTimeout},
 		{"default retry after", c.DefaultRetryAfter},
 		{"drain poll", c.DrainPoll},
 		{"max envelope delay", c.MaxEnvelopeDelay},
@@ -149,6 +154,9 @@ func (c Config) Validate() error {
 		if f.v < 0 {
 			return fmt.Errorf("worker: %s must be positive, got %s", f.name, f.v)
 		}
+	}
+	if c.MaxHeldBytes < 0 {
+		return fmt.Errorf("worker: max held bytes must be positive, got %d", c.MaxHeldBytes)
 	}
 	if c.RetryDelay > c.MaxRetryInterval {
 		return fmt.Errorf("worker: retry delay %s exceeds max retry interval %s", c.RetryDelay, c.MaxRetryInterval)

@@ -291,9 +291,9 @@ func TestProbeDeniedOutage(t *testing.T) {
 	}
 	now := time.Now()
 	w.outage.now = func() time.Time { return now }
-	w.outage.Denial()
+	w.outage.Denial(http.StatusForbidden, "")
 	now = now.Add(time.Minute)
-	if !w.outage.Denial() || !w.outage.Denied() {
+	if !w.outage.Denial(http.StatusForbidden, "") || !w.outage.Denied() {
 		t.Fatal("setup: no denied outage")
 	}
 	w.denied.record(keyA, http.StatusForbidden)

@@ -30,6 +30,20 @@
 // crash between the upstream's 2xx and the ack, or between the 2xx and the
 // spool delete, sends the envelope again.
 //
+// # The ack rule
+//
+// Acks are sent without waiting for the server's answer
+// (stream.Delivery.AckNoWait): each one follows a decision that is already
+// durable somewhere else — the upstream's 2xx, a spool commit, a dead letter,
+// a stage's drop — so an ack that is lost (a kill, a dropped connection)
+// only makes JetStream redeliver the message after AckWait: the upstream
+// gets a duplicate, the spool a second record, the dead letters a second
+// entry; never a loss. That is the price already paid for a crash between
+// the 2xx and the ack, and it saves a round trip per envelope. The rule
+// never applies the other way: nothing is acked before its decision is
+// durable, ingest answers an SDK only after the PubAck, and a spool record is
+// deleted only after a 2xx or a Bury that returned nil.
+//
 // Outcomes that are not final:
 //   - 429: the key (and data categories) is held until the limit expires;
 //     nothing is sent for it meanwhile.
@@ -66,6 +80,12 @@
 //     stop fetching when the spool is full (back-pressure: the stream fills
 //     and ingest answers 503). Only an answer from the upstream — the
 //     drainer's probe, or a send that was already in flight — ends an outage.
+//     Each transition is logged exactly once, by whichever goroutine made
+//     it (outagelog.go): a WARN when an outage begins (upstream URL, status,
+//     error, envelopes waiting), an INFO when it ends (how long, how many to
+//     drain); the drainer adds an INFO when the spool is empty again (how
+//     many it delivered). Logs never carry payloads or a DSN key; a key is
+//     named by envelope.KeyRef.
 //   - rate limits: a 429 is recorded per public key and data category, so
 //     every consumer (and the drainer) sending for that key waits until the
 //     limit expires instead of hammering the upstream. A consumer does not
@@ -79,6 +99,24 @@
 //     loss. The limits learnt are also handed to a LimitSharer when one is
 //     set (ShareRateLimits): every relay process's ingest then refuses the
 //     key's limited data with 429 before storing it (sharelimits.go).
+//
+// Memory is bounded by bytes, not only by count: the messages the
+// consumers hold at once (fetched, not yet acked or handed back) stay within
+// Config.MaxHeldBytes (budget.go) besides Concurrency × FetchBatch, so moving
+// a backlog of large envelopes into the spool, or forwarding them, takes the
+// same memory whatever their size. The drainer reads DrainBatch records at a
+// time and sends DrainConcurrency of them at once.
+//
+// # Outside Run
+//
+// Two functions work on a spool while no Worker runs on it:
+//   - DrainSpool (manual.go, `relay spool drain`) sends its records through
+//     the drainer's own path — forward decides, drainBatch deletes only after
+//     a 2xx or a burial — so a manual drain keeps the invariant above and
+//     treats every answer as Run does;
+//   - HandBack (handback.go, on a graceful shutdown) publishes its records
+//     back to the stream, deleting each only after JetStream's PubAck, so a
+//     worker removed from a pool strands nothing.
 //
 // Worker never imports ingest; internal/stream.Message is the only contract
 // between the two.

@@ -41,7 +41,6 @@ func (w *Worker) drain(ctx context.Context) {
 			if err == nil {
 				w.outage.Answered()
 				probeBackoff.Reset()
-				w.log.Info("upstream answers again: outage over, draining the spool")
 				continue
 			}
 			probeFailures.Inc()
@@ -62,6 +61,7 @@ func (w *Worker) drain(ctx context.Context) {
 		if len(recs) == 0 {
 			if pass.after == 0 {
 				// The spool is empty.
+				w.logDrained()
 				w.waitSpooled(ctx, w.cfg.DrainPoll)
 				continue
 			}
@@ -236,6 +236,7 @@ func (w *Worker) drainDisposal(o outcome) (drainOutcome, time.Duration) {
 	switch o.kind {
 	case outcomeSent:
 		drainedTotal.Inc()
+		w.drained.note(w.now())
 		return drainSent, 0
 	case outcomeBuried:
 		return drainBuried, 0
@@ -299,6 +300,7 @@ func (w *Worker) probeDenied(ctx context.Context) error {
 		switch res.Class {
 		case upstream.Accepted:
 			drainedTotal.Inc()
+			w.drained.note(w.now())
 			settled = append(settled, rec.ID)
 			return nil
 		case upstream.Rejected:
@@ -309,7 +311,8 @@ func (w *Worker) probeDenied(ctx context.Context) error {
 		case upstream.RateLimited:
 			return nil
 		default:
-			return fmt.Errorf("worker: probe with a spooled envelope: %w", res.Err)
+			// The text only, with the key replaced: this error is logged.
+			return fmt.Errorf("worker: probe with a spooled envelope: %s", errText(res.Err, m.PublicKey))
 		}
 	}
 	return errNothingToProbe

@@ -9,6 +9,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/stream"
 	"github.com/relayhq/relay/internal/upstream"
 	"github.com/relayhq/relay/spool"
@@ -135,7 +136,7 @@ func (w *Worker) forward(ctx context.Context, p *parcel) outcome {
 			}
 			wait := w.retryWait(b, res)
 			w.log.Debug("send failed; retrying", "event_id", m.EventID, "project", m.ProjectID,
-				"status", res.Status, "err", res.Err, "in", wait)
+				"status", res.Status, "err", errText(res.Err, m.PublicKey), "in", wait)
 			sleep(ctx, wait, w.outage.Started())
 		}
 	}
@@ -207,10 +208,12 @@ func (w *Worker) age(m *stream.Message) (time.Duration, bool) {
 func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 	m := p.m
 	res := w.send.Send(ctx, p.req)
+	// Logs name the key by KeyRef, and the upstream's error text may quote it.
+	keyRef, text := envelope.KeyRef(m.PublicKey), errText(res.Err, m.PublicKey)
 	switch res.Class {
 	case upstream.Accepted, upstream.RateLimited, upstream.Rejected:
 		if d, ok := w.denied.clear(m.PublicKey); ok {
-			w.log.Info("upstream answers for the key again: its held envelopes go out", "key", m.PublicKey,
+			w.log.Info("upstream answers for the key again: its held envelopes go out", "key", keyRef,
 				"project", m.ProjectID, "status", res.Status, "was_status", d.status,
 				"denied_for", w.now().Sub(d.first).Round(time.Millisecond), "held", d.held)
 		}
@@ -229,17 +232,17 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 	case upstream.Rejected:
 		w.outage.Answered()
 		w.log.Warn("upstream rejected envelope: moved to the dead letters", "event_id", m.EventID,
-			"project", m.ProjectID, "status", res.Status, "err", res.Err)
+			"project", m.ProjectID, "status", res.Status, "err", text)
 	case upstream.Denied:
 		deniedCounter(res.Status).Inc()
 		if ctx.Err() == nil {
-			w.outage.Denial()
+			w.outage.Denial(res.Status, text)
 		}
 		prev, was, changed := w.denied.record(m.PublicKey, res.Status)
 		if changed {
 			// One line per state change, not per envelope: every envelope of
 			// the key gets the same answer.
-			attrs := []any{"status", res.Status, "key", m.PublicKey, "project", m.ProjectID, "err", res.Err,
+			attrs := []any{"status", res.Status, "key", keyRef, "project", m.ProjectID, "err", text,
 				"retry_max_interval", w.cfg.MaxRetryInterval, "max_envelope_delay", w.cfg.MaxEnvelopeDelay}
 			if was {
 				attrs = append(attrs, "was_status", prev.status, "held", prev.held)
@@ -247,8 +250,8 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 			w.log.Error("upstream denies the key (check relay.upstream, the relay's credentials and the project's key): its envelopes wait and are retried", attrs...)
 		}
 	default:
-		if ctx.Err() == nil && w.outage.Failure() {
-			w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", res.Err)
+		if ctx.Err() == nil && w.outage.Failure(res.Status, text) {
+			w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", text)
 		}
 	}
 	return res

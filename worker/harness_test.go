@@ -39,6 +39,8 @@ type harnessOpts struct {
 	maxBuried int           // spool MaxBuried (dead-letter cap); 0 = the default
 	spoolPath string        // reuse a spool directory (restart tests)
 	storeDir  string        // reuse a JetStream store (restart tests)
+	// dropPayloads: the fake Sentry keeps no envelope bytes (memory tests)
+	dropPayloads bool
 }
 
 type harness struct {
@@ -77,7 +79,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		o.spoolPath = filepath.Join(t.TempDir(), "spool.db")
 	}
 	h := &harness{t: t, opts: o, log: testLogger(t), keyOf: make(map[string]string)}
-	h.up = fakesentry.New(fakesentry.Options{Logger: h.log})
+	h.up = fakesentry.New(fakesentry.Options{Logger: h.log, DropPayloads: o.dropPayloads})
 	t.Cleanup(h.up.Close)
 	h.openStream()
 	h.openSpool()

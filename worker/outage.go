@@ -33,6 +33,14 @@ type outageDetector struct {
 	denied       bool // the last failure was a denial
 	started      chan struct{}
 	ended        chan struct{}
+	began        time.Time // when the active outage began
+
+	// onStart and onEnd, when set (before the worker runs), are called
+	// after a transition, outside mu, by the goroutine whose observation
+	// made it: exactly once per outage each, so an operator gets one line
+	// when it begins and one when it ends, however many senders saw it.
+	onStart func(status int, detail string, denied bool)
+	onEnd   func(lasted time.Duration)
 }
 
 func newOutageDetector(grace time.Duration, now func() time.Time) *outageDetector {
@@ -41,17 +49,28 @@ func newOutageDetector(grace time.Duration, now func() time.Time) *outageDetecto
 	return o
 }
 
-// Failure records a retryable failure (connection refused, timeout, 5xx) and
-// reports whether the upstream is now in outage.
-func (o *outageDetector) Failure() bool { return o.fail(false) }
+// Failure records a retryable failure (connection refused, timeout, 5xx;
+// status 0 when no response came, detail what went wrong, with no key in
+// it) and reports whether
+// the upstream is now in outage.
+func (o *outageDetector) Failure(status int, detail string) bool {
+	return o.fail(false, status, detail)
+}
 
 // Denial records a 401, 403 or 404 and reports whether the upstream is now
 // in outage.
-func (o *outageDetector) Denial() bool { return o.fail(true) }
+func (o *outageDetector) Denial(status int, detail string) bool { return o.fail(true, status, detail) }
 
-func (o *outageDetector) fail(denied bool) bool {
+func (o *outageDetector) fail(denied bool, status int, detail string) bool {
 	o.mu.Lock()
-	defer o.mu.Unlock()
+	began := false
+	defer func() {
+		onStart := o.onStart
+		o.mu.Unlock()
+		if began && onStart != nil {
+			onStart(status, detail, denied)
+		}
+	}()
 	o.denied = denied
 	now := o.now()
 	if o.failingSince.IsZero() {
@@ -63,6 +82,7 @@ func (o *outageDetector) fail(denied bool) bool {
 		close(o.started)
 		outageGauge.Set(1)
 		outagesTotal.Inc()
+		o.began, began = now, true
 	}
 	return o.active
 }
@@ -70,13 +90,22 @@ func (o *outageDetector) fail(denied bool) bool {
 // Answered records that the upstream answered; it ends an outage.
 func (o *outageDetector) Answered() {
 	o.mu.Lock()
-	defer o.mu.Unlock()
+	var lasted time.Duration
+	ended := false
+	defer func() {
+		onEnd := o.onEnd
+		o.mu.Unlock()
+		if ended && onEnd != nil {
+			onEnd(lasted)
+		}
+	}()
 	o.failingSince = time.Time{}
 	if o.active {
 		o.active = false
 		o.started = make(chan struct{})
 		close(o.ended)
 		outageGauge.Set(0)
+		lasted, ended = o.now().Sub(o.began), true
 	}
 }
 

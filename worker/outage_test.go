@@ -42,7 +42,7 @@ func TestOutageDetector(t *testing.T) {
 				was := o.Active()
 				if s.answer {
 					o.Answered()
-				} else if got := o.Failure(); got != s.want {
+				} else if got := o.Failure(0, ""); got != s.want {
 					t.Fatalf("step %d: Failure() = %v, want %v", i, got, s.want)
 				}
 				if o.Active() != s.want {
@@ -68,15 +68,15 @@ func TestOutageDetector(t *testing.T) {
 func TestOutageDetectorDenied(t *testing.T) {
 	now := t0
 	o := newOutageDetector(time.Second, func() time.Time { return now })
-	o.Denial()
+	o.Denial(403, "")
 	if o.Denied() {
 		t.Fatal("Denied() before the grace period passed")
 	}
 	now = now.Add(2 * time.Second)
-	if !o.Denial() || !o.Denied() {
+	if !o.Denial(403, "") || !o.Denied() {
 		t.Fatal("denials for longer than the grace period are no denied outage")
 	}
-	o.Failure()
+	o.Failure(0, "")
 	if !o.Active() || o.Denied() {
 		t.Fatal("a connection failure after the denials: still an outage, no longer a denied one")
 	}

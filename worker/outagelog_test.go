@@ -1,200 +1,88 @@
 package worker
 
 import (
-	"context"
-	"fmt"
+	"bytes"
+	"encoding/json"
 	"log/slog"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
-
-	"github.com/relayhq/relay/internal/fakesentry"
-	"github.com/relayhq/relay/internal/stream"
-	"github.com/relayhq/relay/internal/upstream"
 )
 
-// recordCounter is a slog handler that counts records by level and message.
-type recordCounter struct {
-	mu   sync.Mutex
-	seen map[string]int // "LEVEL msg"
+// jsonLines captures a worker's log as JSON records.
+type jsonLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (c *recordCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (c *recordCounter) Handle(_ context.Context, r slog.Record) error {
-	c.mu.Lock()
-	c.seen[r.Level.String()+" "+r.Message]++
-	c.mu.Unlock()
-	return nil
+func (j *jsonLines) Write(p []byte) (int, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.buf.Write(p)
 }
-func (c *recordCounter) WithAttrs([]slog.Attr) slog.Handler { return c }
-func (c *recordCounter) WithGroup(string) slog.Handler      { return c }
 
-func (c *recordCounter) count(msg string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for k, v := range c.seen {
-		if strings.HasSuffix(k, " "+msg) {
-			n += v
+// with returns the records whose msg starts with prefix.
+func (j *jsonLines) with(t *testing.T, prefix string) []map[string]any {
+	t.Helper()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(j.buf.String()), "\n") {
+		if line == "" {
+			continue
 		}
-	}
-	return n
-}
-
-// warnings lists the WARN and ERROR records, with how often each came.
-func (c *recordCounter) warnings() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range c.seen {
-		if strings.HasPrefix(k, "WARN ") || strings.HasPrefix(k, "ERROR ") {
-			out[k] = v
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q: %v", line, err)
+		}
+		if msg, _ := rec["msg"].(string); strings.HasPrefix(msg, prefix) {
+			out = append(out, rec)
 		}
 	}
 	return out
 }
 
-// natsServer is an external nats-server that the test can stop and start
-// again on the same port and store, as an operator's server restarts.
-type natsServer struct {
-	t     *testing.T
-	opts  *server.Options
-	srv   *server.Server
-	url   string
-	store string
-}
-
-func startNATS(t *testing.T) *natsServer {
-	n := &natsServer{t: t, store: t.TempDir()}
-	n.opts = &server.Options{ServerName: "ext", JetStream: true, StoreDir: n.store, Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true}
-	n.up()
-	n.opts.Port = n.srv.Addr().(*net.TCPAddr).Port
-	n.url = n.srv.ClientURL()
-	t.Cleanup(n.down)
-	return n
-}
-
-func (n *natsServer) up() {
-	n.t.Helper()
-	s, err := server.NewServer(n.opts)
-	if err != nil {
-		n.t.Fatal(err)
+// An outage seen by every consumer gives one WARN line when it begins (the
+// upstream, the failure, what waits), one INFO line when the upstream is back
+// (how long, how much to drain) and one when the spool is drained (how many).
+func TestOutageLogsOneLineEachWay(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	lines := &jsonLines{}
+	h.log = slog.New(slog.NewJSONHandler(lines, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.up.Down()
+	r := h.start(fastCfg(Config{Concurrency: 4}))
+	ids := h.publish(30, keyA)
+	eventually(t, 15*time.Second, "all 30 envelopes in the spool", func() bool { return h.spool.Stats().Records == 30 })
+	time.Sleep(200 * time.Millisecond) // more failed probes while the outage lasts
+	upAgain(t, h)
+	eventually(t, 15*time.Second, "the spool to drain", func() bool { return h.spool.Stats().Records == 0 })
+	eventually(t, 5*time.Second, "the drained line", func() bool { return len(lines.with(t, "spool drained")) > 0 })
+	h.checkLedger(ids, 0)
+	if r.w.outage.Active() {
+		t.Fatal("still in outage")
 	}
-	go s.Start()
-	if !s.ReadyForConnections(20 * time.Second) {
-		n.t.Fatal("nats-server not ready")
-	}
-	n.srv = s
-}
 
-func (n *natsServer) down() {
-	if n.srv != nil {
-		n.srv.Shutdown()
-		n.srv.WaitForShutdown()
-		n.srv = nil
+	start := lines.with(t, "upstream outage")
+	if len(start) != 1 {
+		t.Fatalf("%d outage lines, want exactly 1: %v", len(start), start)
 	}
-}
-
-// A NATS outage fails every publish and every fetch of every consumer
-// goroutine at once. The process logs it once when JetStream goes away and
-// once when it is back (per outage), not once per goroutine or request; and
-// nothing acknowledged before the outage is lost.
-func TestStreamOutageLoggedOncePerChange(t *testing.T) {
-	logs := &recordCounter{seen: map[string]int{}}
-	log := slog.New(logs)
-	ns := startNATS(t)
-
-	h := &harness{t: t, opts: harnessOpts{ackWait: 2 * time.Second, spoolPath: filepath.Join(t.TempDir(), "spool.db")}, log: log, keyOf: map[string]string{}}
-	h.up = fakesentry.New(fakesentry.Options{})
-	t.Cleanup(h.up.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := stream.Open(ctx, stream.Config{URL: ns.url, AckWait: 2 * time.Second, FetchWait: 100 * time.Millisecond}, log)
-	if err != nil {
-		t.Fatal(err)
+	s := start[0]
+	if s["level"] != "WARN" || s["upstream"] != h.up.URL() || s["status"] != 0.0 || s["err"] == nil ||
+		s["spooled"] == nil || s["in_stream"] == nil {
+		t.Errorf("outage line %v: want WARN with upstream %q, status 0, err, spooled, in_stream", s, h.up.URL())
 	}
-	t.Cleanup(func() { _ = conn.Close() })
-	h.conn = conn
-	h.openSpool()
-	c, err := upstream.New(upstream.Config{URL: h.up.URL(), Timeout: 5 * time.Second, ConnectionTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
+	back := lines.with(t, "upstream back")
+	if len(back) != 1 {
+		t.Fatalf("%d back lines, want exactly 1: %v", len(back), back)
 	}
-	t.Cleanup(c.Close)
-	h.client = c
-	h.start(Config{Concurrency: 16})
-
-	// Ingest stands in as 8 publishers that keep trying all along; only
-	// what got a PubAck is in the ledger.
-	var (
-		acked   sync.Map
-		stop    atomic.Bool
-		pubs    sync.WaitGroup
-		counter atomic.Int64
-		refused atomic.Int64
-	)
-	for range 8 {
-		pubs.Add(1)
-		go func() {
-			defer pubs.Done()
-			for !stop.Load() {
-				id := fmt.Sprintf("%032x", counter.Add(1))
-				m := &stream.Message{ProjectID: testProject, PublicKey: keyA, Version: 7, ReceivedAt: time.Now(), EventID: id, Envelope: envelopeFor(id)}
-				pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Second)
-				if err := conn.Publish(pctx, m, id); err == nil {
-					acked.Store(id, true)
-				} else {
-					refused.Add(1)
-				}
-				pcancel()
-				time.Sleep(5 * time.Millisecond)
-			}
-		}()
+	b := back[0]
+	lasted, _ := b["outage_for"].(float64) // slog's JSON handler writes durations in nanoseconds
+	if time.Duration(lasted) < 200*time.Millisecond || b["to_drain"] != 30.0 || b["upstream"] != h.up.URL() {
+		t.Errorf("back line %v: want outage_for ≥ 200ms, to_drain 30", b)
 	}
-	t.Cleanup(func() { stop.Store(true); pubs.Wait() })
-
-	for outage := 1; outage <= 2; outage++ {
-		eventually(t, 20*time.Second, "deliveries before the outage", func() bool { return h.up.Count() > 20*outage })
-		refusedBefore := refused.Load()
-		ns.down()
-		eventually(t, 20*time.Second, "publishes refused during the outage", func() bool { return refused.Load() > refusedBefore+8 })
-		time.Sleep(time.Second) // every consumer goroutine has failed to fetch by now, many times
-		if n := logs.count("jetstream available again"); n != outage-1 {
-			t.Fatalf("outage %d: %d recovery lines while still down", outage, n)
-		}
-		ns.up()
-		eventually(t, 30*time.Second, "the recovery logged", func() bool { return logs.count("jetstream available again") == outage })
-		if n := logs.count("jetstream unavailable: ingest answers 503 and workers wait; retrying until it is back"); n != outage {
-			t.Fatalf("after outage %d: %d lines saying jetstream is unavailable, want %d", outage, n, outage)
-		}
+	drained := lines.with(t, "spool drained")
+	if len(drained) != 1 || drained[0]["drained"] != 30.0 {
+		t.Errorf("drained lines %v: want one with drained 30", drained)
 	}
-	stop.Store(true)
-	pubs.Wait()
-
-	var want []string
-	acked.Range(func(k, _ any) bool { want = append(want, k.(string)); return true })
-	eventually(t, 60*time.Second, "every acknowledged envelope delivered", func() bool {
-		got := h.up.EventIDs()
-		for _, id := range want {
-			if got[id] == 0 {
-				return false
-			}
-		}
-		return true
-	})
-	// Per outage: the stream's one line, and the connection's own
-	// "disconnected" line. Anything logged per goroutine or per request
-	// would be dozens.
-	for msg, n := range logs.warnings() {
-		if n > 2 {
-			t.Errorf("%q logged %d times over two outages", msg, n)
-		}
-	}
-	t.Logf("acknowledged %d, refused %d; warnings %v", len(want), refused.Load(), logs.warnings())
 }

@@ -21,8 +21,8 @@ import (
 // counted, and the envelope is moved to the dead letters with the reason —
 // kept for an operator, never forwarded half-processed, never retried.
 var (
-	panicsStream = metrics.NewCounter(`relay_worker_panics_total{path="stream"}`)
-	panicsDrain  = metrics.NewCounter(`relay_worker_panics_total{path="drain"}`)
+	panicsStream = metrics.NewCounter(`relay_worker_panics_total{source="stream"}`)
+	panicsDrain  = metrics.NewCounter(`relay_worker_panics_total{source="drain"}`)
 	droppedPanic = metrics.NewCounter(`relay_worker_dropped_total{reason="panic"}`)
 )
 

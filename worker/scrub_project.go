@@ -36,14 +36,16 @@ func (st *ScrubStage) WithProjects(src ScrubberSource) *ScrubStage {
 // address too.
 func (st *ScrubStage) scrubberFor(m *stream.Message) (ItemScrubber, bool, error) {
 	if st.projects == nil {
-		return st.s, st.dropPeers, nil
+		rw := st.relayWide.Load()
+		return rw.s, rw.dropPeers, nil
 	}
 	ps, err := st.projects.ScrubberFor(m.PublicKey)
 	if err != nil {
 		return nil, false, fmt.Errorf("scrub: %w", err)
 	}
 	if ps == nil {
-		return st.s, st.dropPeers, nil
+		rw := st.relayWide.Load()
+		return rw.s, rw.dropPeers, nil
 	}
 	return ps, ps.ScrubsIPAddresses(), nil
 }

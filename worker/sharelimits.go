@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/upstream"
 )
 
@@ -32,6 +33,6 @@ func (w *Worker) shareLimits(ctx context.Context, key string, limits upstream.Ra
 	ctx, cancel := context.WithTimeout(ctx, shareTimeout)
 	defer cancel()
 	if err := w.sharer.Record(ctx, key, limits); err != nil && ctx.Err() == nil {
-		w.log.Warn("rate limit not shared with the other relay processes; this worker still holds it", "key", key, "err", err)
+		w.log.Warn("rate limit not shared with the other relay processes; this worker still holds it", "key", envelope.KeyRef(key), "err", envelope.RedactKey(err.Error(), key))
 	}
 }

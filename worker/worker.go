@@ -68,7 +68,9 @@ type Worker struct {
 	denied  *denials
 	held    *heldSet
 	slots   chan struct{} // capacity Concurrency: a consumer's send holds one
+	budget  *byteBudget   // bytes of the messages held (Config.MaxHeldBytes)
 	spooled chan struct{} // capacity 1: a Put wakes the idle drainer
+	drained drainRun      // what the drainer sent since the spool was last empty (outagelog.go)
 	paused  atomic.Int32  // consumers paused by a full spool (logged on 0↔1)
 	// deadFull is set when a Bury was refused with spool.ErrDeadFull and
 	// cleared by the first consumer that finds room again (logged on each
@@ -95,7 +97,7 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Worker{
+	w := &Worker{
 		now:     time.Now,
 		cfg:     cfg,
 		src:     src,
@@ -108,16 +110,18 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 		denied:  newDenials(time.Now, cfg.RetryDelay, cfg.MaxRetryInterval),
 		held:    newHeldSet(),
 		slots:   make(chan struct{}, cfg.Concurrency),
+		budget:  newByteBudget(cfg.MaxHeldBytes),
 		spooled: make(chan struct{}, 1),
-	}, nil
+	}
+	w.outage.onStart, w.outage.onEnd = w.logOutageStart, w.logOutageEnd
+	return w, nil
 }
 
 // Run runs Config.Concurrency consumers, the drainer and the heartbeat until
 // ctx is cancelled, and returns once every one of them has exited. On
 // cancellation consumers stop fetching, in-flight sends are cancelled and
 // their messages Nak'd (redelivered promptly, never acked); a message whose
-// fate was already decided (2xx, spool commit) is still acked within
-// Config.FinishTimeout. Closing the stream and the spool is the caller's job,
+// fate was already decided (2xx, spool commit) is still acked. Closing the stream and the spool is the caller's job,
 // after Run returned. Run may be called once.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.running.CompareAndSwap(false, true) {
@@ -177,7 +181,12 @@ func (w *Worker) consume(ctx context.Context) {
 			w.pauseDead(ctx)
 			continue
 		}
+		reserved := w.budget.reserve(ctx, w.cfg.FetchBatch)
+		if ctx.Err() != nil {
+			return
+		}
 		ds, err := w.src.Fetch(ctx, w.cfg.FetchBatch)
+		w.budget.settle(reserved, messageSizes(ds))
 		if len(ds) > 0 {
 			w.handleBatch(ctx, ds)
 		}
@@ -193,6 +202,15 @@ func (w *Worker) consume(ctx context.Context) {
 		}
 		fetchBackoff.Reset()
 	}
+}
+
+// messageSizes is the encoded size of each delivery, as the budget counts it.
+func messageSizes(ds []*stream.Delivery) []int64 {
+	sizes := make([]int64, len(ds))
+	for i, d := range ds {
+		sizes[i] = int64(len(d.Raw()))
+	}
+	return sizes
 }
 
 // pause waits while the spool is full during an outage.
@@ -250,7 +268,8 @@ func (w *Worker) pauseDead(ctx context.Context) {
 // queues behind one slow send while other slots are free, and in outage its
 // spool Puts run together and share group commits. A consumer fetches again
 // only when its whole batch is done, so at most Concurrency × FetchBatch
-// messages are held at once.
+// messages are held at once, and it fetches only once the byte budget has
+// room for another batch (budget.go).
 func (w *Worker) handleBatch(ctx context.Context, ds []*stream.Delivery) {
 	for _, d := range ds {
 		w.held.add(d)
@@ -299,7 +318,7 @@ func (w *Worker) handleOne(ctx context.Context, d *stream.Delivery) {
 		w.dispose(ctx, d, w.bury(ctx, newParcel(m, nil, nil), "stage_error: "+out.stage, droppedStageError))
 	case out.dropped:
 		w.log.Debug("envelope dropped", "stage", out.stage, "reason", out.reason, "event_id", m.EventID, "project", m.ProjectID)
-		w.ack(ctx, d)
+		w.ack(d)
 	default:
 		w.deliver(ctx, d)
 	}
@@ -377,7 +396,7 @@ func (w *Worker) spoolPut(ctx context.Context, d *stream.Delivery, p *parcel) er
 	}
 	spooledTotal.Inc()
 	w.wakeDrainer()
-	w.ack(ctx, d)
+	w.ack(d)
 	return nil
 }
 
@@ -399,9 +418,9 @@ func (w *Worker) dispose(ctx context.Context, d *stream.Delivery, o outcome) {
 	switch o.kind {
 	case outcomeSent:
 		forwardedTotal.Inc()
-		w.ack(ctx, d)
+		w.ack(d)
 	case outcomeBuried:
-		w.ack(ctx, d)
+		w.ack(d)
 	case outcomeHeld:
 		// Waiting here would tie up this consumer and its batch — soon
 		// every consumer would wait for one limited key while others
@@ -423,16 +442,18 @@ func (w *Worker) dispose(ctx context.Context, d *stream.Delivery, o outcome) {
 	}
 }
 
-// ack releases d and acknowledges it, waiting for the server's confirmation.
-// It runs on a context detached from ctx: the decision is made (2xx, spool
-// commit, dead letter), and acking it during shutdown saves a duplicate.
-func (w *Worker) ack(ctx context.Context, d *stream.Delivery) {
+// ack releases d and acknowledges it without waiting for the server's
+// answer (the ack rule in the package documentation): the decision is made
+// and durable elsewhere (2xx, spool commit, dead letter, a stage's drop), so
+// a lost ack only brings the message back — a duplicate, never a loss. An
+// ack sent during shutdown still reaches the server: the connection is
+// drained when the caller closes it after Run.
+func (w *Worker) ack(d *stream.Delivery) {
 	w.held.release(d)
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.FinishTimeout)
-	defer cancel()
-	if err := d.Ack(actx); err != nil {
+	w.budget.release(int64(len(d.Raw())))
+	if err := d.AckNoWait(); err != nil {
 		ackErrorsTotal.Inc()
-		w.log.Log(ctx, streamErrLevel(err), "ack failed; the message will be redelivered (a duplicate upstream)", "event_id", d.Msg.EventID, "err", err)
+		w.log.Log(context.Background(), streamErrLevel(err), "ack failed; the message will be redelivered (a duplicate upstream)", "event_id", d.Msg.EventID, "err", err)
 	}
 }
 
@@ -453,6 +474,7 @@ func (w *Worker) nakShutdown(d *stream.Delivery) {
 // nak releases d and hands it back to JetStream for redelivery after delay.
 func (w *Worker) nak(d *stream.Delivery, delay time.Duration) {
 	w.held.release(d)
+	w.budget.release(int64(len(d.Raw())))
 	if err := d.Nak(delay); err != nil {
 		nakErrorsTotal.Inc()
 		w.log.Log(context.Background(), streamErrLevel(err), "nak failed; the message is redelivered after ack wait", "event_id", d.Msg.EventID, "err", err)

@@ -189,7 +189,11 @@ func TestSpoolDrainedAfterRestart(t *testing.T) {
 // while other keys keep flowing.
 func TestRateLimitedWaitsRetryAfter(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
-	h.up.SetMode(fakesentry.RateLimited("2", "", 1))
+	// Retry-After is long enough that key B, sent meanwhile, is delivered
+	// well inside it even on a loaded machine: the test checks an order (B
+	// before A's limit ends), not a speed.
+	const retryAfter = 5 * time.Second
+	h.up.SetMode(fakesentry.RateLimited("5", "", 1))
 	rl, deferred := rateLimitedTotal.Get(), deferredTotal.Get()
 	first := h.publish(1, keyA)
 	h.start(fastCfg(Config{Concurrency: 4, FetchBatch: 2}))
@@ -202,19 +206,19 @@ func TestRateLimitedWaitsRetryAfter(t *testing.T) {
 
 	a := h.publish(5, keyA)
 	b := h.publish(6, keyB)
-	eventually(t, 15*time.Second, "all accepted", func() bool { return len(h.acceptedIDs()) == 12 })
+	eventually(t, 30*time.Second, "all accepted", func() bool { return len(h.acceptedIDs()) == 12 })
 	h.checkLedger(append(append(slices.Clone(first), a...), b...), 0)
 
 	var lastB time.Time
 	for _, r := range h.envelopeRequests()[1:] {
 		switch since := r.At.Sub(t429); {
-		case h.key(r.EventID) == keyA && since < 2*time.Second:
-			t.Errorf("request for the rate-limited key %s after the 429, before Retry-After (2s) passed", since)
+		case h.key(r.EventID) == keyA && since < retryAfter:
+			t.Errorf("request for the rate-limited key %s after the 429, before Retry-After (%s) passed", since, retryAfter)
 		case h.key(r.EventID) == keyB && r.At.After(lastB):
 			lastB = r.At
 		}
 	}
-	if d := lastB.Sub(t429); d > 1500*time.Millisecond {
+	if d := lastB.Sub(t429); d >= retryAfter {
 		t.Errorf("key B waited for key A's limit: its last request came %s after the 429", d)
 	}
 	if got := rateLimitedTotal.Get() - rl; got != 1 {
@@ -368,14 +372,13 @@ func TestSlowUpstreamThroughputNoDuplicates(t *testing.T) {
 	start := time.Now()
 	h.start(fastCfg(Config{Concurrency: n, FetchBatch: 4, OutageGracePeriod: time.Minute}))
 
-	eventually(t, 20*time.Second, "all accepted", func() bool { return len(h.acceptedIDs()) >= len(ids) })
-	took := time.Since(start)
-	t.Logf("%d envelopes with concurrency %d through a 2s upstream in %s", len(ids), n, took)
-	// Three rounds of n: ≈ 6 s. Less would mean more than n sends at once;
-	// much more, that sends were serialised (n/2 at once would take 12 s,
-	// one at a time 24 s); the slack is for a loaded CI machine.
-	if took < 5800*time.Millisecond || took > 10*time.Second {
-		t.Errorf("took %s, want ≈ 6s (throughput ≈ %d per 2s)", took, n)
+	eventually(t, 60*time.Second, "all accepted", func() bool { return len(h.acceptedIDs()) >= len(ids) })
+	t.Logf("%d envelopes with concurrency %d through a 2s upstream in %s", len(ids), n, time.Since(start))
+	// The upstream held exactly n at once: more would break the concurrency
+	// bound, fewer would mean sends were serialised. Counted by the upstream,
+	// so a loaded machine changes how long this takes, not what it checks.
+	if got := h.up.PeakInFlight(); got != n {
+		t.Errorf("the upstream held up to %d requests at once, want %d (worker.concurrency)", got, n)
 	}
 	eventually(t, 5*time.Second, "the stream to be empty", func() bool { return h.streamMsgs() == 0 })
 	h.checkLedger(ids, 0)

@@ -9,6 +9,20 @@
 // The bare server runs as a child process (this binary with -serve-bare), so
 // both targets are a separate process from the load generator and pay the
 // same loopback and scheduling costs.
+//
+// Two baselines can also be served on their own, for bench.sh to drive like
+// any other target: -serve-bare (which doubles as a stand-in upstream and
+// counts the envelopes it received, GET /_count) and -serve-forward UPSTREAM,
+// a naive forwarder that POSTs each request synchronously to UPSTREAM and
+// answers with its status — what a hand-written tunnel does.
+//
+// With -pid the relay's CPU time (utime+stime from /proc) is read around the
+// run and reported per envelope: per delivered envelope when -count-url names
+// the upstream's counter (the run then waits, after the load, until the
+// upstream stops receiving), per acknowledged request otherwise. Unlike
+// requests per second, that figure hardly moves with whatever else the machine
+// is doing. -row NAME prints the result as one tab-separated line for
+// bench.sh's table.
 package main
 
 import (
@@ -51,7 +65,11 @@ type options struct {
 	body     string
 	bare     bool
 	serve    bool
+	forward  string
 	delay    time.Duration
+	pid      int
+	countURL string
+	row      string
 }
 
 func run(args []string, out io.Writer) error {
@@ -67,11 +85,18 @@ func run(args []string, out io.Writer) error {
 	fs.BoolVar(&o.bare, "bare", true, "also measure a bare net/http server answering 200, and print the ratio")
 	fs.BoolVar(&o.serve, "serve-bare", false, "run the bare server on 127.0.0.1 and print its address (also usable as a stand-in upstream for the relay)")
 	fs.DurationVar(&o.delay, "delay", 0, "with -serve-bare: answer each request only after this long (a slow upstream)")
+	fs.StringVar(&o.forward, "serve-forward", "", "run a naive forwarder to this upstream URL on 127.0.0.1 and print its address")
+	fs.IntVar(&o.pid, "pid", 0, "PID of the relay: report its CPU time per envelope (Linux /proc)")
+	fs.StringVar(&o.countURL, "count-url", "", "with -pid: the upstream's envelope counter (a -serve-bare's http://ADDR/_count); CPU is then divided by envelopes delivered")
+	fs.StringVar(&o.row, "row", "", "print only one tab-separated result line named this (for bench.sh)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if o.serve {
 		return serveBare(o.delay)
+	}
+	if o.forward != "" {
+		return serveForward(o.forward)
 	}
 	if o.conns < 1 || o.duration <= 0 {
 		return errors.New("-c must be ≥ 1 and -d > 0")
@@ -97,6 +122,12 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
+	if o.row != "" {
+		// name, req/s, delivered/s, p50 µs, p99 µs, CPU µs per envelope, errors
+		fmt.Fprintf(out, "%s\t%.0f\t%.0f\t%d\t%d\t%.1f\t%d\n", o.row, relay.rps, relay.deliveredRPS,
+			relay.p50.Microseconds(), relay.p99.Microseconds(), relay.cpuPerEnvelope, relay.errors)
+		return nil
+	}
 
 	fmt.Fprintf(out, "connections=%d duration=%s body≈%dB\n", o.conns, o.duration, len(bodies[0]))
 	fmt.Fprintf(out, "%-6s %10s %10s %10s %10s %8s\n", "target", "req/s", "p50", "p99", "max", "errors")
@@ -104,6 +135,13 @@ func run(args []string, out io.Writer) error {
 		bare.print(out, "bare")
 	}
 	relay.print(out, "relay")
+	if relay.cpuPerEnvelope > 0 {
+		what := "acknowledged request"
+		if o.countURL != "" {
+			what = fmt.Sprintf("delivered envelope (%.0f delivered/s)", relay.deliveredRPS)
+		}
+		fmt.Fprintf(out, "relay CPU: %.1f µs per %s\n", relay.cpuPerEnvelope, what)
+	}
 	if bare != nil && bare.rps > 0 {
 		fmt.Fprintf(out, "ratio relay/bare throughput: %.2f   p50: %.2fx   p99: %.2fx\n",
 			relay.rps/bare.rps, float64(relay.p50)/float64(max(bare.p50, 1)), float64(relay.p99)/float64(max(bare.p99, 1)))
@@ -119,6 +157,10 @@ type result struct {
 	p50, p99, max time.Duration
 	ok, errors    int64
 	byStatus      map[int]int64
+	// With -pid: the target's CPU time per envelope, in µs; with
+	// -count-url also the upstream's receive rate over the measured window.
+	cpuPerEnvelope float64
+	deliveredRPS   float64
 }
 
 func (r *result) print(w io.Writer, name string) {
@@ -200,25 +242,73 @@ func drive(ctx context.Context, url string, o options, bodies [][]byte) (*result
 		}(i)
 	}
 	time.Sleep(o.warmup)
+	var cpu0, count0 int64
+	if o.pid > 0 {
+		var err error
+		if cpu0, err = procCPU(o.pid); err != nil {
+			stop.Store(true)
+			wg.Wait()
+			return nil, err
+		}
+		if o.countURL != "" {
+			if count0, err = fetchCount(ctx, o.countURL); err != nil {
+				stop.Store(true)
+				wg.Wait()
+				return nil, err
+			}
+		}
+	}
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(o.duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	var countEnd int64
+	if o.countURL != "" {
+		var err error
+		if countEnd, err = fetchCount(ctx, o.countURL); err != nil {
+			stop.Store(true)
+			wg.Wait()
+			return nil, err
+		}
+	}
 	stop.Store(true)
 	wg.Wait()
 	if ok == 0 {
 		return nil, fmt.Errorf("no request succeeded (first error: %v, statuses: %v)", firstErr, byStatus)
 	}
+	var cpuPer, deliveredRPS float64
+	if o.pid > 0 {
+		envelopes := ok
+		if o.countURL != "" {
+			// The relay keeps forwarding after the load stopped; its CPU
+			// for what it accepted counts until the upstream is quiet.
+			deliveredRPS = float64(countEnd-count0) / elapsed.Seconds()
+			n, err := settleCount(ctx, o.countURL, countEnd)
+			if err != nil {
+				return nil, err
+			}
+			envelopes = n - count0
+		}
+		cpu1, err := procCPU(o.pid)
+		if err != nil {
+			return nil, err
+		}
+		if envelopes > 0 {
+			cpuPer = float64(cpu1-cpu0) / float64(envelopes)
+		}
+	}
 	slices.Sort(lats)
 	return &result{
-		rps:      float64(ok) / elapsed.Seconds(),
-		p50:      lats[len(lats)/2],
-		p99:      lats[len(lats)*99/100],
-		max:      lats[len(lats)-1],
-		ok:       ok,
-		errors:   bad,
-		byStatus: byStatus,
+		cpuPerEnvelope: cpuPer,
+		deliveredRPS:   deliveredRPS,
+		rps:            float64(ok) / elapsed.Seconds(),
+		p50:            lats[len(lats)/2],
+		p99:            lats[len(lats)*99/100],
+		max:            lats[len(lats)-1],
+		ok:             ok,
+		errors:         bad,
+		byStatus:       byStatus,
 	}, nil
 }
 
@@ -277,8 +367,16 @@ func serveBare(delay time.Duration) error {
 	fmt.Println(ln.Addr().String())
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer cancel()
+	var received atomic.Int64 // envelopes (POSTs) received, for -count-url
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/_count" {
+			fmt.Fprintf(w, "%d\n", received.Load())
+			return
+		}
 		_, _ = io.Copy(io.Discard, r.Body)
+		if r.Method == http.MethodPost {
+			received.Add(1)
+		}
 		if delay > 0 {
 			select {
 			case <-time.After(delay):
@@ -324,4 +422,151 @@ func startBare() (string, func(), error) {
 		return "", nil, fmt.Errorf("bare server did not start: %w", err)
 	}
 	return strings.TrimSpace(line), stop, nil
+}
+
+// serveForward is the naive forwarder baseline: each request is read and
+// POSTed synchronously to upstream (same path and query, same Sentry
+// headers) over one shared client with 256 idle connections, and answered
+// with the upstream's status and body. No queue, no durability: the least a
+// relay in front of Sentry can cost.
+func serveForward(upstream string) error {
+	base := strings.TrimRight(upstream, "/")
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		return fmt.Errorf("-serve-forward %q: want an http(s) URL", upstream)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer cancel()
+	client := &http.Client{
+		Transport: &http.Transport{
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+		Timeout: 30 * time.Second,
+	}
+	srv := &http.Server{Handler: forwardHandler(base, client)}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// forwardHandler is serveForward's handler: base is the upstream URL
+// without a trailing slash.
+func forwardHandler(base string, client *http.Client) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.RequestURI(), bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		for _, h := range []string{"Content-Type", "Content-Encoding", "X-Sentry-Auth", "User-Agent"} {
+			if v := r.Header.Get(h); v != "" {
+				req.Header.Set(h, v)
+			}
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); ct != "" {
+			w.Header().Set("Content-Type", ct)
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100
+// on every Linux architecture Go supports (sysconf(_SC_CLK_TCK) would need
+// cgo).
+const clockTicks = 100
+
+// procCPU returns the process's user+system CPU time in µs.
+func procCPU(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("relay CPU time: %w", err)
+	}
+	return parseProcStat(string(b))
+}
+
+// parseProcStat reads utime and stime (fields 14 and 15) from a
+// /proc/PID/stat line; the command name (field 2) may contain spaces and
+// parentheses, so fields are counted from its closing one.
+func parseProcStat(s string) (int64, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("relay CPU time: malformed /proc stat line")
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state): utime is field 14, f[11]; stime f[12].
+	if len(f) < 13 {
+		return 0, errors.New("relay CPU time: short /proc stat line")
+	}
+	var ut, st int64
+	if _, err := fmt.Sscan(f[11], &ut); err != nil {
+		return 0, fmt.Errorf("relay CPU time: utime %q: %w", f[11], err)
+	}
+	if _, err := fmt.Sscan(f[12], &st); err != nil {
+		return 0, fmt.Errorf("relay CPU time: stime %q: %w", f[12], err)
+	}
+	return (ut + st) * (1_000_000 / clockTicks), nil
+}
+
+// fetchCount reads a -serve-bare upstream's envelope counter.
+func fetchCount(ctx context.Context, url string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("upstream count: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64))
+	if err != nil {
+		return 0, fmt.Errorf("upstream count: %w", err)
+	}
+	var n int64
+	if _, err := fmt.Sscan(string(b), &n); err != nil {
+		return 0, fmt.Errorf("upstream count %q: %w", b, err)
+	}
+	return n, nil
+}
+
+// settleCount polls the counter until it has not moved for half a second
+// (the relay has forwarded its backlog), at most a minute, and returns it.
+func settleCount(ctx context.Context, url string, last int64) (int64, error) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		n, err := fetchCount(ctx, url)
+		if err != nil {
+			return 0, err
+		}
+		if n == last {
+			return n, nil
+		}
+		last = n
+	}
+	return last, nil
 }

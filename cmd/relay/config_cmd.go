@@ -20,11 +20,12 @@ func newConfigCmd(c *cli) *cobra.Command {
 		Use:   "config",
 		Short: "Manage the relay config",
 		Long: `Basic config management: create a config folder with "relay config init" and print the
-configuration the relay would run with using "relay config show".`,
+configuration the relay would run with using "relay config show"; check a folder without
+starting the relay with "relay config validate".`,
 		Args: subcommandArgs,
 		RunE: helpIfNoSubcommand,
 	}
-	cmd.AddCommand(newConfigInitCmd(c), newConfigShowCmd(c))
+	cmd.AddCommand(newConfigInitCmd(c), newConfigShowCmd(c), newConfigValidateCmd(c))
 	return cmd
 }
 

@@ -51,6 +51,12 @@ well-formed envelope and needs no registration. In both, project files in <confi
 when present, apply to their keys. static accepts only the projects that have a file there
 (<project id>.json, Relay's format), re-read every cache.file_interval.
 
+SIGHUP reloads without a restart and without dropping a connection: the project files are read
+at once, and config.yml again (with the same environment and flags); its scrub rules and
+logging.level take effect. A config.yml that does not validate is refused in one log line and
+the running config stays; other changed keys are named in one log line and take effect at the
+next start.
+
 Roles: --role all (the default) runs ingest and the workers in one process; --role ingest only
 serves the SDK endpoints and stores what it accepts; --role worker only forwards what the
 stream holds, and serves the health checks and /metrics on relay.host:relay.port. Run several

@@ -93,7 +93,7 @@ func TestScrubCommandErrors(t *testing.T) {
 		{"missing file", "", []string{"-c", dir, "scrub", filepath.Join(dir, "nope.json")}, 1, "nope.json: no such file or directory"},
 		{"two files", "", []string{"-c", dir, "scrub", "a", "b"}, 2, "takes one FILE (or -), got 2 arguments"},
 		{"bad type", scrubEvent, []string{"-c", dir, "scrub", "--type", "session"}, 2, `--type: "session" is not one of`},
-		{"bad pii config", scrubEvent, []string{"-c", bad, "scrub"}, 1, filepath.Join(bad, "config.yml") + ": scrub:"},
+		{"bad pii config", scrubEvent, []string{"-c", bad, "scrub"}, 1, filepath.Join(bad, "config.yml") + ":2: scrub.pii_config: scrub: piiConfig: applications: invalid selector"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := run(t, runOpts{stdin: tt.stdin}, tt.args...)

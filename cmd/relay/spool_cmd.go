@@ -36,14 +36,15 @@ const deadPageSize = 256
 func newSpoolCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "spool",
-		Short: "Inspect the spool",
+		Short: "Inspect the spool and move its envelopes by hand",
 		Long: `Inspect the spool: the on-disk store (spool.path, default <config folder>/spool.db) where the
 relay keeps envelopes while the upstream is unreachable, and the dead letters it could never
-forward.`,
+forward. "stats" shows what waits; "drain" sends it upstream now; "export" and "import" move it
+to another relay on a disk, exactly once. Like "dead", they refuse while a relay holds the spool.`,
 		Args: subcommandArgs,
 		RunE: helpIfNoSubcommand,
 	}
-	cmd.AddCommand(newDeadCmd(c))
+	cmd.AddCommand(newDeadCmd(c), newSpoolStatsCmd(c), newSpoolDrainCmd(c), newSpoolExportCmd(c), newSpoolImportCmd(c))
 	return cmd
 }
 
@@ -72,6 +73,12 @@ moves dead letters back into the spool, which the next "relay run" sends upstrea
 // one. Damage found on the way is repaired and reported on stderr exactly as
 // `relay run` would.
 func (c *cli) openSpool() (*spool.Spool, string, error) {
+	return c.openSpoolCreate(false)
+}
+
+// openSpoolCreate is openSpool; with create it makes a missing spool folder
+// instead of returning nil.
+func (c *cli) openSpoolCreate(create bool) (*spool.Spool, string, error) {
 	cfg, err := c.loadConfig()
 	if err != nil {
 		return nil, "", err
@@ -80,7 +87,7 @@ func (c *cli) openSpool() (*spool.Spool, string, error) {
 		return nil, "", err
 	}
 	path := cfg.Spool.Path
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !create {
 		return nil, path, nil
 	}
 	sp, err := spool.Open(path, spool.Options{

@@ -20,12 +20,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/relayhq/relay/ingest"
 	"github.com/relayhq/relay/internal/config"
 	"github.com/relayhq/relay/internal/credentials"
 	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/project"
+	"github.com/relayhq/relay/internal/status"
 	"github.com/relayhq/relay/internal/stream"
+	"github.com/relayhq/relay/internal/telemetry"
 	"github.com/relayhq/relay/internal/upstream"
 	"github.com/relayhq/relay/scrub"
 	"github.com/relayhq/relay/spool"
@@ -47,11 +51,15 @@ const consumerName = "relay-worker"
 //  1. ingest stops accepting (503) and waits for in-flight publishes, so every
 //     200 it gave is backed by a PubAck;
 //  2. workers stop; messages they had not acked are redelivered later;
-//  3. the spool and the stream are closed, flushing what they hold.
+//  3. with spool.hand_back, what the spool holds is published back to the
+//     stream, each record deleted after its PubAck (handback.go);
+//  4. the spool and the stream are closed, flushing what they hold.
 func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, log *slog.Logger) error {
 	if !cfg.Ingest.Enabled && !cfg.Worker.Enabled {
 		return errors.New("neither ingest nor worker is enabled: nothing to run")
 	}
+	rl := newReloader(cfg, log) // SIGHUP (reload.go)
+	defer rl.stop()
 	reg, regClient, err := newRegistration(cfg, creds, log) // managed mode only
 	if err != nil {
 		return err
@@ -64,6 +72,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	if err != nil {
 		return err
 	}
+	rl.files = projectFiles
 	tunnel, err := newTunnelSetup(cfg, projects)
 	if err != nil {
 		return err
@@ -83,6 +92,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 	}
 	log.Info("jetstream ready", "role", cfg.Role(), "embedded", cfg.JetStream.Embedded(), "stream", st.StreamName(),
 		"sync", syncLabel(cfg.JetStream.Sync), "client_url", st.ClientURL())
+	defer registerSet(st.MetricsSet(consumerName))() // stream depth on /metrics
 	var workerRunning atomic.Bool
 	var probe *workerProbe // worker only: health checks and metrics on relay.port
 	if !cfg.Ingest.Enabled {
@@ -111,6 +121,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		sp   *spool.Spool
 		srv  *http.Server
 		ing  *ingest.Server
+		wk   *worker.Worker // nil without a worker: for the status page
 	)
 
 	if cfg.Worker.Enabled {
@@ -123,15 +134,16 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		if reg != nil {
 			gate = reg
 		}
-		w, err := newWorker(runCtx, cfg, creds, st, sp, gate, projects, log)
+		w, err := newWorker(runCtx, cfg, creds, st, sp, gate, projects, rl, log)
 		if err != nil {
-			_ = sp.Close()
+			closeSpool(sp, log)
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
 			return err
 		}
 		if limits != nil {
 			w.ShareRateLimits(limits)
 		}
+		wk = w
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -158,6 +170,12 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		}()
 	}
 
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rl.Run(runCtx) // returns on shutdown
+	}()
+
 	// Project files are re-read until shutdown, so a file added or changed
 	// while the relay runs takes effect without a restart.
 	wg.Add(1)
@@ -168,6 +186,11 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			errs <- err
 		}
 	}()
+
+	statusPage := startStatus(runCtx, &wg, cfg, st, sp, wk, reg, log) // status.go
+	if probe != nil {
+		probe.setStatus(statusPage)
+	}
 
 	if cfg.Ingest.Enabled {
 		ic := ingestConfig(cfg, st)
@@ -196,8 +219,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			closeStream(st, cfg.Limits.ShutdownTimeout, log)
 			return err
 		}
+		// GET /metrics is served beside the ingest routes.
 		srv = &http.Server{
-			Handler:           ing.Handler(),
+			Handler:           status.Mount(statusPage, telemetry.Mount(ing.Handler())),
 			ReadHeaderTimeout: 5 * time.Second, // Relay: request headers within 5 s
 			IdleTimeout:       5 * time.Second, // Relay: limits.keepalive_timeout
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -258,6 +282,9 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			"timeout", cfg.Limits.ShutdownTimeout)
 		return errors.Join(runErr, ErrShutdownTimeout)
 	}
+	if sp != nil && cfg.HandBackOnShutdown() {
+		handBackSpool(deadline, st, sp, log)
+	}
 	if sp != nil && !waitUntil(deadline, func() { closeSpool(sp, log) }) {
 		log.Error("shutdown timeout: the spool did not close in time (a stuck disk?); exiting — committed records are on disk, the rest was never acknowledged",
 			"timeout", cfg.Limits.ShutdownTimeout)
@@ -310,34 +337,16 @@ func openSpool(cfg *config.Config, log *slog.Logger) (*spool.Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	metrics.RegisterSet(sp.Metrics()) // unregistered by closeSpool
 	st := sp.Stats()
 	log.Info("spool ready", "path", cfg.Spool.Path, "records", st.Records, "buried", st.Buried)
 	return sp, nil
 }
 
-func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, projects *project.Registry, log *slog.Logger) (*worker.Worker, error) {
-	relayID := ""
-	var signer upstream.Signer // a nil *Credentials in the interface would not be nil
-	if creds != nil {
-		relayID = creds.ID.String()
-		signer = creds
-	}
-	roots, err := upstreamRoots(cfg)
+func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Credentials, st *stream.Conn, sp *spool.Spool, reg authWaiter, projects *project.Registry, rl *reloader, log *slog.Logger) (*worker.Worker, error) {
+	up, err := newUpstream(cfg, creds)
 	if err != nil {
 		return nil, err
-	}
-	up, err := upstream.New(upstream.Config{
-		RootCAs:             roots,
-		URL:                 cfg.Relay.Upstream,
-		Timeout:             cfg.HTTP.Timeout,
-		ConnectionTimeout:   cfg.HTTP.ConnectionTimeout,
-		Encoding:            cfg.HTTP.Encoding,
-		RelayID:             relayID,
-		Signer:              signer,
-		MaxIdleConnsPerHost: 2 * cfg.Worker.Concurrency,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
 	}
 	cons, err := st.Consumer(ctx, consumerName)
 	if err != nil {
@@ -347,6 +356,7 @@ func newWorker(ctx context.Context, cfg *config.Config, creds *credentials.Crede
 	if err != nil {
 		return nil, err
 	}
+	rl.attach(stages) // the relay-wide scrubber is replaced on SIGHUP
 	stages = append(projectStages(cfg, projects, reg, log), stages...)
 	stages = append(stages, testStages...)
 	return worker.New(worker.Config{
@@ -384,34 +394,11 @@ func workerStages(cfg *config.Config, projects *project.Registry, log *slog.Logg
 // Scrubber compiles the relay-wide scrubber from the config's scrub section.
 // `relay scrub` uses it too, so what it shows is what the worker forwards.
 func Scrubber(cfg *config.Config) (*scrub.Scrubber, error) {
-	sc, err := scrubConfig(cfg)
+	s, err := cfg.CompileScrubber()
 	if err != nil {
-		return nil, err
-	}
-	s, err := scrub.Compile(sc)
-	if err != nil {
-		return nil, fmt.Errorf("%s: scrub: %w", cfg.File(), err)
+		return nil, fmt.Errorf("%s: %w", cfg.File(), err)
 	}
 	return s, nil
-}
-
-func scrubConfig(cfg *config.Config) (scrub.Config, error) {
-	var sc scrub.Config
-	if ds := cfg.Scrub.DataScrubbing; ds.ScrubData || ds.ScrubIPAddresses || len(ds.SensitiveFields) > 0 {
-		sc.DataScrubbing = &scrub.DataScrubbing{
-			ScrubData:        ds.ScrubData,
-			ScrubDefaults:    ds.ScrubDefaults,
-			ScrubIPAddresses: ds.ScrubIPAddresses,
-			SensitiveFields:  ds.SensitiveFields,
-			ExcludeFields:    ds.ExcludeFields,
-		}
-	}
-	pii, err := cfg.Scrub.PIIConfigJSON()
-	if err != nil {
-		return sc, fmt.Errorf("%s: scrub.pii_config: %w", cfg.File(), err)
-	}
-	sc.PIIConfig = pii
-	return sc, nil
 }
 
 func ingestConfig(cfg *config.Config, st *stream.Conn) ingest.Config {
@@ -450,6 +437,7 @@ func closeSpool(sp *spool.Spool, log *slog.Logger) {
 	if sp == nil {
 		return
 	}
+	metrics.UnregisterSet(sp.Metrics(), true)
 	if err := sp.Close(); err != nil {
 		log.Error("spool: close", "err", err)
 	}

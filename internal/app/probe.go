@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-
+	"github.com/relayhq/relay/internal/status"
 	"github.com/relayhq/relay/internal/stream"
+	"github.com/relayhq/relay/internal/telemetry"
 )
 
 // workerProbe is the HTTP side of a worker-only process (--role worker): it
@@ -22,7 +22,9 @@ import (
 //   - /api/relay/healthcheck/live/: 200 while the process serves (as ingest);
 //   - /api/relay/healthcheck/ready/: 200 while the stream is reachable and
 //     the worker runs; 503 otherwise and from the start of a shutdown;
-//   - /metrics: the process's metrics in the Prometheus text format;
+//   - /metrics: the process's metrics in the Prometheus text format, the
+//     same handler ingest serves;
+//   - /relay/status and its JSON view, once the status page is set up;
 //
 // and 404 for everything else, so an SDK pointed at a worker by mistake is
 // told so instead of being answered as if its envelope were stored.
@@ -30,6 +32,7 @@ type workerProbe struct {
 	stream   streamReady
 	running  *atomic.Bool // the worker's Run has started and not returned
 	draining atomic.Bool  // shutdown started: not ready any more
+	status   atomic.Pointer[status.Handler]
 
 	srv  *http.Server
 	done chan struct{} // closed when Serve returned
@@ -68,7 +71,15 @@ var (
 	bodyUnhealthy = []byte(`{"is_healthy":false}`)
 )
 
+// setStatus serves the status page from here on; it is built after the
+// probe, which must answer from the start.
+func (p *workerProbe) setStatus(h *status.Handler) { p.status.Store(h) }
+
 func (p *workerProbe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := p.status.Load(); h != nil && status.Serves(r.URL.Path) {
+		h.ServeHTTP(w, r)
+		return
+	}
 	switch r.URL.Path {
 	case "/api/relay/healthcheck/live/", "/api/relay/healthcheck/ready/", "/metrics":
 	default:
@@ -81,8 +92,7 @@ func (p *workerProbe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path == "/metrics" {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		metrics.WritePrometheus(w, true)
+		telemetry.Handler().ServeHTTP(w, r)
 		return
 	}
 	healthy := true

@@ -27,6 +27,7 @@ func openProjects(cfg *config.Config, log *slog.Logger) (*project.Registry, *pro
 	reg := project.NewRegistry(project.Options{
 		Static:             cfg.Relay.Mode == config.ModeStatic,
 		OverrideProjectIDs: cfg.Relay.OverrideProjectIDs,
+		MaxRecordingSize:   cfg.Limits.MaxReplayUncompressedSize.Bytes(),
 	})
 	dir := cfg.ProjectsDir()
 	src := project.NewStaticSource(dir, reg, cfg.Cache.FileInterval, log.With("component", "projects"))
@@ -43,7 +44,7 @@ func openProjects(cfg *config.Config, log *slog.Logger) (*project.Registry, *pro
 // from; nil and "" when the relay-wide settings apply to the key. `relay
 // scrub --key` uses it, so what it shows is what the worker forwards.
 func ProjectScrubber(cfg *config.Config, publicKey string) (*scrub.Scrubber, string, error) {
-	reg := project.NewRegistry(project.Options{})
+	reg := project.NewRegistry(project.Options{MaxRecordingSize: cfg.Limits.MaxReplayUncompressedSize.Bytes()})
 	quiet := slog.New(slog.DiscardHandler) // a broken file surfaces as ScrubberFor's error
 	if err := project.NewStaticSource(cfg.ProjectsDir(), reg, cfg.Cache.FileInterval, quiet).Scan(); err != nil {
 		return nil, "", fmt.Errorf("projects: %w", err)

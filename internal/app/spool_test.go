@@ -33,11 +33,14 @@ func TestOpenSpoolAppliesTheDeadLetterCaps(t *testing.T) {
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			sp, err := openSpool(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			sp, err := openSpool(cfg, log)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer sp.Close()
+			// closeSpool, not sp.Close: it also takes the spool's gauges
+			// off /metrics, which TestSpoolGaugesFollowTheOpenSpool counts.
+			defer closeSpool(sp, log)
 			data := make([]byte, 1000)
 			for i := 0; i < 2; i++ {
 				if err := sp.Bury(context.Background(), data, "test"); err != nil {

@@ -67,6 +67,9 @@ type Config struct {
 	file       string            // config.yml as the user named it (for messages)
 	fileExists bool              // whether config.yml was read
 	origins    map[string]origin // dotted key → where its value came from
+
+	lookup    func(string) (string, bool) // the environment Load read (Reload reads it again)
+	overrides []override                  // Override calls after Load, replayed by Reload
 }
 
 // origin says where a value came from: a file and line, an environment variable or a flag.
@@ -198,10 +201,6 @@ type JetStream struct {
 	AckWait time.Duration `yaml:"ack_wait"`
 	// StoreDir is the embedded server's store directory; default <config dir>/jetstream.
 	StoreDir string `yaml:"store_dir"`
-	// Listen, embedded only: host:port where the embedded server also accepts NATS
-	// clients, so worker-only processes reach this stream with jetstream.url. Empty (the
-	// default): nothing listens and the stream is reachable from this process only.
-	Listen string `yaml:"listen,omitempty"`
 	// How the connection to the server at URL authenticates (at most one of: a .creds file,
 	// user and password, a token, an NKey seed file) and is encrypted (TLS with the server's
 	// CA and, for mutual TLS, a client certificate). Relative paths are in the config
@@ -214,6 +213,10 @@ type JetStream struct {
 	TLSCAFile       string `yaml:"tls_ca_file,omitempty"`
 	TLSCertFile     string `yaml:"tls_cert_file,omitempty"`
 	TLSKeyFile      string `yaml:"tls_key_file,omitempty"`
+	// Listen, embedded only: host:port where the embedded server also accepts NATS
+	// clients, so worker-only processes reach this stream with jetstream.url. Empty (the
+	// default): nothing listens and the stream is reachable from this process only.
+	Listen string `yaml:"listen,omitempty"`
 }
 
 // Spool is the `spool` section: the on-disk store used while the upstream is in outage.
@@ -234,6 +237,9 @@ type Spool struct {
 	// answers 503) until an operator deals with them (`relay spool dead`).
 	MaxDeadSize  ByteSize `yaml:"max_dead_size"`
 	MaxDeadCount int      `yaml:"max_dead_count"`
+	// HandBack: whether a worker hands its spool back to the stream on a
+	// graceful shutdown (handback.go): auto, always or never.
+	HandBack string `yaml:"hand_back"`
 }
 
 // Worker is the `worker` section: the forwarding workers.
@@ -323,6 +329,7 @@ func Default() *Config {
 			MaxEnvelopeDelay: 24 * time.Hour,
 			MaxDeadSize:      100 * MB,
 			MaxDeadCount:     100000,
+			HandBack:         HandBackAuto,
 		},
 		Worker: Worker{Enabled: true, Concurrency: 64},
 		Ingest: Ingest{Enabled: true},

@@ -40,6 +40,7 @@ func LoadWithEnv(dir string, lookup func(string) (string, bool)) (*Config, error
 	}
 	c := Default()
 	c.setDir(dir)
+	c.lookup = lookup
 	c.file = filepath.Join(dir, FileName)
 	data, err := os.ReadFile(c.file)
 	switch {
@@ -552,7 +553,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 		if !ok || val == "" {
 			continue
 		}
-		if err := c.Override(o.key, val, o.env); err != nil {
+		if err := c.set(o.key, val, o.env); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
@@ -566,6 +567,15 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 // environment variable gives it; source names it in messages ("--port", "RELAY_PORT"). Values
 // are parsed like config.yml values; Validate checks their meaning.
 func (c *Config) Override(key, value, source string) error {
+	if err := c.set(key, value, source); err != nil {
+		return err
+	}
+	c.overrides = append(c.overrides, override{key, value, source})
+	return nil
+}
+
+// set is Override without remembering the call (the environment is read again by Reload).
+func (c *Config) set(key, value, source string) error {
 	v, err := c.field(key)
 	if err != nil {
 		return fmt.Errorf("%s: %w", source, err)

@@ -107,6 +107,7 @@ func TestDefaults(t *testing.T) {
 		{"spool.max_envelope_delay", c.Spool.MaxEnvelopeDelay, 24 * time.Hour},
 		{"spool.max_dead_size", c.Spool.MaxDeadSize, ByteSize(100 * 1000 * 1000)},
 		{"spool.max_dead_count", c.Spool.MaxDeadCount, 100000},
+		{"spool.hand_back", c.Spool.HandBack, "auto"},
 		{"worker.enabled", c.Worker.Enabled, true},
 		{"worker.concurrency", c.Worker.Concurrency, 64},
 		{"ingest.enabled", c.Ingest.Enabled, true},
@@ -201,7 +202,7 @@ scrub:
 	if c.JetStream != wantJS {
 		t.Errorf("jetstream = %+v, want %+v", c.JetStream, wantJS)
 	}
-	if c.Spool != (Spool{"/var/lib/relay/spool.db", GB, 64, 24 * time.Hour, 100 * MB, 100000}) {
+	if c.Spool != (Spool{"/var/lib/relay/spool.db", GB, 64, 24 * time.Hour, 100 * MB, 100000, HandBackAuto}) {
 		t.Errorf("spool = %+v", c.Spool)
 	}
 	if c.Worker != (Worker{false, 8}) || !c.Ingest.Enabled {

@@ -129,10 +129,10 @@ func (c *Config) Validate() error {
 		// redelivered (and sent twice) while still in flight.
 		v.add("jetstream.ack_wait", "%s must be longer than http.timeout (%s)", j.AckWait, c.HTTP.Timeout)
 	}
+	v.validateNATSAuth(j)
 	if msg := checkListen(j); msg != "" {
 		v.add("jetstream.listen", "%s", msg)
 	}
-	v.validateNATSAuth(j)
 	if j.Embedded() && j.StoreDir == "" {
 		v.add("jetstream.store_dir", "empty; the embedded server needs a directory")
 	}
@@ -146,6 +146,9 @@ func (c *Config) Validate() error {
 	v.positive("spool.max_envelope_delay", c.Spool.MaxEnvelopeDelay)
 	v.size("spool.max_dead_size", c.Spool.MaxDeadSize)
 	v.count("spool.max_dead_count", c.Spool.MaxDeadCount)
+	if h := c.Spool.HandBack; h != HandBackAuto && h != HandBackAlways && h != HandBackNever {
+		v.add("spool.hand_back", "%q is not one of %s, %s, %s", h, HandBackAuto, HandBackAlways, HandBackNever)
+	}
 
 	// worker, ingest
 	v.count("worker.concurrency", c.Worker.Concurrency)
@@ -165,7 +168,11 @@ func (c *Config) Validate() error {
 			v.add("scrub.pii_config", "expected a mapping in Sentry's piiConfig shape (rules, applications), got %s", describe(n))
 		} else if _, err := c.Scrub.PIIConfigJSON(); err != nil {
 			v.add("scrub.pii_config", "%v", strings.TrimPrefix(err.Error(), "config: scrub.pii_config: "))
+		} else if _, err := c.CompileScrubber(); err != nil {
+			v.add("scrub.pii_config", "%v", strings.TrimPrefix(err.Error(), "config: scrub.pii_config: "))
 		}
+	} else if _, err := c.CompileScrubber(); err != nil {
+		v.add("scrub.data_scrubbing", "%v", strings.TrimPrefix(err.Error(), "config: scrub.data_scrubbing: "))
 	}
 
 	c.Tunnel.validate(v)

@@ -103,6 +103,12 @@ func TestValidate(t *testing.T) {
 		},
 		{"auth interval zero registers once", "http:\n  auth_interval: 0\n", nil, nil},
 		{"auth ready always", "auth:\n  ready: always\n", nil, nil},
+		{"spool hand back never", "spool:\n  hand_back: never\n", nil, nil},
+		{
+			"spool hand back",
+			"spool:\n  hand_back: yes\n", nil,
+			[]string{`F:2: spool.hand_back: "yes" is not one of auto, always, never`},
+		},
 		{
 			"auth",
 			"http:\n  auth_interval: 500ms\nauth:\n  ready: sometimes\n", nil,
@@ -189,6 +195,18 @@ func TestValidate(t *testing.T) {
 			"scrub:\n  pii_config:\n    rules: .inf\n", nil,
 			[]string{`F:2: scrub.pii_config: line 3: .inf has no JSON form`},
 		},
+		{
+			// Well-formed, but the rule does not compile: refused before anything starts
+			// (and by a SIGHUP reload), with the line of the key.
+			"pii config rule that does not compile",
+			"logging:\n  level: debug\nscrub:\n  pii_config:\n    rules:\n      r:\n        type: pattern\n        redaction:\n          method: remove\n", nil,
+			[]string{"F:4: scrub.pii_config: scrub: piiConfig: rule \"r\": missing field `pattern`"},
+		},
+		{
+			"pii config selector that does not parse",
+			"scrub:\n  pii_config:\n    applications:\n      \"$string &&\": [\"@ip\"]\n", nil,
+			[]string{`F:2: scrub.pii_config: scrub: piiConfig: applications: invalid selector "$string &&"`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,5 +243,23 @@ func TestValidateDefaultValueNamesTheFile(t *testing.T) {
 	want := c.File() + ": jetstream.ack_wait: 30s must be longer than http.timeout (1m0s)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Validate = %v, want %s", err, want)
+	}
+}
+
+func TestHandBackOnShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		handBack, url string
+		want          bool
+	}{
+		{HandBackAuto, "", false},
+		{HandBackAuto, "nats://n1:4222", true},
+		{HandBackAlways, "", true},
+		{HandBackNever, "nats://n1:4222", false},
+	} {
+		c := Default()
+		c.Spool.HandBack, c.JetStream.URL = tc.handBack, tc.url
+		if got := c.HandBackOnShutdown(); got != tc.want {
+			t.Errorf("hand_back %s with jetstream.url %q: %v, want %v", tc.handBack, tc.url, got, tc.want)
+		}
 	}
 }

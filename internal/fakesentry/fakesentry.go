@@ -56,6 +56,10 @@ type Options struct {
 	// requests, so a fake that runs for days holds bounded memory; Count
 	// still counts every one. 0 keeps everything (tests read it all).
 	KeepLast int
+	// DropPayloads keeps of each accepted envelope everything but its
+	// bytes (Received.Body and the items' payloads are nil), so a test that
+	// sends a large backlog measures the relay's memory, not the fake's.
+	DropPayloads bool
 }
 
 // Received is one envelope the fake accepted (answered 2xx).
@@ -138,6 +142,7 @@ type Server struct {
 	closed    bool
 	inflight  sync.WaitGroup // handlers running; Add only under mu while !closed
 	running   int            // handlers running, for InFlight
+	peak      int            // the most handlers running at once, for PeakInFlight
 	mode      Mode
 	left      int // envelope answers left in mode when mode.Count > 0
 	delay     time.Duration
@@ -307,6 +312,14 @@ func (s *Server) InFlight() int {
 	return s.running
 }
 
+// PeakInFlight is the most requests the upstream held at once since New:
+// how many senders the client ran side by side, whatever their timing.
+func (s *Server) PeakInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
 // Received returns a copy of the list of accepted envelopes, in the order
 // they were accepted. The byte slices are shared and must not be modified.
 func (s *Server) Received() []Received {
@@ -400,6 +413,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.inflight.Add(1)
 	s.running++
+	s.peak = max(s.peak, s.running)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -521,6 +535,15 @@ func (s *Server) serveEnvelope(w http.ResponseWriter, r *http.Request, projectPa
 		EventID:        env.eventID,
 		EnvelopeHeader: env.header,
 		Items:          env.items,
+	}
+	if s.opts.DropPayloads {
+		rec.Body = nil
+		rec.Items = slices.Clone(rec.Items)
+		for i := range rec.Items {
+			rec.Items[i].Payload = nil
+			rec.Items[i].Header = slices.Clone(rec.Items[i].Header)
+		}
+		rec.EnvelopeHeader = slices.Clone(rec.EnvelopeHeader)
 	}
 	s.mu.Lock()
 	s.received = keepLast(append(s.received, rec), s.opts.KeepLast)

@@ -140,6 +140,27 @@ func TestAccept(t *testing.T) {
 	}
 }
 
+// DropPayloads keeps what a test asserts on, not the envelope's bytes.
+func TestAcceptDropPayloads(t *testing.T) {
+	s := newServer(t, Options{DropPayloads: true})
+	if status, _, body := do(t, s.URL(), post(envelope)); status != 200 || body != `{"id":"`+eventID+`"}` {
+		t.Fatalf("answer %d %q", status, body)
+	}
+	got := s.Received()
+	if len(got) != 1 {
+		t.Fatalf("%d received", len(got))
+	}
+	r := got[0]
+	if r.EventID != eventID || r.WireSize != len(envelope) || r.Body != nil || len(r.Items) != 3 || r.Items[0].Type != "event" || len(r.EnvelopeHeader) == 0 {
+		t.Fatalf("received %+v", r)
+	}
+	for i, it := range r.Items {
+		if it.Payload != nil {
+			t.Errorf("item %d kept its payload %q", i, it.Payload)
+		}
+	}
+}
+
 func TestAcceptWithoutEventID(t *testing.T) {
 	s := newServer(t, Options{})
 	status, _, body := do(t, s.URL(), post("{}\n{\"type\":\"sessions\"}\n{\"aggregates\":[]}"))

@@ -92,6 +92,10 @@ type Options struct {
 	// OverrideProjectIDs accepts a request whose project id differs from
 	// its key's project (relay.override_project_ids).
 	OverrideProjectIDs bool
+	// MaxRecordingSize bounds a replay recording decompressed by a
+	// project's own scrubbing rules (limits.max_replay_uncompressed_size;
+	// 0: scrub.DefaultMaxRecordingSize).
+	MaxRecordingSize int64
 }
 
 // Registry answers questions about public keys from the states its sources

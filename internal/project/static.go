@@ -50,6 +50,8 @@ type StaticSource struct {
 
 	// ticks replaces the interval's ticker in tests.
 	ticks <-chan time.Time
+	// rescan asks Run for a scan now (Rescan); one pending request is enough.
+	rescan chan struct{}
 
 	files    map[string]*fileState        // by path: the last content read
 	compiled map[[32]byte]*scrub.Scrubber // by scrubbing settings' content
@@ -81,10 +83,20 @@ func NewStaticSource(dir string, reg *Registry, interval time.Duration, log *slo
 		compiled: make(map[[32]byte]*scrub.Scrubber),
 		seen:     make(map[string]struct{}),
 		dupes:    make(map[string]struct{}),
+		rescan:   make(chan struct{}, 1),
 	}
 }
 
-// Run scans every interval until ctx ends. A scan that cannot read the
+// Rescan asks Run to read the directory now rather than at the next tick (a
+// SIGHUP). It does not block; requests made while one is pending are one.
+func (s *StaticSource) Rescan() {
+	select {
+	case s.rescan <- struct{}{}:
+	default:
+	}
+}
+
+// Run scans every interval, and at once after Rescan, until ctx ends. A scan that cannot read the
 // directory keeps the projects already known (a transient error must not
 // turn every key away) and is retried at the next tick.
 func (s *StaticSource) Run(ctx context.Context) error {
@@ -102,9 +114,10 @@ func (s *StaticSource) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-ticks:
-			if err := s.Scan(); err != nil {
-				s.log.Error("project files: scan failed, keeping the projects known so far", "dir", s.dir, "err", err)
-			}
+		case <-s.rescan:
+		}
+		if err := s.Scan(); err != nil {
+			s.log.Error("project files: scan failed, keeping the projects known so far", "dir", s.dir, "err", err)
 		}
 	}
 }
@@ -277,7 +290,7 @@ func (s *StaticSource) compile(st *State) (*scrub.Scrubber, error) {
 	if sc, ok := s.compiled[k]; ok {
 		return sc, nil
 	}
-	sc, err := compileScrubbing(st)
+	sc, err := compileScrubbing(st, s.reg.opts.MaxRecordingSize)
 	if err != nil {
 		return nil, err
 	}
@@ -286,10 +299,11 @@ func (s *StaticSource) compile(st *State) (*scrub.Scrubber, error) {
 }
 
 // compileScrubbing compiles a config's piiConfig and datascrubbingSettings;
-// the caller has checked that it has one of them.
-func compileScrubbing(st *State) (*scrub.Scrubber, error) {
+// the caller has checked that it has one of them. maxRecording is
+// scrub.Config.MaxRecordingSize.
+func compileScrubbing(st *State, maxRecording int64) (*scrub.Scrubber, error) {
 	c := &st.Config
-	var cfg scrub.Config
+	cfg := scrub.Config{MaxRecordingSize: maxRecording}
 	if c.DataScrubbingSettings != nil {
 		ds, err := scrub.ParseDataScrubbing(c.DataScrubbingSettings)
 		if err != nil {

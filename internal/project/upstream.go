@@ -13,6 +13,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/scrub"
 )
 
@@ -489,7 +490,7 @@ func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[stri
 		}
 		if wallNow.Sub(first) >= u.opts.PendingTimeout {
 			fetchKeysGaveUp.Inc()
-			u.log.Warn("project configs: the upstream kept the key pending; asking again on its next use", "public_key", k, "for", wallNow.Sub(first))
+			u.log.Warn("project configs: the upstream kept the key pending; asking again on its next use", "key", envelope.KeyRef(k), "for", wallNow.Sub(first))
 			continue
 		}
 		again = append(again, k)
@@ -523,7 +524,7 @@ func (u *UpstreamSource) parse(key string, raw json.RawMessage, now time.Time) *
 	if err != nil {
 		fetchKeysInvalid.Inc()
 		e.Invalid = err
-		u.log.Warn("project configs: the upstream's config for a key is unusable; the key is refused until it is fixed", "public_key", key, "err", err)
+		u.log.Warn("project configs: the upstream's config for a key is unusable; the key is refused until it is fixed", "key", envelope.KeyRef(key), "err", envelope.RedactKey(err.Error(), key))
 		if v, ok := u.states.Load(key); ok && v.(*cached).entry != nil {
 			old := v.(*cached).entry
 			e.ProjectID, e.scrubber = old.ProjectID, old.scrubber
@@ -545,7 +546,7 @@ func (u *UpstreamSource) compile(st *State) (*scrub.Scrubber, error) {
 	if v, ok := u.compiled.Load(k); ok {
 		return v.(*scrub.Scrubber), nil
 	}
-	sc, err := compileScrubbing(st)
+	sc, err := compileScrubbing(st, u.reg.opts.MaxRecordingSize)
 	if err != nil {
 		return nil, err
 	}

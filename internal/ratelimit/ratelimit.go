@@ -29,6 +29,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/stream"
 	"github.com/relayhq/relay/internal/upstream"
 )
@@ -130,7 +131,7 @@ func (s *Shared) update(key string, value []byte) {
 	rl, err := decode(value)
 	if err != nil {
 		decodeErrors.Inc()
-		s.log.Warn("ratelimit: undecodable value in the bucket, ignored", "key", key, "err", err)
+		s.log.Warn("ratelimit: undecodable value in the bucket, ignored", "key", envelope.KeyRef(key), "err", err)
 		return
 	}
 	rl = rl.Active(s.now())

@@ -36,6 +36,7 @@ type Consumer struct {
 	c    *Conn
 	cons jetstream.Consumer
 	name string
+	acks *ackConfirmer // nil when the start-up loss record is off
 }
 
 // Consumer creates the durable pull consumer, or updates its settings, and
@@ -55,6 +56,13 @@ func (c *Conn) Consumer(ctx context.Context, durable string) (*Consumer, error) 
 		MaxDeliver:    -1,
 		MaxAckPending: MaxAckPending,
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
+	}
+	if c.srv == nil {
+		// Someone else's server: an existing consumer that could strand or
+		// skip an envelope is refused rather than rewritten.
+		if err := c.checkExternalConsumer(ctx, durable); err != nil {
+			return nil, err
+		}
 	}
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, cfg)
 	if err != nil && c.srv != nil && isConsumerStoreErr(err) {
@@ -76,7 +84,11 @@ func (c *Conn) Consumer(ctx context.Context, durable string) (*Consumer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("stream: consumer %s on %s: %w", durable, c.cfg.Stream, err)
 	}
-	return &Consumer{c: c, cons: cons, name: durable}, nil
+	k := &Consumer{c: c, cons: cons, name: durable}
+	if c.rec != nil {
+		k.acks = &ackConfirmer{nc: c.nc, rec: c.rec}
+	}
+	return k, nil
 }
 
 // consumerStateReset counts damaged consumer states set aside (not a drop:
@@ -184,7 +196,7 @@ func (k *Consumer) collect(batch jetstream.MessageBatch, out []*Delivery) ([]*De
 	got := 0
 	for msg := range batch.Messages() {
 		got++
-		d := &Delivery{msg: msg, rec: k.c.rec, conn: k.c}
+		d := &Delivery{msg: msg, rec: k.c.rec, conn: k.c, acks: k.acks}
 		meta, err := msg.Metadata()
 		if err != nil {
 			// Not a JetStream delivery (cannot happen on a pull consumer's
@@ -201,7 +213,10 @@ func (k *Consumer) collect(batch jetstream.MessageBatch, out []*Delivery) ([]*De
 	}
 	if err := batch.Error(); err != nil {
 		if got > 0 {
-			k.c.log.Warn("fetch: batch ended with an error", "consumer", k.name, "received", got, "err", err)
+			// The messages that came are ours; the error is the stream
+			// going away, which availability logs once for the process.
+			k.c.log.Debug("fetch: batch ended with an error", "consumer", k.name, "received", got, "err", err)
+			k.c.avail.failed("fetch", time.Now(), err)
 			return out, nil
 		}
 		return out, err
@@ -228,8 +243,9 @@ type Delivery struct {
 	Msg  Message
 	msg  jetstream.Msg
 	meta jetstream.MsgMetadata
-	rec  *seqRecord // nil when the start-up loss check is off
-	conn *Conn      // for its availability (availability.go)
+	rec  *seqRecord    // nil when the start-up loss check is off
+	conn *Conn         // for its availability (availability.go)
+	acks *ackConfirmer // settles AckNoWait in rec; nil with rec
 }
 
 // Ack tells JetStream the message is done with and waits for the server's
@@ -292,3 +308,47 @@ func (d *Delivery) MsgID() string { return d.msg.Headers().Get(jetstream.MsgIDHe
 // the spool, which keeps encoded messages and can skip re-encoding. It aliases
 // Msg.Envelope's buffer: do not modify it.
 func (d *Delivery) Raw() []byte { return d.msg.Data() }
+
+// checkExternalConsumer refuses an existing durable on an external server
+// whose settings break the workers' contract, naming each:
+//   - max_deliver > 0: a message delivered that often is never offered
+//     again and stays in the stream unforwarded;
+//   - replicas (when set) below jetstream.replicas: the consumer's state
+//     would not survive the nodes the stream survives, and the workers stall.
+//
+// The ack policy needs no check here: on a work-queue stream (which
+// checkExternalStream insists on) nats-server itself allows explicit acks
+// only. A missing consumer is fine: Consumer creates it.
+func (c *Conn) checkExternalConsumer(ctx context.Context, durable string) error {
+	cons, err := c.js.Consumer(ctx, c.cfg.Stream, durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stream: look up consumer %s on %s: %w: %w", durable, c.cfg.Stream, ErrUnavailable, err)
+	}
+	have := cons.CachedInfo().Config
+	var bad []string
+	if have.MaxDeliver > 0 {
+		bad = append(bad, fmt.Sprintf("max_deliver %d (want -1: a message delivered that often is never offered again and is not forwarded)", have.MaxDeliver))
+	}
+	if have.Replicas > 0 && have.Replicas < c.cfg.Replicas {
+		bad = append(bad, fmt.Sprintf("replicas %d (want at least jetstream.replicas, %d)", have.Replicas, c.cfg.Replicas))
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("stream: existing consumer %s on stream %s has settings that break the relay's guarantees: %s; "+
+		"refusing to use it — change them on the NATS server or delete the consumer so the relay creates it",
+		durable, c.cfg.Stream, strings.Join(bad, "; "))
+}
+
+// Backlog returns how many messages wait for the workers: not yet delivered
+// plus delivered and not yet acked. One consumer info request.
+func (k *Consumer) Backlog(ctx context.Context) (uint64, error) {
+	info, err := k.cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream: consumer %s info: %w", k.name, err)
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}

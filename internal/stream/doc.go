@@ -9,7 +9,7 @@
 // loss check), storewatch.go (refusing publishes while the store cannot
 // write, reloading it once it can), publish.go (Publish and its error
 // mapping), syncer.go (sync "always" as a group fsync), consumer.go
-// (Consumer, Fetch, Delivery), kv.go (key-value buckets on the relay's
+// (Consumer, Fetch, Delivery), acknowait.go (acks without a round trip), kv.go (key-value buckets on the relay's
 // connection: a cache the processes of one deployment share).
 //
 // The promises, in the terms of shared/docs/durability.md:
@@ -17,7 +17,8 @@
 //     stream.s block file (it survives the relay being killed); with Sync
 //     "always" also fsynced (it survives a power loss).
 //   - The stream is a work queue: a message leaves it only when a worker
-//     acks it (Delivery.Ack, a double ack). Un-acked messages come back after
+//     acks it (Delivery.Ack, a double ack, or Delivery.AckNoWait, which does
+//     not wait for the answer: a lost one is a redelivery). Un-acked messages come back after
 //     AckWait, also across restarts; Nak brings one back sooner.
 //   - A full stream refuses new messages (ErrFull); it never drops old ones.
 //     So does a full disk under the embedded store, until space is back and
@@ -29,9 +30,13 @@
 //     store are counted and logged as an ERROR with their sequences (the
 //     relay's own record of them, record.go).
 //   - An existing stream on an external server is used only when none of its
-//     settings can delete a message before a worker acks it; otherwise Open
-//     fails naming each such setting and leaves the stream as it is
-//     (checkExternalStream).
+//     settings can delete a message before a worker acks it and it keeps at
+//     least Config.Replicas copies; otherwise Open fails naming each such
+//     setting and leaves the stream as it is (checkExternalStream). More
+//     replicas than configured are kept. The same for an existing consumer
+//     whose settings could strand a message (checkExternalConsumer).
+//   - JetStream going away and coming back is logged once per change for
+//     the process, not per operation (availability.go).
 //
 // Subjects are "<lower-case stream name>.<project id>", e.g.
 // "relay_envelopes.42"; one durable consumer, shared by every worker, takes

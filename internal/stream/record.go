@@ -46,6 +46,11 @@ import (
 // arrived) and acked if it does not (it did) — so a kill neither invents a
 // loss nor hides one.
 //
+// An ack sent without waiting (Delivery.AckNoWait) stays started until a
+// later round trip to the server, one per batch of such acks, showed it was
+// read (acknowait.go); until then it is resolved like an ack a kill cut
+// short.
+//
 // A message whose PubAck came but whose Publish had not yet returned when
 // the relay died may be missing from the record: nobody was told it was
 // kept, so its loss breaks no promise and is not reported.

@@ -569,7 +569,7 @@ func heldSeqs(t *testing.T, c *Conn) map[uint64]bool {
 	return out
 }
 
-// killChild publishes and acks concurrently on the store in dir, says
+// killChild publishes and acks concurrently (Ack and AckNoWait) on the store in dir, says
 // RUNNING once under way, and goes on until it is killed.
 func killChild(t *testing.T, dir string) {
 	cfg := Config{StoreDir: dir, AckWait: 2 * time.Second, FetchWait: 100 * time.Millisecond}
@@ -607,7 +607,11 @@ func killChild(t *testing.T, dir string) {
 					if i%4 == 3 {
 						continue // left un-acked: redelivered later
 					}
-					if err := d.Ack(context.Background()); err != nil {
+					ack := func() error { return d.Ack(context.Background()) }
+					if i%2 == 1 {
+						ack = d.AckNoWait // the worker's ack: no wait for the server's answer
+					}
+					if err := ack(); err != nil {
 						panic(err)
 					}
 				}

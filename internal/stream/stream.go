@@ -461,9 +461,11 @@ func (c *Conn) declareStream(ctx context.Context, before storeScan) error {
 		if c.srv == nil {
 			// Someone else's stream: refuse what could drop an envelope
 			// rather than rewrite it (their tooling could put it back).
-			if err := checkExternalStream(info.Config); err != nil {
+			if err := checkExternalStream(info.Config, c.cfg.Replicas); err != nil {
 				return err
 			}
+			// More copies than asked for are the operator's choice: keep them.
+			want.Replicas = max(want.Replicas, info.Config.Replicas)
 		}
 		if !sameStreamConfig(info.Config, want) {
 			c.log.Info("updating stream settings", "stream", want.Name)
@@ -539,22 +541,34 @@ func (c *Conn) warnStrandedStreams(ctx context.Context) {
 // settings could remove a message no worker has acked, naming every such
 // setting. The relay acknowledges an envelope to the SDK once the stream has
 // it, so anything that deletes it before a worker's ack is a silent loss:
+//
 //   - retention other than workqueue: "limits" keeps acked messages and
 //     drops by its limits, "interest" deletes messages no consumer is
 //     interested in yet;
+//
 //   - discard old: a stream at any limit deletes its oldest messages to make
 //     room (discard new refuses the publish instead: a 503, not a loss);
+//
 //   - max_age: messages older than it are deleted, forwarded or not (e.g.
 //     held through a long upstream outage);
+//
 //   - max_msgs_per_subject: subjects are per project, so a project's oldest
 //     messages beyond it are deleted (under discard old, or even under
 //     discard new unless discard_new_per_subject is set);
+//
 //   - max_msgs and max_bytes under discard old (named with discard);
+//
 //   - memory storage: a restart of the NATS server loses every message.
 //
+//   - fewer replicas than jetstream.replicas: the relay promises as many
+//     copies as configured (losing a node's disk would lose envelopes).
+//
 // max_msgs and max_bytes under discard new only refuse publishes (ErrFull).
-func checkExternalStream(have jetstream.StreamConfig) error {
+func checkExternalStream(have jetstream.StreamConfig, replicas int) error {
 	var bad []string
+	if have.Replicas < replicas {
+		bad = append(bad, fmt.Sprintf("replicas %d (want at least jetstream.replicas, %d: fewer copies than configured lose acknowledged envelopes with a node's disk)", have.Replicas, replicas))
+	}
 	if have.Retention != jetstream.WorkQueuePolicy {
 		bad = append(bad, fmt.Sprintf("retention %s (want workqueue: envelopes must leave the stream only when a worker acks them)", strings.ToLower(have.Retention.String())))
 	}

@@ -300,7 +300,7 @@ func (c *Client) Send(ctx context.Context, r Request) Result {
 	start := time.Now()
 	res := c.send(ctx, r)
 	requestDuration.UpdateDuration(start)
-	classCounter(res.Class).Inc()
+	countRequest(res.Class, res.Status)
 	return res
 }
 
@@ -596,3 +596,7 @@ func validHeaderValue(v string) bool {
 func validAuthValue(v string) bool {
 	return validHeaderValue(v) && !strings.Contains(v, ",")
 }
+
+// BaseURL returns the upstream's address as configured (scheme, host and
+// path prefix; it never carries credentials, New refuses those), for logs.
+func (c *Client) BaseURL() string { return c.base }

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestParseProcStat(t *testing.T) {
+	for _, tc := range []struct {
+		name, line string
+		want       int64
+		wantErr    bool
+	}{
+		{"plain", "1234 (relay) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0", 3_250_000, false},
+		{"name with spaces and parens", "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 1 0 0", 30_000, false},
+		{"short", "7 (x) R 1 2 3", 0, true},
+		{"no name", "garbage", 0, true},
+		{"not a number", "7 (x) R 1 7 7 0 -1 0 0 0 0 0 u 2 0", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseProcStat(tc.line)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Fatalf("parseProcStat = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestProcCPUOfThisProcess(t *testing.T) {
+	// The figure is Linux-only by design (/proc).
+	if _, err := procCPU(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The forwarder passes the request through — path, query, body and Sentry
+// headers — and answers with the upstream's status and body.
+func TestForwardHandler(t *testing.T) {
+	var gotPath, gotAuth, gotBody string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		gotPath, gotAuth, gotBody = r.URL.RequestURI(), r.Header.Get("X-Sentry-Auth"), string(b)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, `{"detail":"slow down"}`)
+	}))
+	defer up.Close()
+	fw := httptest.NewServer(forwardHandler(up.URL, up.Client()))
+	defer fw.Close()
+
+	req, _ := http.NewRequest(http.MethodPost, fw.URL+"/api/42/envelope/?sentry_key=k", strings.NewReader("envelope bytes"))
+	req.Header.Set("X-Sentry-Auth", "Sentry sentry_key=k")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || string(body) != `{"detail":"slow down"}` {
+		t.Fatalf("forwarder answered %d %q", resp.StatusCode, body)
+	}
+	if gotPath != "/api/42/envelope/?sentry_key=k" || gotAuth != "Sentry sentry_key=k" || gotBody != "envelope bytes" {
+		t.Fatalf("upstream got %q %q %q", gotPath, gotAuth, gotBody)
+	}
+
+	up.Close() // an upstream that is gone is a 502, not a hang
+	resp, err = http.Post(fw.URL+"/api/42/envelope/", "application/x-sentry-envelope", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("forwarder with its upstream gone answered %d, want 502", resp.StatusCode)
+	}
+}
