@@ -433,13 +433,18 @@ func checkProbes(t *testing.T, c *checked, p *problems) {
 		for _, path := range paths {
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				status, err := 0, error(nil)
+				status := 0
 				resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
 				if err == nil {
 					status = resp.StatusCode
 					resp.Body.Close()
 				}
 				if status == http.StatusOK {
+					break
+				}
+				if status != 0 && status != http.StatusServiceUnavailable {
+					// Not "not ready yet": the relay does not serve this path.
+					p.add(c.proc.where, "probe %s: answered %d, want 200", path, status)
 					break
 				}
 				select {
@@ -1166,28 +1171,38 @@ func TestDeploymentFilesCatchDrift(t *testing.T) {
 	}
 }
 
-// A probe path the relay does not serve is caught by starting it.
+// A probe path the relay does not serve is caught by starting it, for the
+// ingest Deployment and for the worker-only StatefulSet alike.
 func TestDeploymentProbeDrift(t *testing.T) {
 	root, err := filepath.Abs(repoRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := os.ReadFile(filepath.Join(root, "deploy/kubernetes/ingest.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	overrides := map[string][]byte{}
+	for _, name := range []string{"ingest.yaml", "worker.yaml"} {
+		rel := kubeDir + "/" + name
+		s, err := os.ReadFile(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(s), "/api/relay/healthcheck/ready/") {
+			t.Fatalf("%s has no readiness probe to break", rel)
+		}
+		overrides[rel] = []byte(strings.Replace(string(s), "/api/relay/healthcheck/ready/", "/healthz", 1))
 	}
-	broken := strings.Replace(string(s), "/api/relay/healthcheck/live/", "/healthz", 1)
-	p, kube := checkDeployment(t, map[string][]byte{"deploy/kubernetes/ingest.yaml": []byte(broken)})
+	p, kube := checkDeployment(t, overrides)
 	if len(p) > 0 {
 		t.Fatalf("unexpected problems: %v", p)
 	}
 	for _, c := range kube {
-		if c.cfg.Ingest.Enabled {
-			checkProbes(t, c, &p)
-		}
+		checkProbes(t, c, &p)
 	}
-	if !slices.ContainsFunc(p, func(s string) bool { return strings.Contains(s, "probe /healthz: answered 404") }) {
-		t.Fatalf("a probe of /healthz was not caught: %v", p)
+	for _, workload := range []string{"Deployment relay-ingest", "StatefulSet relay-worker"} {
+		if !slices.ContainsFunc(p, func(s string) bool {
+			return strings.Contains(s, workload) && strings.Contains(s, "probe /healthz: answered 404")
+		}) {
+			t.Errorf("%s: a probe of /healthz was not caught: %v", workload, p)
+		}
 	}
 }
 
