@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 size=${SIZE:-200000}
 total_mb=${TOTAL_MB:-2048}
-grace=${GRACE:-20s}
+grace=${GRACE:-20s} # in seconds: 20s
 conns=${CONNS:-16}
 half_mb=$((total_mb / 2))
 work=$(mktemp -d /tmp/relay-memory-XXXXXX)
@@ -91,15 +91,21 @@ samples="$work/samples.tsv"
 sleep 5
 echo fill > "$phase"
 echo "== fill: ${size}-byte envelopes until ~${total_mb} MB are stored (upstream down, grace $grace)" >&2
-start=$(date +%s); last=-1; still=0
+grace_s=${grace%s}
+start=$(date +%s); last=-1; grown=$start
 while :; do
+  t=$(date +%s)
   "$work/relay-load" -bare=false -c "$conns" -d 5s -warmup 0s -body "$work/envelope" -url "$relay_url" -row fill > /dev/null 2>&1 || true
-  d=$(disk_mb)
-  echo "   stored ${d} MB (spool $(spool_mb) MB) after $(( $(date +%s) - start )) s, phase $(cat "$phase")" >&2
+  [ "$(date +%s)" -gt "$t" ] || sleep 1 # refused at once (the stream full): do not spin
+  d=$(disk_mb); now=$(date +%s)
+  echo "   stored ${d} MB (spool $(spool_mb) MB) after $((now - start)) s, phase $(cat "$phase")" >&2
   [ "$d" -ge $((total_mb * 95 / 100)) ] && break
-  if [ "$d" -le "$last" ]; then still=$((still + 1)); else still=0; fi
-  [ "$still" -ge 6 ] && { echo "   nothing more is stored: stopping the fill at ${d} MB" >&2; break; }
+  [ "$d" -gt "$last" ] && grown=$now
   last=$d
+  # Stop when nothing more was stored for 30 s after the grace: both full.
+  if [ $((now - start)) -gt $((grace_s + 30)) ] && [ $((now - grown)) -ge 30 ]; then
+    echo "   nothing more is stored: stopping the fill at ${d} MB" >&2; break
+  fi
   if [ -n "${PROFILE:-}" ] && [ "$(cat "$phase")" = move ] && [ ! -s "$PROFILE-move.pprof" ]; then
     curl -sf -o "$PROFILE-move.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/heap" || true
   fi
