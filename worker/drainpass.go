@@ -142,8 +142,15 @@ func (w *Worker) drainSpoolPass(ctx context.Context, onDeleted func(sent, buried
 		slots = slots[n:]
 		base = upTo
 	}
+	// startDelete hands the pending group to the deleter when it is idle
+	// and the group is worth a commit: DrainBatch records, or whatever is
+	// pending once nothing else is in flight, the pass is stopping, or the
+	// window is half taken (the window waits for deletes).
 	startDelete := func() {
 		if deleting != nil || len(pending.ids) == 0 {
+			return
+		}
+		if len(pending.ids) < w.cfg.DrainBatch && inFlight > 0 && !stopping && dispatch-base < window/2 {
 			return
 		}
 		g := pending
