@@ -49,8 +49,8 @@ type Config struct {
 	// does not redeliver it while a consumer is still working on it.
 	AckWait time.Duration
 	// DrainBatch is how many spool records the drainer reads at a time
-	// (OldestAfter, DrainBatch at a time); their deletes are committed
-	// together.
+	// (OldestAfter, at most DrainBatch at a time: fewer when they are
+	// large); its deletes are grouped by commit, not by read.
 	DrainBatch int
 	// DrainConcurrency is how many spooled envelopes the drainer sends at
 	// once, on top of the consumers' Concurrency (default: Concurrency/2, at

@@ -104,14 +104,16 @@
 // consumers hold at once (fetched, not yet acked or handed back) stay within
 // Config.MaxHeldBytes (budget.go) besides Concurrency × FetchBatch, so moving
 // a backlog of large envelopes into the spool, or forwarding them, takes the
-// same memory whatever their size. The drainer reads DrainBatch records at a
-// time and sends DrainConcurrency of them at once.
+// same memory whatever their size. The drainer keeps DrainConcurrency sends
+// in flight continuously, in spool order, within a window of records
+// (drainpass.go) bounded by count and by the bytes read and not yet sent,
+// and deletes what was delivered in grouped commits beside the sends.
 //
 // # Outside Run
 //
 // Two functions work on a spool while no Worker runs on it:
 //   - DrainSpool (manual.go, `relay spool drain`) sends its records through
-//     the drainer's own path — forward decides, drainBatch deletes only after
+//     the drainer's own path — forward decides, drainSpoolPass deletes only after
 //     a 2xx or a burial — so a manual drain keeps the invariant above and
 //     treats every answer as Run does;
 //   - HandBack (handback.go, on a graceful shutdown) publishes its records

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/relayhq/relay/internal/stream"
@@ -17,18 +15,19 @@ import (
 // outage it probes it (with backoff up to MaxRetryInterval) and ends the
 // outage when it answers — an outage of denials (401/403/404 for every key)
 // is probed with the oldest spooled envelope, since only an envelope can
-// show that the upstream accepts the relay again. Otherwise it sends spooled envelopes, oldest first,
-// in batches of DrainBatch, and deletes each only after the upstream accepted
-// it (or, for a final rejection, after it was buried in the dead letters).
-// It also drains what an earlier process left in the spool: its first look
-// at the spool is at start-up. Consumers keep forwarding new envelopes from
+// show that the upstream accepts the relay again. Otherwise it walks the
+// spool in passes (drainSpoolPass): each sends the spooled envelopes oldest
+// first, with DrainConcurrency sends in flight continuously, and deletes
+// each only after the upstream accepted it (or, for a final rejection,
+// after it was buried in the dead letters). A pass reads past the records
+// of rate-limited keys; the next pass starts over at the head. The drainer
+// also drains what an earlier process left in the spool: its first look at
+// the spool is at start-up. Consumers keep forwarding new envelopes from
 // the stream meanwhile.
 func (w *Worker) drain(ctx context.Context) {
 	probeBackoff, stuckBackoff := w.newBackoff(), w.newBackoff()
-	var pass drainPass
 	for ctx.Err() == nil {
 		if w.outage.Active() {
-			pass = drainPass{}
 			var err error
 			if w.outage.Denied() {
 				err = w.probeDenied(ctx)
@@ -50,69 +49,41 @@ func (w *Worker) drain(ctx context.Context) {
 			continue
 		}
 		probeBackoff.Reset()
-		recs, err := w.store.OldestAfter(pass.after, w.cfg.DrainBatch)
-		if err != nil {
-			spoolReadErrors.Inc()
-			w.log.Error("reading the spool failed; retrying", "err", err, "in", w.cfg.DrainPoll)
-			pass = drainPass{}
-			sleep(ctx, w.cfg.DrainPoll, nil)
-			continue
+		pass, err := w.drainSpoolPass(ctx, nil)
+		if pass.progress > 0 {
+			stuckBackoff.Reset()
 		}
-		if len(recs) == 0 {
-			if pass.after == 0 {
-				// The spool is empty.
-				w.logDrained()
-				w.waitSpooled(ctx, w.cfg.DrainPoll)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			w.log.Error("reading the spool failed; retrying", "err", err, "in", w.cfg.DrainPoll)
+			sleep(ctx, w.cfg.DrainPoll, nil)
+		case pass.seen == 0:
+			// The spool is empty.
+			w.logDrained()
+			w.waitSpooled(ctx, w.cfg.DrainPoll)
+		case pass.stopped:
+			// A record could not be settled (outage, the dead letters
+			// refusing): start over at the head, after a pause unless
+			// something left the spool. Do not spin.
+			if pass.progress > 0 || w.outage.Active() {
 				continue
 			}
-			// The end of a pass past held keys' records. If anything left
-			// the spool, start over at the head at once (the oldest come
-			// first again); otherwise every record left is held: wait for
-			// the first hold to expire, or for a new record.
-			done := pass
-			pass = drainPass{}
-			if done.progress {
-				continue
-			}
-			wait := done.retryIn
+			sleep(ctx, w.nextDelay(stuckBackoff), w.outage.Started())
+		case pass.progress > 0:
+			// Start over at the head at once: the records skipped for a
+			// hold come first again.
+		default:
+			// Every record left is held: wait for the first hold to
+			// expire, or for a new record.
+			wait := pass.retryIn
 			if wait <= 0 {
 				wait = w.nextDelay(stuckBackoff)
 			}
 			w.waitSpooled(ctx, wait)
-			continue
 		}
-		progress, retryIn, stopped := w.drainBatch(ctx, recs)
-		if progress > 0 {
-			stuckBackoff.Reset()
-		}
-		if !stopped {
-			// Read on past this batch: its held records stay behind, and
-			// the next batch may belong to keys that are not held.
-			pass.after = recs[len(recs)-1].ID
-			pass.progress = pass.progress || progress > 0
-			if retryIn > 0 && (pass.retryIn == 0 || retryIn < pass.retryIn) {
-				pass.retryIn = retryIn
-			}
-			continue
-		}
-		// A record could not be settled (outage, shutdown, the dead letters
-		// refusing): start over at the head, after a pause unless something
-		// left the spool. Do not spin.
-		pass = drainPass{}
-		if progress > 0 || w.outage.Active() {
-			continue
-		}
-		sleep(ctx, w.nextDelay(stuckBackoff), w.outage.Started())
 	}
-}
-
-// drainPass is the drainer's walk through the spool: records up to after
-// were looked at in this pass; progress says whether any left the spool;
-// retryIn is the shortest hold among those skipped.
-type drainPass struct {
-	after    uint64
-	progress bool
-	retryIn  time.Duration
 }
 
 // waitSpooled waits for d, a new spool record, an outage, or ctx.
@@ -136,77 +107,6 @@ const (
 	drainSent                         // the upstream accepted it: delete
 	drainBuried                       // final: now in the dead letters: delete
 )
-
-// drainBatch sends recs (oldest first) with up to DrainConcurrency sends in
-// flight, dispatched in spool order, then deletes the delivered ones in one
-// spool commit. A crash before the delete sends them again (duplicates, not
-// losses). Once one send finds the upstream in outage, no more are started.
-// Records whose key is rate limited are skipped (deferred), not waited for:
-// one limited key must not hold up the others' backlog. It returns how many
-// records left the spool, when some were deferred how long until the first
-// of their holds expires, and whether it stopped short: a record it could
-// not settle (outage, shutdown, dead letters refusing) or did not reach.
-func (w *Worker) drainBatch(ctx context.Context, recs []spool.Record) (progress int, retryIn time.Duration, stopped bool) {
-	outcomes := make([]drainOutcome, len(recs))
-	waits := make([]time.Duration, len(recs))
-	var stop atomic.Bool
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(w.cfg.DrainConcurrency, len(recs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				outcomes[i], waits[i] = w.drainOne(ctx, recs[i])
-				if outcomes[i] == drainKeep {
-					stop.Store(true)
-				}
-			}
-		}()
-	}
-	for i := range recs {
-		if stop.Load() || ctx.Err() != nil || w.outage.Active() {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-
-	ids := make([]uint64, 0, len(recs))
-	for i, o := range outcomes {
-		switch o {
-		case drainKeep: // kept, or never dispatched
-			stopped = true
-		case drainSent, drainBuried:
-			ids = append(ids, recs[i].ID)
-		case drainDeferred:
-			if retryIn == 0 || waits[i] < retryIn {
-				retryIn = waits[i]
-			}
-		}
-	}
-	if len(ids) == 0 {
-		return 0, retryIn, stopped
-	}
-	// Retry the delete until it works: re-sending a batch because its delete
-	// failed would only make duplicates. On shutdown, give up: the records
-	// are sent again after the restart.
-	b := w.newBackoff()
-	for {
-		err := w.store.Delete(ids...)
-		if err == nil {
-			return len(ids), retryIn, stopped
-		}
-		spoolDelErrors.Inc()
-		wait := w.nextDelay(b)
-		w.log.Error("deleting drained records from the spool failed; retrying", "records", len(ids), "err", err, "in", wait)
-		if ctx.Err() != nil {
-			return 0, retryIn, true
-		}
-		sleep(ctx, wait, nil)
-	}
-}
 
 // drainOne delivers one spooled record: forward decides, drainOne maps the
 // outcome onto the record (delete it, skip it for now, or keep it and stop

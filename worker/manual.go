@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/relayhq/relay/internal/stream"
@@ -26,62 +25,38 @@ var ErrDrainStopped = errors.New("drain stopped")
 // DrainSpool sends what store holds to the upstream now, oldest first, and
 // returns once it is empty: `relay spool drain`, run while no relay holds
 // the spool. It is the drainer's own path — forward decides each record's
-// fate, drainBatch deletes a record only after a 2xx or its burial — so a
+// fate, drainSpoolPass deletes a record only after a 2xx or its burial — so a
 // manual drain classifies the upstream's answers exactly as a running
 // worker does: 429 holds the key (the drain waits and comes back for its
 // records), a final 4xx buries, failures are retried with backoff until they
 // last longer than OutageGracePeriod, which stops the drain with
-// ErrDrainStopped. progress, when not nil, is called after every batch.
+// ErrDrainStopped. progress, when not nil, is called after every delete
+// commit.
 // The spool's records already passed the worker's stages; none run again.
 func DrainSpool(ctx context.Context, cfg Config, send Sender, store Store, log *slog.Logger, progress func(DrainProgress)) (DrainProgress, error) {
-	cs := &countingStore{Store: store}
-	w, err := New(cfg, noSource{}, send, cs, log)
+	w, err := New(cfg, noSource{}, send, store, log)
 	if err != nil {
 		return DrainProgress{}, err
 	}
 	var done DrainProgress
-	report := func() {
-		done.Buried = cs.buried.Load()
+	onDeleted := func(sent, buried int) {
+		done.Sent += int64(sent)
+		done.Buried += int64(buried)
 		if progress != nil {
 			progress(done)
 		}
 	}
-	var after uint64
-	var passProgress bool
-	var retryIn time.Duration
 	for {
 		if err := ctx.Err(); err != nil {
 			return done, err
 		}
-		recs, err := store.OldestAfter(after, w.cfg.DrainBatch)
-		if err != nil {
-			return done, fmt.Errorf("read the spool: %w", err)
-		}
-		if len(recs) == 0 {
-			if after == 0 {
-				return done, nil // empty
-			}
-			// The end of a pass past held keys' records: start over, at
-			// once when something left the spool, else when the first hold
-			// expires.
-			if !passProgress {
-				w.log.Info("every record left is held by a rate limit or a denial; waiting", "for", retryIn.Round(time.Millisecond))
-				sleep(ctx, max(retryIn, w.cfg.RetryDelay), nil)
-			}
-			after, passProgress, retryIn = 0, false, 0
-			continue
-		}
-		before := cs.buried.Load()
-		n, wait, stopped := w.drainBatch(ctx, recs)
-		done.Sent += int64(n) - (cs.buried.Load() - before)
-		report()
-		if n > 0 {
-			passProgress = true
-		}
-		if wait > 0 && (retryIn == 0 || wait < retryIn) {
-			retryIn = wait
-		}
-		if stopped {
+		pass, err := w.drainSpoolPass(ctx, onDeleted)
+		switch {
+		case err != nil:
+			return done, err
+		case pass.seen == 0:
+			return done, nil // empty
+		case pass.stopped:
 			switch {
 			case ctx.Err() != nil:
 				return done, ctx.Err()
@@ -96,27 +71,14 @@ func DrainSpool(ctx context.Context, cfg Config, send Sender, store Store, log *
 			}
 			// A record could not be settled for another reason (a spool
 			// error was logged): start over at the head after a pause.
-			after, passProgress, retryIn = 0, false, 0
 			sleep(ctx, w.cfg.RetryDelay, nil)
-			continue
+		case pass.progress == 0:
+			// Every record left is held by a rate limit or a denial: start
+			// over when the first hold expires.
+			w.log.Info("every record left is held by a rate limit or a denial; waiting", "for", pass.retryIn.Round(time.Millisecond))
+			sleep(ctx, max(pass.retryIn, w.cfg.RetryDelay), nil)
 		}
-		after = recs[len(recs)-1].ID
 	}
-}
-
-// countingStore counts burials, so that a manual drain can tell sent records
-// from buried ones.
-type countingStore struct {
-	Store
-	buried atomic.Int64
-}
-
-func (c *countingStore) Bury(ctx context.Context, data []byte, reason string) error {
-	if err := c.Store.Bury(ctx, data, reason); err != nil {
-		return err
-	}
-	c.buried.Add(1)
-	return nil
 }
 
 // noSource is the Source of a Worker that only drains the spool: it never

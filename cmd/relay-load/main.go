@@ -66,6 +66,7 @@ type options struct {
 	bare     bool
 	serve    bool
 	forward  string
+	addr     string
 	delay    time.Duration
 	pid      int
 	countURL string
@@ -84,6 +85,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.body, "body", "", "envelope file to send (default: a built-in ~1.5 KB error event; event_id made unique per request)")
 	fs.BoolVar(&o.bare, "bare", true, "also measure a bare net/http server answering 200, and print the ratio")
 	fs.BoolVar(&o.serve, "serve-bare", false, "run the bare server on 127.0.0.1 and print its address (also usable as a stand-in upstream for the relay)")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "with -serve-bare: the address to listen on (memory.sh brings the upstream back on the port the relay was given)")
 	fs.DurationVar(&o.delay, "delay", 0, "with -serve-bare: answer each request only after this long (a slow upstream)")
 	fs.StringVar(&o.forward, "serve-forward", "", "run a naive forwarder to this upstream URL on 127.0.0.1 and print its address")
 	fs.IntVar(&o.pid, "pid", 0, "PID of the relay: report its CPU time per envelope (Linux /proc)")
@@ -93,7 +95,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	if o.serve {
-		return serveBare(o.delay)
+		return serveBare(o.addr, o.delay)
 	}
 	if o.forward != "" {
 		return serveForward(o.forward)
@@ -359,8 +361,8 @@ func makeBodies(file string, n int) ([][]byte, error) {
 
 // serveBare is the baseline: net/http reading the body and answering 200
 // with an id, as little as a server can do for the same request.
-func serveBare(delay time.Duration) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func serveBare(addr string, delay time.Duration) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}

@@ -94,6 +94,7 @@ ingest.enabled and worker.enabled keys; without it they decide.`,
 			}
 
 			log := cfg.Logging.NewLogger(c.errOut)
+			applyMemoryLimit(log, os.Getenv)
 			fileState := "read"
 			if !cfg.FileExists() {
 				fileState = "absent, using defaults"
