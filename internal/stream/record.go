@@ -372,7 +372,9 @@ func (r *seqRecord) rewriteLocked() error {
 	r.queued, r.doneN = r.queued[:0], r.queuedN
 	if !r.noMap {
 		if r.m, err = mapRecord(f, len(b)); err != nil {
-			r.log.Warn("the start-up loss record cannot be mapped; appending to it with write(2)", "path", r.path, "err", err)
+			if !errors.Is(err, errors.ErrUnsupported) { // no mmap here: nothing to tell
+				r.log.Warn("the start-up loss record cannot be mapped; appending to it with write(2)", "path", r.path, "err", err)
+			}
 			r.noMap = true
 			return r.truncateLocked()
 		}
