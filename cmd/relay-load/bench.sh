@@ -24,7 +24,8 @@
 #   cmd/relay-load/bench.sh                       # the table, 64 connections, 10 s each
 #   CONNS=128 DURATION=20s cmd/relay-load/bench.sh full-default ingest-default
 #   PROFILE=relay-cpu cmd/relay-load/bench.sh     # also a 8 s CPU profile of the whole
-#       relay under load (-tags pprof): relay-cpu.pprof and relay-cpu.top
+#       relay under load (-tags pprof): relay-cpu.pprof and relay-cpu.top, of the
+#       first configuration run (full-default, or e.g. ingest-default when named first)
 #
 # Everything listens on 127.0.0.1; every process started here is stopped by PID.
 set -euo pipefail
@@ -99,7 +100,7 @@ for name in "${names[@]}"; do
   relay "$name"
   count=()
   [[ $name == ingest* ]] || count=(-count-url "$upstream/_count")
-  if [ -n "${PROFILE:-}" ] && [ "$name" = full-default ]; then
+  if [ -n "${PROFILE:-}" ] && [ "$name" = "${names[0]}" ]; then
     # The profile covers 8 s of the measured window (after the 2 s warm-up).
     (sleep 3; curl -sf -o "$PROFILE.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=8") & prof_pid=$!
   fi

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"sync"
 
@@ -33,12 +35,17 @@ import (
 // The count and the sequences are exact (within the caveats below).
 //
 // The record is an append-only file of small checksummed entries ("add
-// sequence", "ack started", "ack done"), written with write(2) before a
-// Publish returns and before an ack is sent (concurrent callers share one
-// write; "ack done" rides along with the next), and never fsynced: it
-// survives the relay being killed, which is what it is for. It is rewritten
-// from memory (the open sequences as ranges: a handful, since acks come
-// roughly in order) when the entries outgrow the set, and at every Open.
+// sequence", "ack started", "ack done"), stored before a Publish returns
+// and before an ack is sent, and never fsynced: it survives the relay being
+// killed, which is what it is for. The file is written with room for many
+// entries (zeros, the end of the record) and mapped shared: an entry is
+// copied into the mapping, i.e. into the page cache, as a write(2) would
+// put it there, without a system call per publish. Where the file cannot be
+// mapped (or a store into the mapping faults) entries are appended with
+// write(2) instead (concurrent callers share one write; "ack done" rides
+// along with the next). It is rewritten from memory (the open sequences as
+// ranges: a handful, since acks come roughly in order) when the entries
+// outgrow the set or the room, and at every Open.
 //
 // An ack is noted as started before it is sent and as done (or undone)
 // when its answer comes. A kill in between leaves it started: at the next
@@ -71,7 +78,10 @@ import (
 var recordWriteErrors = metrics.NewCounter(`relay_stream_record_errors_total`)
 
 const (
-	recordMagic     = "RLYSEQ02"
+	// recordMagic: v03 may end in zeros (the mapped room) and a torn entry
+	// before them; v02 files (appended only) are read as well.
+	recordMagic     = "RLYSEQ03"
+	recordMagicV2   = "RLYSEQ02"
 	recordEntrySize = 8 + 8 + 4 // lo (top bit: an ack), hi, crc32c of the 16 bytes
 	removeBit       = 1 << 63
 	// hi of an ack entry (lo = sequence|removeBit).
@@ -188,16 +198,34 @@ func encodeEntry(b []byte, lo, hi uint64) {
 
 // replayRecord reads a record file into a set. A torn last entry (a kill in
 // the middle of a write) is ignored; any other damage is an error.
+//
+// In a v03 file an all-zero entry is the end: the room of a mapped record
+// not yet written (no entry is all zeros: its checksum is not). Only zeros
+// may follow it, and an entry that fails its checksum is a torn store (a
+// kill in the middle of copying it) only when only zeros follow it.
 func replayRecord(b []byte) (*seqSet, error) {
-	if len(b) < len(recordMagic) || string(b[:len(recordMagic)]) != recordMagic {
+	if len(b) < len(recordMagic) {
+		return nil, errors.New("not a record file")
+	}
+	mapped := string(b[:len(recordMagic)]) == recordMagic
+	if !mapped && string(b[:len(recordMagicV2)]) != recordMagicV2 {
 		return nil, errors.New("not a record file")
 	}
 	s := &seqSet{}
 	b = b[len(recordMagic):]
 	for n := 0; len(b) >= recordEntrySize; n++ {
 		e := b[:recordEntrySize]
+		if mapped && allZero(e) {
+			if !allZero(b) {
+				return nil, fmt.Errorf("entry %d: entries after the end", n)
+			}
+			break
+		}
 		b = b[recordEntrySize:]
 		if crc32.Checksum(e[:16], crcTable) != binary.LittleEndian.Uint32(e[16:]) {
+			if mapped && allZero(b) {
+				break // torn: the last store a kill cut short
+			}
 			return nil, fmt.Errorf("entry %d: checksum mismatch", n)
 		}
 		lo, hi := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint64(e[8:])
@@ -219,6 +247,8 @@ func replayRecord(b []byte) (*seqSet, error) {
 	}
 	return s, nil
 }
+
+func allZero(b []byte) bool { return len(bytes.TrimLeft(b, "\x00")) == 0 }
 
 // recordPath is the record's file: in the store directory, beside (not in)
 // nats-server's jetstream directory.
@@ -261,6 +291,13 @@ type seqRecord struct {
 	set     *seqSet
 	entries int // in the file or queued, since the last rewrite
 	errOnce bool
+
+	// The mapped file (nil when appending with write(2)): entries are
+	// copied into m at used, under mu, in order, so a kill can tear only
+	// the last one. noMap: mapping failed once; append from then on.
+	m     []byte
+	used  int
+	noMap bool
 
 	queued  []byte // entries not yet written, in order
 	spare   []byte // the last written group's buffer, for reuse
@@ -307,22 +344,76 @@ func (r *seqRecord) rewriteLocked() error {
 		put(q, q)
 		put(q|removeBit, ackStarted)
 	}
+	used := len(b)
+	if !r.noMap {
+		// The room, written as zeros (not a hole: a store into the mapping
+		// must not need the file system to find a block, e.g. on a full
+		// disk). As large as the set again three times, at least
+		// compactEntries in all.
+		room := max(compactEntries-(used-len(recordMagic))/recordEntrySize, 3*(used-len(recordMagic))/recordEntrySize)
+		b = append(b, make([]byte, room*recordEntrySize)...)
+	}
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, r.path); err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
+	r.unmapLocked()
 	if r.f != nil {
 		r.f.Close() // the old file, replaced; nothing of ours is unwritten in it
 	}
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(r.path, os.O_RDWR|os.O_APPEND, 0)
 	if err != nil {
 		r.f = nil
 		return fmt.Errorf("open %s: %w", r.path, err)
 	}
-	r.f, r.entries = f, 0
+	r.f, r.entries, r.used = f, 0, used
 	r.queued, r.doneN = r.queued[:0], r.queuedN
+	if !r.noMap {
+		if r.m, err = mapRecord(f, len(b)); err != nil {
+			if !errors.Is(err, errors.ErrUnsupported) { // no mmap here: nothing to tell
+				r.log.Warn("the start-up loss record cannot be mapped; appending to it with write(2)", "path", r.path, "err", err)
+			}
+			r.noMap = true
+			return r.truncateLocked()
+		}
+	}
+	return nil
+}
+
+// unmapLocked drops the mapping (the stores in it are in the page cache).
+func (r *seqRecord) unmapLocked() {
+	if r.m == nil {
+		return
+	}
+	if err := unmapRecord(r.m); err != nil {
+		r.noteErrLocked(err)
+	}
+	r.m = nil
+}
+
+// truncateLocked cuts the room off the file, so that entries appended with
+// write(2) follow the last one stored.
+func (r *seqRecord) truncateLocked() error {
+	if err := r.f.Truncate(int64(r.used)); err != nil {
+		return fmt.Errorf("truncate %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// storeLocked copies one entry into the mapping. A fault (the file cut
+// short under us, an I/O error) panics instead of killing the process, and
+// is returned.
+func (r *seqRecord) storeLocked(e []byte) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store into the mapping of %s: %v", r.path, p)
+		}
+	}()
+	copy(r.m[r.used:], e)
+	r.used += len(e)
 	return nil
 }
 
@@ -378,13 +469,36 @@ func (r *seqRecord) undo(seq uint64) {
 	r.writeLocked(r.queueLocked(seq, seq))
 }
 
-// queueLocked queues one entry and returns its number.
+// queueLocked queues one entry and returns its number. With the file
+// mapped the entry is stored at once (and so counts as written); when the
+// room is full the file is rewritten instead (the set already holds the
+// entry).
 func (r *seqRecord) queueLocked(lo, hi uint64) uint64 {
 	var e [recordEntrySize]byte
 	encodeEntry(e[:], lo, hi)
-	r.queued = append(r.queued, e[:]...)
 	r.entries++
 	r.queuedN++
+	if r.m != nil {
+		err := error(nil)
+		if r.used+recordEntrySize > len(r.m) {
+			if err = r.rewriteLocked(); err == nil {
+				return r.queuedN
+			}
+		} else if err = r.storeLocked(e[:]); err == nil {
+			r.doneN = r.queuedN
+			return r.queuedN
+		}
+		// Go on appending with write(2), after the last entry stored.
+		r.noteErrLocked(err)
+		r.unmapLocked()
+		r.noMap = true
+		if r.f != nil {
+			if err := r.truncateLocked(); err != nil {
+				r.noteErrLocked(err)
+			}
+		}
+	}
+	r.queued = append(r.queued, e[:]...)
 	return r.queuedN
 }
 
@@ -447,9 +561,13 @@ func (r *seqRecord) close() error {
 		return nil
 	}
 	var err error
+	if r.m != nil { // leave the file as long as what it holds
+		r.unmapLocked()
+		err = r.truncateLocked()
+	}
 	if len(r.queued) > 0 { // acks done, riding along with a write that did not come
-		if _, err = r.f.Write(r.queued); err != nil {
-			err = fmt.Errorf("write %s: %w", r.path, err)
+		if _, werr := r.f.Write(r.queued); werr != nil {
+			err = errors.Join(err, fmt.Errorf("write %s: %w", r.path, werr))
 		}
 		r.queued, r.doneN = r.queued[:0], r.queuedN
 	}
