@@ -22,7 +22,10 @@ import (
 // envelopes (a real SDK error event) are published to an embedded
 // JetStream before the timer starts, then a Worker with the relay's
 // defaults (64 consumers, batches of 8, zstd) moves them to a fake Sentry
-// on 127.0.0.1 until all arrived. ns/op is per envelope; cpu-µs/env is the
+// on 127.0.0.1 until all arrived (forward), or — the upstream down, the
+// outage grace 1 ms — into the spool until all are there (spool, with a
+// 20 KB transaction: the outage path that moves a backlog out of the
+// stream). ns/op is per envelope; cpu-µs/env is the
 // process's user+system CPU per envelope over the run (the embedded
 // nats-server and the fake Sentry run in it too, the same for either side
 // of an A/B), the figure to compare — wall-clock rates move with whatever
@@ -30,6 +33,11 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkForward -benchtime 5000x -count 6 ./worker/ | tee fwd.txt
 func BenchmarkForward(b *testing.B) {
+	b.Run("path=forward", func(b *testing.B) { benchForward(b, false) })
+	b.Run("path=spool", func(b *testing.B) { benchForward(b, true) })
+}
+
+func benchForward(b *testing.B, toSpool bool) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
 	conn, err := stream.Open(ctx, stream.Config{StoreDir: b.TempDir(), AckWait: 30 * time.Second,
@@ -51,6 +59,12 @@ func BenchmarkForward(b *testing.B) {
 	}
 	defer client.Close()
 	env := testfixture.SDKFile(b, "go-event-exception.envelope")
+	cfg := Config{AckWait: 30 * time.Second}
+	if toSpool {
+		env = testfixture.SDKFile(b, "browser-span-stream-pageload.envelope")
+		cfg.OutageGracePeriod = time.Millisecond
+		up.Down()
+	}
 
 	// Publish b.N envelopes, 64 at a time, outside the measurement.
 	var wg sync.WaitGroup
@@ -80,7 +94,7 @@ func BenchmarkForward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err := New(Config{AckWait: 30 * time.Second}, cons, client, sp, log)
+	w, err := New(cfg, cons, client, sp, log)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,7 +106,11 @@ func BenchmarkForward(b *testing.B) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(runCtx) }()
 	waitCtx, waitCancel := context.WithTimeout(ctx, 5*time.Minute)
-	_, err = up.WaitFor(waitCtx, b.N)
+	if toSpool {
+		err = waitSpooled(waitCtx, sp, b.N)
+	} else {
+		_, err = up.WaitFor(waitCtx, b.N)
+	}
 	waitCancel()
 	b.StopTimer()
 	cpu := rusageCPU(b) - ru0
@@ -101,9 +119,23 @@ func BenchmarkForward(b *testing.B) {
 		b.Error(rerr)
 	}
 	if err != nil {
-		b.Fatalf("%d of %d envelopes arrived: %v", up.Count(), b.N, err)
+		b.Fatalf("%d of %d envelopes forwarded, %d spooled: %v", up.Count(), b.N, sp.Stats().Records, err)
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/env")
+}
+
+// waitSpooled waits until the spool holds n records.
+func waitSpooled(ctx context.Context, sp *spool.Spool, n int) error {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for sp.Stats().Records < int64(n) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // rusageCPU is the user+system CPU this process has used so far.
