@@ -306,6 +306,7 @@ func (w *Worker) handleOne(ctx context.Context, d *stream.Delivery) {
 		redeliveredTotal.Inc()
 	}
 	m := &d.Msg
+	before := *m
 	out := w.pipe.run(ctx, m)
 	switch {
 	case out.err != nil:
@@ -320,7 +321,7 @@ func (w *Worker) handleOne(ctx context.Context, d *stream.Delivery) {
 		w.log.Debug("envelope dropped", "stage", out.stage, "reason", out.reason, "event_id", m.EventID, "project", m.ProjectID)
 		w.ack(d)
 	default:
-		w.deliver(ctx, d)
+		w.deliver(ctx, d, spoolData(d, &before))
 	}
 }
 
@@ -328,10 +329,11 @@ func (w *Worker) handleOne(ctx context.Context, d *stream.Delivery) {
 // forward decides; deliver only disposes of the outcome — and, in outage,
 // moves the message into the spool (acked only after Put returned nil; held
 // while the spool is full or failing). Waits wake early when the outage
-// state flips.
-func (w *Worker) deliver(ctx context.Context, d *stream.Delivery) {
+// state flips. data is the message's spool encoding when it is at hand
+// (spoolData), else nil.
+func (w *Worker) deliver(ctx context.Context, d *stream.Delivery, data []byte) {
 	m := &d.Msg
-	p := newParcel(m, nil, w.slots)
+	p := newParcel(m, data, w.slots)
 	spoolBackoff := w.newBackoff()
 	for {
 		o := w.forward(ctx, p)

@@ -714,3 +714,31 @@ func TestNoReplayAfterTimeout(t *testing.T) {
 		t.Fatalf("server saw %d requests, want 2", n)
 	}
 }
+
+// TestZstdFrameWithoutChecksum: the zstd body is a frame without the
+// optional content checksum, as libzstd (and so Relay) writes it by default;
+// computing one cost an xxhash64 of every envelope on each send.
+func TestZstdFrameWithoutChecksum(t *testing.T) {
+	comp, err := newCompressor(EncodingZstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer comp.close()
+	for _, body := range [][]byte{[]byte(testEnvelope), bytes.Repeat([]byte(testEnvelope), 5000)} {
+		out, err := comp.compress(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// RFC 8878 §3.1.1: magic 28 B5 2F FD, then the frame header
+		// descriptor, whose bit 2 is the Content_Checksum_flag.
+		if len(out) < 5 || !bytes.Equal(out[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+			t.Fatalf("not a zstd frame: % x", out[:min(len(out), 8)])
+		}
+		if out[4]&0x04 != 0 {
+			t.Fatalf("%d-byte body: frame carries a content checksum (descriptor %#02x)", len(body), out[4])
+		}
+		if dec := decode(t, EncodingZstd, out); !bytes.Equal(dec, body) {
+			t.Fatalf("round trip: %d bytes decoded, %d sent", len(dec), len(body))
+		}
+	}
+}
