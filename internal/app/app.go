@@ -120,8 +120,10 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		errs = make(chan error, 4) // one per sender: worker, ingest, ingest TLS, project files
 		sp   *spool.Spool
 		srv  *http.Server
-		ing  *ingest.Server
-		wk   *worker.Worker // nil without a worker: for the status page
+		// the server's connections that have sent nothing yet (conns.go)
+		unused = newUnusedConns()
+		ing    *ingest.Server
+		wk     *worker.Worker // nil without a worker: for the status page
 	)
 
 	if cfg.Worker.Enabled {
@@ -226,6 +228,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 			IdleTimeout:       5 * time.Second, // Relay: limits.keepalive_timeout
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 			TLSConfig:         tlsCfg,
+			ConnState:         unused.track,
 		}
 		if tlsLn != nil {
 			log.Info("listening", "addr", "https://"+tlsLn.Addr().String())
@@ -265,7 +268,28 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		// New requests get 503 from here on; Shutdown waits for in-flight
 		// ones, whose publishes are bounded by the ingest publish timeout.
 		ing.StartDraining()
-		if err := srv.Shutdown(shutCtx); err != nil {
+		// Connections that never sent a request are closed while Shutdown
+		// waits, rather than waited for (conns.go); repeatedly, since one
+		// accepted just as the listener closed is tracked a moment later.
+		stopSweep := make(chan struct{})
+		swept := make(chan struct{})
+		go func() {
+			defer close(swept)
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				unused.closeAll()
+				select {
+				case <-stopSweep:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		err := srv.Shutdown(shutCtx)
+		close(stopSweep)
+		<-swept
+		if err != nil {
 			log.Warn("ingest: in-flight requests outlived the shutdown timeout", "err", err)
 			_ = srv.Close()
 		}

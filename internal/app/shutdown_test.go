@@ -114,3 +114,69 @@ func TestRunShutdownBoundedWithAStuckWorker(t *testing.T) {
 		t.Fatal("Run did not return: shutdown is not bounded by limits.shutdown_timeout")
 	}
 }
+
+// A connection that never sent a byte does not hold up a graceful stop:
+// http.Server.Shutdown alone waits for such a connection until it is 5 s
+// old, which used up a 3 s shutdown_timeout and left the workers (and the
+// spool hand-back) no time — e2e TestHandBackKilled failed on exactly that.
+// Run must stop cleanly (nil, not ErrShutdownTimeout), the connection
+// closed.
+func TestRunShutdownClosesUnusedConnections(t *testing.T) {
+	up := fakesentry.New(fakesentry.Options{})
+	t.Cleanup(up.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	dir := t.TempDir()
+	yml := fmt.Sprintf("relay:\n  mode: proxy\n  upstream: %s\n  host: 127.0.0.1\n  port: %d\nlimits:\n  shutdown_timeout: 3s\n", up.URL(), port)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+
+	ready := fmt.Sprintf("http://127.0.0.1:%d/api/relay/healthcheck/ready/", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(ready)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("relay never became ready (last: %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	idle, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	time.Sleep(100 * time.Millisecond) // accepted and tracked by the server
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v, want a clean stop", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	_ = idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("the unused connection is still open (read %d bytes)", n)
+	}
+}
