@@ -84,7 +84,7 @@ status page at ` + status.PagePath + ` shows in a browser. Exits 1 when no relay
 			defer cancel()
 			r, err := status.Fetch(ctx, probeClient(timeout), base)
 			if err != nil {
-				return err
+				return withURLHint(err, flagURL)
 			}
 			if asJSON {
 				enc := json.NewEncoder(c.out)
@@ -214,7 +214,7 @@ is the same, in Sentry Relay's spelling).`,
 				return nil
 			}
 			if !errors.Is(err, status.ErrUnhealthy) {
-				return err
+				return withURLHint(err, flagURL)
 			}
 			return fmt.Errorf("not %s: %w%s", mode, err, notReadyWhy(ctx, client, base, mode))
 		},
@@ -225,6 +225,16 @@ is the same, in Sentry Relay's spelling).`,
 	f.StringVar(&flagURL, "addr", "", "the same as --url")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for the relay's answer")
 	return cmd
+}
+
+// withURLHint adds, to a failure to reach a relay found through the config
+// folder, how to point at one started elsewhere: `relay run --port 3999`
+// serves on a port the folder does not name.
+func withURLHint(err error, flagURL string) error {
+	if flagURL != "" || errors.Is(err, status.ErrUnhealthy) {
+		return err
+	}
+	return fmt.Errorf("%w (the address comes from the config folder's relay.host and relay.port; for a relay started with other flags or elsewhere, pass --url)", err)
 }
 
 // notReadyWhy adds what the status report says about a relay that is not

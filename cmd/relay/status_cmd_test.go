@@ -290,6 +290,11 @@ func TestProbeAddressAndUsage(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "config.yml"), fmt.Sprintf("relay:\n  mode: proxy\n  host: 0.0.0.0\n  port: %d\n", port))
 	r := run(t, runOpts{}, "--config", dir, "status")
 	oneErrorLine(t, r, 1, fmt.Sprintf("no relay answers at http://127.0.0.1:%d%s", port, status.JSONPath))
+	oneErrorLine(t, r, 1, "pass --url")
+	r = run(t, runOpts{}, "--config", dir, "status", "--url", fmt.Sprintf("127.0.0.1:%d", port))
+	if strings.Contains(r.stderr, "pass --url") {
+		t.Errorf("with --url given, the error still suggests it: %q", r.stderr)
+	}
 
 	// RELAY_PORT applies as it does to `relay run`.
 	r = run(t, runOpts{env: map[string]string{"RELAY_PORT": "1"}}, "--config", dir, "healthcheck", "--mode", "ready")
