@@ -5,43 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/relayhq/relay/internal/config"
 	"github.com/relayhq/relay/internal/fakesentry"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func loadConfig(t *testing.T, yml string) *config.Config {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
 
 // jetstream.listen opens the embedded server to other processes: an
 // ingest-only relay holds the stream, a worker-only relay with jetstream.url
@@ -67,25 +35,7 @@ func TestRunWorkerReachesEmbeddedStreamThroughListen(t *testing.T) {
 	go func() { ingestDone <- Run(ctx, ingestCfg, nil, log) }()
 
 	eventID := "0123456789abcdef0123456789abcdef"
-	body := `{"event_id":"` + eventID + `"}` + "\n" + `{"type":"event","length":2}` + "\n{}\n"
-	url := fmt.Sprintf("http://127.0.0.1:%d/api/42/envelope/", ingestPort)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-		req.Header.Set("X-Sentry-Auth", "Sentry sentry_key=0123456789abcdef0123456789abcdef, sentry_version=7")
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the ingest relay never accepted the envelope (last: %v)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	postUntilAccepted(t, ingestPort, eventID)
 
 	go func() { workerDone <- Run(workerCtx, workerCfg, nil, log) }()
 	waitCtx, waitCancel := context.WithTimeout(ctx, 30*time.Second)

@@ -97,25 +97,7 @@ func (r *managedRelay) stop(t *testing.T) error {
 // post sends one envelope until ingest answers 200.
 func (r *managedRelay) post(t *testing.T) {
 	t.Helper()
-	url := fmt.Sprintf("http://127.0.0.1:%d/api/42/envelope/", r.port)
-	body := `{"event_id":"` + managedEventID + `"}` + "\n" + `{"type":"event","length":2}` + "\n{}\n"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-		req.Header.Set("X-Sentry-Auth", "Sentry sentry_key=0123456789abcdef0123456789abcdef, sentry_version=7")
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("relay never accepted the envelope (last: %v)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	postUntilAccepted(t, r.port, managedEventID)
 }
 
 // ready returns the readiness endpoint's status (0 when it cannot be reached).

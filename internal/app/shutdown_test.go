@@ -8,13 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/relayhq/relay/internal/config"
 	"github.com/relayhq/relay/internal/fakesentry"
 	"github.com/relayhq/relay/internal/stream"
 	"github.com/relayhq/relay/worker"
@@ -52,21 +48,8 @@ func TestRunShutdownBoundedWithAStuckWorker(t *testing.T) {
 		testStages = nil
 	})
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	dir := t.TempDir()
-	yml := fmt.Sprintf("relay:\n  mode: proxy\n  upstream: %s\n  host: 127.0.0.1\n  port: %d\nlimits:\n  shutdown_timeout: 1s\n", up.URL(), port)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := freePort(t)
+	cfg := loadConfig(t, fmt.Sprintf("relay:\n  mode: proxy\n  upstream: %s\n  host: 127.0.0.1\n  port: %d\nlimits:\n  shutdown_timeout: 1s\n", up.URL(), port))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -74,25 +57,7 @@ func TestRunShutdownBoundedWithAStuckWorker(t *testing.T) {
 	go func() { done <- Run(ctx, cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
 
 	// One envelope reaches the stuck stage.
-	url := fmt.Sprintf("http://127.0.0.1:%d/api/42/envelope/", port)
-	body := `{"event_id":"0123456789abcdef0123456789abcdef"}` + "\n" + `{"type":"event","length":2}` + "\n{}\n"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-		req.Header.Set("X-Sentry-Auth", "Sentry sentry_key=0123456789abcdef0123456789abcdef, sentry_version=7")
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("relay never accepted the envelope (last: %v)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	postUntilAccepted(t, port, "0123456789abcdef0123456789abcdef")
 	select {
 	case <-stage.entered:
 	case <-time.After(30 * time.Second):
@@ -124,21 +89,8 @@ func TestRunShutdownBoundedWithAStuckWorker(t *testing.T) {
 func TestRunShutdownClosesUnusedConnections(t *testing.T) {
 	up := fakesentry.New(fakesentry.Options{})
 	t.Cleanup(up.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	dir := t.TempDir()
-	yml := fmt.Sprintf("relay:\n  mode: proxy\n  upstream: %s\n  host: 127.0.0.1\n  port: %d\nlimits:\n  shutdown_timeout: 3s\n", up.URL(), port)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := freePort(t)
+	cfg := loadConfig(t, fmt.Sprintf("relay:\n  mode: proxy\n  upstream: %s\n  host: 127.0.0.1\n  port: %d\nlimits:\n  shutdown_timeout: 3s\n", up.URL(), port))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
