@@ -74,10 +74,42 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 	if err != nil {
 		return fmt.Errorf("stream: publish: %w", err)
 	}
+	return c.publishData(ctx, c.Subject(m.ProjectID), data, msgID)
+}
+
+// PublishGroup stores ms as one stream message (a group, group.go) and
+// returns only once JetStream acknowledged it: after a nil return every
+// member survives a crash, as after Publish. All of ms must be for one
+// project. One Message is published alone, in version 1. The rest is as
+// Publish: msgID deduplicates retries, errors wrap the same sentinels, and a
+// failure means none of ms may be promised (the group is stored whole or
+// not at all).
+func (c *Conn) PublishGroup(ctx context.Context, ms []*Message, msgID string) error {
+	if len(ms) == 1 {
+		return c.Publish(ctx, ms[0], msgID)
+	}
+	c.inflight.Add(1)
+	defer c.inflight.Add(-1)
+	if c.closing.Load() {
+		publishFailedUnavail.Inc()
+		return fmt.Errorf("stream: publish group: connection closing: %w", ErrUnavailable)
+	}
+	if err := c.downErr(); err != nil {
+		return c.refuseDown(err)
+	}
+	data, err := AppendGroup(nil, ms)
+	if err != nil {
+		return fmt.Errorf("stream: publish: %w", err)
+	}
+	return c.publishData(ctx, c.Subject(ms[0].ProjectID), data, msgID)
+}
+
+// publishData publishes one encoded stream message (a Message or a group)
+// on subject; the caller counted itself in c.inflight.
+func (c *Conn) publishData(ctx context.Context, subject string, data []byte, msgID string) error {
 	if msgID == "" {
 		msgID = nuid.Next()
 	}
-	subject := c.Subject(m.ProjectID)
 	if over := int64(len(data)+len(msgID)) + 64 - c.nc.MaxPayload(); over > 0 || int64(len(data)) > c.MaxPayload() {
 		publishFailedTooLarge.Inc()
 		return fmt.Errorf("stream: publish %s: %d bytes, limit %d: %w", subject, len(data), c.MaxPayload(), ErrTooLarge)
