@@ -198,7 +198,7 @@ func Run(ctx context.Context, cfg *config.Config, creds *credentials.Credentials
 		ic := ingestConfig(cfg, st)
 		ic.Projects = projects
 		ic.RateLimits = ingestLimits{shared: limits, projects: projects}
-		ing = ingest.New(ic, st, readiness(cfg, st, reg), log.With("component", "ingest"))
+		ing = ingest.New(ic, publisher(cfg, st), readiness(cfg, st, reg), log.With("component", "ingest"))
 		err := tunnel.enable(ing, cfg, log)
 		if err == nil {
 			err = enableForward(ing, cfg, log)
@@ -424,6 +424,22 @@ func Scrubber(cfg *config.Config) (*scrub.Scrubber, error) {
 	}
 	return s, nil
 }
+
+// publisher is what ingest publishes through: the stream itself, or with
+// jetstream.publish_group_max above 1 the group publish (ingest/group.go),
+// which lets concurrent requests for one project share one publish.
+func publisher(cfg *config.Config, st *stream.Conn) ingest.Publisher {
+	if cfg.JetStream.PublishGroupMax <= 1 {
+		return st
+	}
+	return ingest.NewGrouper(st, ingest.GroupConfig{MaxMembers: cfg.JetStream.PublishGroupMax})
+}
+
+// The config's limit on publish_group_max is a group's.
+const (
+	_ = uint(config.MaxPublishGroup - stream.MaxGroupMembers)
+	_ = uint(stream.MaxGroupMembers - config.MaxPublishGroup)
+)
 
 func ingestConfig(cfg *config.Config, st *stream.Conn) ingest.Config {
 	l := cfg.Limits

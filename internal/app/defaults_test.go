@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/relayhq/relay/ingest"
 	"github.com/relayhq/relay/internal/config"
 	"github.com/relayhq/relay/internal/stream"
 	"github.com/relayhq/relay/internal/upstream"
@@ -30,6 +31,7 @@ func TestPackageDefaultsMatchConfigDefaults(t *testing.T) {
 		{"jetstream.ack_wait", c.JetStream.AckWait, worker.DefaultAckWait, "worker.DefaultAckWait"},
 		{"jetstream.ack_wait", c.JetStream.AckWait, stream.DefaultAckWait, "stream.DefaultAckWait"},
 		{"jetstream.stream", c.JetStream.Stream, stream.DefaultStream, "stream.DefaultStream"},
+		{"jetstream.publish_group_max", c.JetStream.PublishGroupMax, ingest.DefaultGroupMaxMembers, "ingest.DefaultGroupMaxMembers"},
 		{"http.timeout", c.HTTP.Timeout, upstream.DefaultTimeout, "upstream.DefaultTimeout"},
 		{"http.connection_timeout", c.HTTP.ConnectionTimeout, upstream.DefaultConnectionTimeout, "upstream.DefaultConnectionTimeout"},
 		{"spool.max_batch", c.Spool.MaxBatch, spool.DefaultMaxBatch, "spool.DefaultMaxBatch"},

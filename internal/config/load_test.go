@@ -100,6 +100,7 @@ func TestDefaults(t *testing.T) {
 		{"jetstream.max_bytes", c.JetStream.MaxBytes, 1 * GiB},
 		{"jetstream.sync", c.JetStream.Sync, ""},
 		{"jetstream.ack_wait", c.JetStream.AckWait, 30 * time.Second},
+		{"jetstream.publish_group_max", c.JetStream.PublishGroupMax, 32},
 		{"jetstream.store_dir", c.JetStream.StoreDir, filepath.Join(dir, "jetstream")},
 		{"spool.path", c.Spool.Path, filepath.Join(dir, "spool.db")},
 		{"spool.max_disk_size", c.Spool.MaxDiskSize, ByteSize(500 * 1000 * 1000)},
@@ -198,7 +199,7 @@ scrub:
 	if c.Logging != (Logging{"debug", "json"}) {
 		t.Errorf("logging = %+v", c.Logging)
 	}
-	wantJS := JetStream{URL: "nats://a:4222,nats://b:4222", Stream: "MY_STREAM", Replicas: 3, MaxBytes: 2 * GiB, Sync: "5s", AckWait: time.Minute, StoreDir: filepath.Join(dir, "jetstream")}
+	wantJS := JetStream{URL: "nats://a:4222,nats://b:4222", Stream: "MY_STREAM", Replicas: 3, MaxBytes: 2 * GiB, Sync: "5s", AckWait: time.Minute, StoreDir: filepath.Join(dir, "jetstream"), PublishGroupMax: 32}
 	if c.JetStream != wantJS {
 		t.Errorf("jetstream = %+v, want %+v", c.JetStream, wantJS)
 	}

@@ -129,6 +129,9 @@ func (c *Config) Validate() error {
 		// redelivered (and sent twice) while still in flight.
 		v.add("jetstream.ack_wait", "%s must be longer than http.timeout (%s)", j.AckWait, c.HTTP.Timeout)
 	}
+	if j.PublishGroupMax < 1 || j.PublishGroupMax > MaxPublishGroup {
+		v.add("jetstream.publish_group_max", "%d is not between 1 (publish every envelope alone) and %d", j.PublishGroupMax, MaxPublishGroup)
+	}
 	v.validateNATSAuth(j)
 	if msg := checkListen(j); msg != "" {
 		v.add("jetstream.listen", "%s", msg)

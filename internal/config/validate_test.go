@@ -21,6 +21,18 @@ func TestValidate(t *testing.T) {
 		{"sync always", "jetstream:\n  sync: always\n", nil, nil},
 		{"cluster replicas", "jetstream:\n  url: nats://n1:4222, tls://n2:4222\n  replicas: 3\n", nil, nil},
 		{"ingest only", "worker:\n  enabled: false\n", nil, nil},
+		{"publish groups off", "jetstream:\n  publish_group_max: 1\n", nil, nil},
+		{"publish groups at the limit", "jetstream:\n  publish_group_max: 256\n", nil, nil},
+		{
+			"publish groups out of range",
+			"jetstream:\n  publish_group_max: 0\n", nil,
+			[]string{`F:2: jetstream.publish_group_max: 0 is not between 1 (publish every envelope alone) and 256`},
+		},
+		{
+			"publish groups over a group's limit",
+			"jetstream:\n  publish_group_max: 257\n", nil,
+			[]string{`F:2: jetstream.publish_group_max: 257 is not between 1 (publish every envelope alone) and 256`},
+		},
 		{
 			"bad mode",
 			"relay:\n  mode: foo\n", nil,
