@@ -8,7 +8,8 @@
 #   full-default  the whole relay, default config, forwarding to the upstream
 #   ingest-default the relay with worker.enabled: false (acks after JetStream)
 #   full-always   the whole relay with jetstream.sync: always
-# (and, when named, full-scrub and ingest-always), each with a fresh config
+# (and, when named, full-scrub, ingest-always, and any of them with -nogroup:
+# jetstream.publish_group_max: 1, every envelope published alone), each with a fresh config
 # directory, against one stand-in upstream (relay-load -serve-bare, which
 # counts what it receives). Then the one-connection latency of bare and of
 # the whole relay.
@@ -50,6 +51,12 @@ declare -A configs=(
   [ingest-always]=$'worker:\n  enabled: false\njetstream:\n  sync: always\n'
   [full-default]=''
   [full-always]=$'jetstream:\n  sync: always\n'
+  # The same without the group publish (jetstream.publish_group_max: 1): every
+  # envelope its own stream message, as before ingest/group.go.
+  [ingest-default-nogroup]=$'worker:\n  enabled: false\njetstream:\n  publish_group_max: 1\n'
+  [ingest-always-nogroup]=$'worker:\n  enabled: false\njetstream:\n  sync: always\n  publish_group_max: 1\n'
+  [full-default-nogroup]=$'jetstream:\n  publish_group_max: 1\n'
+  [full-always-nogroup]=$'jetstream:\n  sync: always\n  publish_group_max: 1\n'
   [full-scrub]=$'scrub:\n  data_scrubbing:\n    scrub_data: true\n    scrub_defaults: true\n    scrub_ip_addresses: true\n'
 )
 names=("$@")
