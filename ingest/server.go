@@ -11,6 +11,9 @@
 // the upload routes (uploads.go: minidump, unreal, security/csp-report,
 // event attachments). The forward fallback (forward.go, EnableForward)
 // proxies every other /api/ request to the upstream and stores nothing.
+// Concurrent requests for one project may share one stream publish (a
+// group, group.go: Grouper wraps the stream as the Publisher); each SDK is
+// still answered only after the PubAck of the message holding its envelope.
 //
 // Sentry Relay's relay-server (endpoints/, extractors/request_meta.rs,
 // middlewares/) is the behavioural reference; ../shared/docs/relay-protocol.md
