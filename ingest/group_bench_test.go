@@ -106,3 +106,30 @@ func rusageCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// nopPublisher acknowledges everything at once: it isolates the Grouper's
+// own cost.
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(context.Context, *stream.Message, string) error { return nil }
+func (nopPublisher) PublishBuilt(context.Context, *stream.GroupBuilder, string) error {
+	return nil
+}
+func (nopPublisher) MaxPayload() int64 { return 1 << 20 }
+
+// BenchmarkGrouperAlone is what the Grouper adds to a lone request (nothing
+// in flight for its project: the one-connection case), against a publisher
+// that costs nothing: the lock, the project's entry, the metrics.
+//
+//	go test -run '^$' -bench BenchmarkGrouperAlone ./ingest/
+func BenchmarkGrouperAlone(b *testing.B) {
+	g := NewGrouper(nopPublisher{}, GroupConfig{})
+	m := member(1, 1024)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := g.Publish(ctx, m, "id"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
