@@ -87,12 +87,12 @@ var (
 	// groupSize is the number of envelopes per stream publish (1 for a
 	// publish alone): how much sharing the load gives.
 	groupSize = metrics.NewPrometheusHistogramExt(`relay_ingest_publish_group_envelopes`, metrics.ExponentialBuckets(1, 2, 9))
-	// Publishes by kind: alone (nothing was queued: published at once),
+	// Publishes by type: alone (nothing was queued: published at once),
 	// single (queued, but no one joined: published as version 1), group
 	// (two or more envelopes in one version-2 message).
-	publishesAlone  = metrics.NewCounter(`relay_ingest_publishes_total{kind="alone"}`)
-	publishesSingle = metrics.NewCounter(`relay_ingest_publishes_total{kind="single"}`)
-	publishesGroup  = metrics.NewCounter(`relay_ingest_publishes_total{kind="group"}`)
+	publishesAlone  = metrics.NewCounter(`relay_ingest_publishes_total{type="alone"}`)
+	publishesSingle = metrics.NewCounter(`relay_ingest_publishes_total{type="single"}`)
+	publishesGroup  = metrics.NewCounter(`relay_ingest_publishes_total{type="group"}`)
 	// groupsAbandoned counts groups never published because every member's
 	// ctx ended before the group got a slot (each member's 503 is counted
 	// by ingest as a publish timeout).
