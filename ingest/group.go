@@ -191,6 +191,12 @@ func (g *Grouper) Publish(ctx context.Context, m *stream.Message, msgID string) 
 		g.release(sh, m.ProjectID, q)
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		// Too late to be answered: do not add an envelope nobody waits for
+		// (q stays: a publish is in flight).
+		sh.mu.Unlock()
+		return fmt.Errorf("ingest: group publish of project %d: %w", m.ProjectID, err)
+	}
 	grp, err := g.joinLocked(q, m)
 	if err != nil {
 		if len(q.pending) == 0 && q.inflight == 0 {
@@ -203,7 +209,13 @@ func (g *Grouper) Publish(ctx context.Context, m *stream.Message, msgID string) 
 
 	select {
 	case <-grp.slot:
-		return g.lead(ctx, sh, m.ProjectID, q, grp)
+		if ctx.Err() == nil {
+			return g.lead(ctx, sh, m.ProjectID, q, grp)
+		}
+		// The slot and the end of ctx came together: a publish under
+		// this ctx would fail at once for every member. The token goes
+		// back for another member (or to abandonLocked below).
+		grp.slot <- struct{}{}
 	case <-grp.done:
 		return grp.err
 	case <-ctx.Done():

@@ -411,6 +411,33 @@ func TestGroupWaiterCtxEnds(t *testing.T) {
 	}
 }
 
+// A request whose ctx has already ended does not join a group.
+func TestGroupEndedCtxDoesNotJoin(t *testing.T) {
+	s := openGroupStream(t, stream.Config{})
+	gp := &gatedPub{GroupPublisher: s.Conn, gate: make(chan struct{})}
+	g := NewGrouper(gp, GroupConfig{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := g.Publish(context.Background(), member(0, 100), ""); err != nil {
+			t.Error(err)
+		}
+	})
+	waitInFlight(t, g, 7, 1)
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := g.Publish(ended, member(1, 100), ""); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ended ctx: %v", err)
+	}
+	if m, grps := g.queued(7); m != 0 || grps != 0 {
+		t.Fatalf("%d members in %d groups queued", m, grps)
+	}
+	close(gp.gate)
+	wg.Wait()
+	if raw := s.stored(t); len(raw) != 1 {
+		t.Fatalf("%d stored messages, want 1", len(raw))
+	}
+}
+
 // The byte bound: a member that would take a group over MaxBytes starts the
 // next group; no stored group is over the bound; a member larger than the
 // bound travels alone.
