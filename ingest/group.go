@@ -185,11 +185,7 @@ func (g *Grouper) Publish(ctx context.Context, m *stream.Message, msgID string) 
 		// Nothing queued (the invariant): publish alone, now.
 		q.inflight++
 		sh.mu.Unlock()
-		err := g.pub.Publish(ctx, m, msgID)
-		publishesAlone.Inc()
-		groupSize.Update(1)
-		g.release(sh, m.ProjectID, q)
-		return err
+		return g.publishAlone(ctx, sh, q, m, msgID)
 	}
 	if err := ctx.Err(); err != nil {
 		// Too late to be answered: do not add an envelope nobody waits for
@@ -198,14 +194,10 @@ func (g *Grouper) Publish(ctx context.Context, m *stream.Message, msgID string) 
 		return fmt.Errorf("ingest: group publish of project %d: %w", m.ProjectID, err)
 	}
 	grp, err := g.joinLocked(q, m)
-	if err != nil {
-		if len(q.pending) == 0 && q.inflight == 0 {
-			delete(sh.projects, m.ProjectID)
-		}
-		sh.mu.Unlock()
-		return err
-	}
 	sh.mu.Unlock()
+	if err != nil {
+		return err // m could not be encoded: nothing was queued
+	}
 
 	select {
 	case <-grp.slot:
@@ -271,12 +263,32 @@ func (g *Grouper) joinLocked(q *projectQueue, m *stream.Message) (*pubGroup, err
 	return grp, nil
 }
 
+// publishAlone publishes m by itself on a slot the caller took, and passes
+// the slot on — also if the publisher panics (net/http recovers a
+// handler's panic: a slot never given back would stall the project).
+func (g *Grouper) publishAlone(ctx context.Context, sh *groupShard, q *projectQueue, m *stream.Message, msgID string) error {
+	defer g.release(sh, m.ProjectID, q)
+	publishesAlone.Inc()
+	groupSize.Update(1)
+	return g.pub.Publish(ctx, m, msgID)
+}
+
+// errLeaderPanicked is what the members of a group get when its publish
+// panicked (the panic goes on up the leader's stack).
+var errLeaderPanicked = errors.New("ingest: group publish panicked")
+
 // lead publishes grp, which holds a slot, answers its members and passes
-// the slot on.
-func (g *Grouper) lead(ctx context.Context, sh *groupShard, project uint64, q *projectQueue, grp *pubGroup) error {
+// the slot on (also when the publish panics).
+func (g *Grouper) lead(ctx context.Context, sh *groupShard, project uint64, q *projectQueue, grp *pubGroup) (err error) {
 	sh.mu.Lock()
 	grp.led = true
 	sh.mu.Unlock()
+	err = errLeaderPanicked
+	defer func() {
+		grp.err = err
+		close(grp.done)
+		g.release(sh, project, q)
+	}()
 	n := grp.b.Len()
 	if n == 1 {
 		publishesSingle.Inc()
@@ -284,10 +296,7 @@ func (g *Grouper) lead(ctx context.Context, sh *groupShard, project uint64, q *p
 		publishesGroup.Inc()
 	}
 	groupSize.Update(float64(n))
-	err := g.pub.PublishBuilt(ctx, grp.b, newRandomID())
-	grp.err = err
-	close(grp.done)
-	g.release(sh, project, q)
+	err = g.pub.PublishBuilt(ctx, grp.b, newRandomID())
 	return err
 }
 

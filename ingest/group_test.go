@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -435,6 +436,52 @@ func TestGroupEndedCtxDoesNotJoin(t *testing.T) {
 	wg.Wait()
 	if raw := s.stored(t); len(raw) != 1 {
 		t.Fatalf("%d stored messages, want 1", len(raw))
+	}
+}
+
+// panicPub panics in every group publish.
+type panicPub struct{ *gatedPub }
+
+func (p panicPub) PublishBuilt(context.Context, *stream.GroupBuilder, string) error {
+	panic("publish exploded")
+}
+
+// A group publish that panics (net/http recovers a handler's panic) still
+// answers every member with an error and gives its slot back.
+func TestGroupPublishPanicReleasesSlot(t *testing.T) {
+	s := openGroupStream(t, stream.Config{})
+	gp := &gatedPub{GroupPublisher: s.Conn, gate: make(chan struct{})}
+	g := NewGrouper(panicPub{gp}, GroupConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := g.Publish(ctx, member(0, 100), ""); err != nil {
+			t.Error(err)
+		}
+	})
+	waitInFlight(t, g, 7, 1)
+	var panics, failed atomic.Int32
+	for i := 1; i <= 4; i++ {
+		wg.Go(func() {
+			defer func() {
+				if recover() != nil {
+					panics.Add(1)
+				}
+			}()
+			if err := g.Publish(ctx, member(i, 100), ""); errors.Is(err, errLeaderPanicked) {
+				failed.Add(1)
+			}
+		})
+	}
+	waitQueued(t, g, 7, 4)
+	close(gp.gate)
+	wg.Wait()
+	if panics.Load() != 1 || failed.Load() != 3 {
+		t.Fatalf("%d leaders panicked, %d members failed; want 1 and 3", panics.Load(), failed.Load())
+	}
+	if g.busy() != 0 {
+		t.Fatal("the slot was not given back")
 	}
 }
 
