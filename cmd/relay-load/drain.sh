@@ -10,6 +10,7 @@
 #   N=20000 cmd/relay-load/drain.sh            # a quick run
 #   PROFILE=/tmp/drain cmd/relay-load/drain.sh # also a CPU profile (-tags pprof) of 8 s
 #                                              # of the drain: /tmp/drain.pprof, .top
+#   CONFIG=$'worker:\n  concurrency: 128\n' cmd/relay-load/drain.sh   # more config.yml lines
 #
 # Reports the envelopes in the spool, how long the relay took to notice the
 # upstream (outage probe backoff), the drain time from the first envelope
@@ -48,6 +49,7 @@ spool:
 http:
   outage_grace_period: 2s
 CFG
+printf '%s' "${CONFIG:-}" >> "$work/cfg/.relay/config.yml"
 (cd "$work/cfg" && RELAY_PPROF_ADDR="127.0.0.1:$pprof_port" exec "$work/relay" run --mode proxy --upstream "$upstream" --port "$port") > "$work/relay.log" 2>&1 & relay_pid=$!
 pids+=("$relay_pid")
 relay_url="http://127.0.0.1:$port"
