@@ -231,8 +231,10 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 	if len(out) == 0 || n == 1 {
 		return out, nil
 	}
-	// One arrived: top the batch up with whatever else is ready.
-	more, err := k.fetchNoWait(n-len(out), out)
+	// One arrived: top the batch up with whatever else is ready. n-1, not
+	// n-len(out): n counts stream messages, and the one that came may be a
+	// group of many Deliveries.
+	more, err := k.fetchNoWait(n-1, out)
 	if err != nil {
 		k.c.log.Debug("fetch: topping up batch", "consumer", k.name, "err", err)
 		k.c.noteUnavailable(ctx, "fetch", start, err)

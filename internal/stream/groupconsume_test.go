@@ -306,3 +306,40 @@ func TestGroupInProgress(t *testing.T) {
 	}
 	waitMsgs(t, c, 0, 5*time.Second)
 }
+
+// A group arriving while Fetch waits, with more messages ready behind it:
+// max counts stream messages, so the top-up after the wait asks for max-1
+// messages however many members the group had.
+func TestGroupFetchWhileWaiting(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.FetchWait = 3 * time.Second
+	c := openTest(t, cfg)
+	k, err := c.Consumer(ctxT(t, 5*time.Second), "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		ds  []*Delivery
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		ds, err := k.Fetch(ctxT(t, 10*time.Second), 2)
+		got <- result{ds, err}
+	}()
+	time.Sleep(300 * time.Millisecond) // Fetch is waiting on the server
+	if err := c.PublishGroup(ctxT(t, 5*time.Second), groupOf(5), "grp"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	if r.err != nil || len(r.ds) != 5 {
+		t.Fatalf("Fetch(2) while waiting: %d deliveries, %v; want the group's 5", len(r.ds), r.err)
+	}
+	publishN(t, c, 0, 3)
+	// Fast path: a group and lone messages ready at once, max 2 messages.
+	ds, err := k.Fetch(ctxT(t, 5*time.Second), 2)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("Fetch(2) with 3 lone messages ready: %d, %v", len(ds), err)
+	}
+	ackAll(t, append(r.ds, ds...))
+}
