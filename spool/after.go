@@ -13,7 +13,9 @@ func (s *Spool) OldestAfter(after uint64, n int) ([]Record, error) {
 		return nil, nil
 	}
 	for {
-		recs, bad, err := s.readOldest(after, n)
+		recs, bad, read, err := s.readOldest(after, n)
+		// After readOldest let go of segMu: dropping the pages takes it.
+		s.touchedMapped(read)
 		if err != nil {
 			return nil, err
 		}

@@ -195,6 +195,7 @@ func (s *Spool) commit(batch []*op) {
 	// still have left the records on disk.
 	s.nextID += uint64(nrec)
 	segErr := make(map[*segment]error)
+	var delBytes int64 // payload bytes deleted, for touchedMapped
 	// Damaged records first, each segment in its own transaction, so that a
 	// failure here does not fail the puts.
 	damagedErr := make(map[*segment]error)
@@ -213,6 +214,7 @@ func (s *Spool) commit(batch []*op) {
 			damagedErr[seg] = err
 		} else {
 			s.applyDeleted(seg, d)
+			delBytes += d.bytes
 		}
 	}
 	wroteActive := false
@@ -259,6 +261,7 @@ func (s *Spool) commit(batch []*op) {
 			segErr[active] = err
 		} else {
 			s.applyDeleted(active, d)
+			delBytes += d.bytes
 		}
 		delete(bySeg, active)
 	}
@@ -279,6 +282,7 @@ func (s *Spool) commit(batch []*op) {
 			segErr[seg] = err
 		} else {
 			s.applyDeleted(seg, d)
+			delBytes += d.bytes
 		}
 	}
 	if wroteActive || len(segErr) > 0 || len(damagedErr) > 0 || len(dels) > 0 {
@@ -332,6 +336,9 @@ func (s *Spool) commit(batch []*op) {
 		o.done <- delErrs[i]
 	}
 	// Canceled puts got their answer from Put itself.
+	// The pages this commit wrote and the leaves its deletes walked are mapped
+	// (pages.go); after the answers, so that no caller waits for the drop.
+	s.touchedMapped(size + delBytes)
 }
 
 // deleteKeys removes keys from b, returning what was actually there.

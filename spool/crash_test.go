@@ -35,10 +35,17 @@ func TestHelperProcess(t *testing.T) {
 		return // not the child
 	}
 	offset, _ := strconv.Atoi(os.Getenv(helperOffsetEnv))
-	s, err := Open(dir, Options{SegmentSize: 128 << 10, NoSync: os.Getenv(helperSyncEnv) == "nosync", Logger: quietLog})
+	mode := os.Getenv(helperSyncEnv)
+	s, err := Open(dir, Options{SegmentSize: 128 << 10, NoSync: mode == "nosync", Logger: quietLog})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "helper: open: %v\n", err)
 		os.Exit(3)
+	}
+	drops := strings.HasSuffix(mode, "-drops")
+	if drops {
+		// Drop the segment maps' pages (pages.go) every 16 KiB read or
+		// written, so that kills land among the drops too.
+		s.dropEvery = 16 << 10
 	}
 	var outMu sync.Mutex
 	say := func(kind string, seq int) {
@@ -86,6 +93,9 @@ func TestHelperProcess(t *testing.T) {
 				fmt.Fprintf(os.Stderr, "helper: delete: %v\n", err)
 				os.Exit(8)
 			}
+			if drops {
+				say("M", int(mappedDrops.Get()))
+			}
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
@@ -96,13 +106,14 @@ func TestKilledProcessKeepsAcknowledgedRecords(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary several times")
 	}
-	for _, mode := range []string{"fsync", "nosync"} {
+	for _, mode := range []string{"fsync", "nosync", "fsync-drops"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "spool.db")
 			acked := make(map[int]bool)
 			deleting := make(map[int]bool)
+			drops := 0
 			for round := 0; round < 4; round++ {
-				ackedNow := runAndKill(t, dir, mode, round*10_000_000, 1500+round*700, acked, deleting)
+				ackedNow := runAndKill(t, dir, mode, round*10_000_000, 1500+round*700, acked, deleting, &drops)
 				s, err := openWithin(t, dir, withQuietLog(Options{SegmentSize: 128 << 10}), 20*time.Second)
 				if err != nil {
 					t.Fatalf("round %d: reopen after kill: %v", round, err)
@@ -139,13 +150,17 @@ func TestKilledProcessKeepsAcknowledgedRecords(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			if strings.HasSuffix(mode, "-drops") && drops == 0 {
+				t.Fatalf("the helpers never dropped their mapped pages: the kills did not land among drops")
+			}
 		})
 	}
 }
 
 // runAndKill runs the helper until it has acknowledged about n records, then
-// SIGKILLs it, recording what it said into acked and deleting.
-func runAndKill(t *testing.T, dir, mode string, offset, n int, acked, deleting map[int]bool) int {
+// SIGKILLs it, recording what it said into acked and deleting, and the most
+// page drops (relay_spool_mapped_drops_total) it reported into drops.
+func runAndKill(t *testing.T, dir, mode string, offset, n int, acked, deleting map[int]bool, drops *int) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(),
@@ -188,6 +203,8 @@ func runAndKill(t *testing.T, dir, mode string, offset, n int, acked, deleting m
 			}
 		case "D":
 			deleting[seq] = true
+		case "M":
+			*drops = max(*drops, seq)
 		}
 	}
 	err = cmd.Wait()

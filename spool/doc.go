@@ -90,6 +90,21 @@
 // which have their own caps (Options.MaxBuried, Options.MaxBuriedBytes): at
 // the cap Bury fails with ErrDeadFull. Dead letters are never evicted.
 //
+// # Memory: the segment maps
+//
+// bbolt reads a segment through a read-only shared memory map of its file,
+// and every page read stays mapped — counted in the process's RSS as
+// file-backed memory — until the segment is closed. After every 16 MiB
+// read (Oldest, OldestAfter) or written and deleted (commits) through the
+// maps, the spool advises the kernel to drop its mapped pages of every open
+// segment (MADV_DONTNEED, Linux only; elsewhere the pages stay mapped until
+// the segment is closed). The advice is given inside a read transaction,
+// while bbolt cannot remap the file, and only drops page-table entries:
+// the data stays in the page cache and the file, and reads return the same
+// bytes. It never fails an operation; a failed advice is counted
+// (relay_spool_mapped_drop_errors_total) and logged at debug level. See
+// pages.go.
+//
 // # Damaged files
 //
 // Open never hangs: the directory lock and every bbolt file lock are taken

@@ -177,6 +177,12 @@ type Spool struct {
 	commits atomic.Uint64
 	puts    atomic.Uint64
 
+	// mapped counts the bytes read or written through the segment maps since
+	// their pages were last dropped; dropEvery is the threshold (pages.go;
+	// tests change it before use, 0 disables the drops).
+	mapped    atomic.Int64
+	dropEvery int64
+
 	dead *deadStore
 
 	// ages dates commits for relay_spool_oldest_age_seconds; set is this
@@ -242,6 +248,7 @@ func Open(path string, opts Options) (*Spool, error) {
 		ops:       make(chan *op, opts.MaxBatch),
 		committed: make(chan struct{}),
 		now:       time.Now,
+		dropEvery: dropMappedEvery,
 	}
 	if err := s.load(); err != nil {
 		s.closeFiles()
@@ -392,12 +399,13 @@ type badRecord struct {
 	why string
 }
 
-// readOldest reads up to n records with IDs above after, lowest first.
-func (s *Spool) readOldest(after uint64, n int) (recs []Record, bad []badRecord, err error) {
+// readOldest reads up to n records with IDs above after, lowest first, and
+// how many bytes it read through the segment maps.
+func (s *Spool) readOldest(after uint64, n int) (recs []Record, bad []badRecord, read int64, err error) {
 	s.segMu.RLock()
 	defer s.segMu.RUnlock()
 	if s.segs == nil {
-		return nil, nil, fmt.Errorf("spool: oldest: %w", ErrClosed)
+		return nil, nil, 0, fmt.Errorf("spool: oldest: %w", ErrClosed)
 	}
 	for i, seg := range s.segs {
 		if len(recs) >= n || len(bad) >= n {
@@ -428,6 +436,7 @@ func (s *Spool) readOldest(after uint64, n int) (recs []Record, bad []badRecord,
 				var why string
 				id := decodeKey(k)
 				data, ok := decodeRecord(v)
+				read += int64(len(k) + len(v))
 				switch {
 				case len(k) != 8 || id < seg.floor || id > ceil:
 					why = fmt.Sprintf("its key %x is not an ID this segment holds (%d to %d): damaged on disk", k, seg.floor, ceil)
@@ -447,10 +456,10 @@ func (s *Spool) readOldest(after uint64, n int) (recs []Record, bad []badRecord,
 			return nil
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("spool: oldest: read %s: %w", seg.path, err)
+			return nil, nil, read, fmt.Errorf("spool: oldest: read %s: %w", seg.path, err)
 		}
 	}
-	return recs, bad, nil
+	return recs, bad, read, nil
 }
 
 var corruptRecords = metrics.NewCounter(`relay_spool_corrupt_records_total`)

@@ -20,6 +20,11 @@ import (
 // cap, unless nothing is held at all: one message larger than the budget
 // still goes through, alone. Reservations are granted in no particular
 // order; waiting consumers are woken whenever bytes are released.
+//
+// Sizes are of stream messages: a group's members are summed into one size
+// for the estimate (messageSizes) and released member by member; the group's
+// buffer is freed only with its last member, so the bytes held can exceed
+// the account by the settled members of groups still partly held.
 type byteBudget struct {
 	limit int64
 

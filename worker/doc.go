@@ -44,6 +44,19 @@
 // durable, ingest answers an SDK only after the PubAck, and a spool record is
 // deleted only after a 2xx or a Bury that returned nil.
 //
+// A group (several envelopes in one stream message, published by ingest's
+// group publish) reaches the worker as one stream.Delivery per member, and
+// each member is handled, acked or Nak'd exactly as a lone message; the
+// stream package acks the group only once every member was settled. A Nak
+// on a member re-publishes that member alone (the delay it asked for
+// applies to the copy's next Nak: a deferred member is delivered once more
+// at once and deferred again); a member whose re-publish fails makes the
+// whole group come back — the members already forwarded or spooled as
+// duplicates, never a loss. FetchBatch, MaxAckPending and the byte budget
+// count stream messages, so a fetch may hand a consumer up to FetchBatch ×
+// stream.MaxGroupMembers deliveries; it handles at most FetchBatch of them
+// at once.
+//
 // Outcomes that are not final:
 //   - 429: the key (and data categories) is held until the limit expires;
 //     nothing is sent for it meanwhile.

@@ -55,8 +55,9 @@ func panicReason(p any) string {
 // released (the panic came after its ack or Nak) there is nothing to decide.
 func (w *Worker) handlePanic(ctx context.Context, d *stream.Delivery, p any, stack []byte) {
 	panicsStream.Inc()
+	member, _ := d.Member() // -1 for a lone message; else its index in the group at stream_seq
 	w.log.Error("panic while handling an envelope: moved to the dead letters", "event_id", d.Msg.EventID,
-		"project", d.Msg.ProjectID, "stream_seq", d.Sequence(), "panic", fmt.Sprint(p), "stack", string(stack))
+		"project", d.Msg.ProjectID, "stream_seq", d.Sequence(), "group_member", member, "panic", fmt.Sprint(p), "stack", string(stack))
 	if !w.held.holds(d) {
 		return
 	}

@@ -204,11 +204,21 @@ func (w *Worker) consume(ctx context.Context) {
 	}
 }
 
-// messageSizes is the encoded size of each delivery, as the budget counts it.
+// messageSizes is the encoded size of each stream message fetched, as the
+// budget counts it: the members of a group (adjacent Deliveries with one
+// stream sequence) are summed into one size, so the budget's estimate is of
+// what one fetched message weighs — a group weighs its members together —
+// and the reservation for FetchBatch messages before the next fetch stays
+// honest. The total is still the sum of len(Raw()) that ack and nak release.
 func messageSizes(ds []*stream.Delivery) []int64 {
-	sizes := make([]int64, len(ds))
+	sizes := make([]int64, 0, len(ds))
 	for i, d := range ds {
-		sizes[i] = int64(len(d.Raw()))
+		n := int64(len(d.Raw()))
+		if i > 0 && d.Sequence() == ds[i-1].Sequence() {
+			sizes[len(sizes)-1] += n
+			continue
+		}
+		sizes = append(sizes, n)
 	}
 	return sizes
 }
@@ -268,8 +278,14 @@ func (w *Worker) pauseDead(ctx context.Context) {
 // queues behind one slow send while other slots are free, and in outage its
 // spool Puts run together and share group commits. A consumer fetches again
 // only when its whole batch is done, so at most Concurrency × FetchBatch
-// messages are held at once, and it fetches only once the byte budget has
-// room for another batch (budget.go).
+// stream messages are held at once, and it fetches only once the byte budget
+// has room for another batch (budget.go).
+//
+// A fetch of FetchBatch messages returns more deliveries when some are
+// groups (one per member, up to stream.MaxGroupMembers each); at most
+// FetchBatch of them are handled at once, the rest wait their turn (held,
+// so heartbeats keep them), so a consumer runs no more goroutines than a
+// batch of lone messages needs.
 func (w *Worker) handleBatch(ctx context.Context, ds []*stream.Delivery) {
 	for _, d := range ds {
 		w.held.add(d)
@@ -278,12 +294,17 @@ func (w *Worker) handleBatch(ctx context.Context, ds []*stream.Delivery) {
 		w.handle(ctx, ds[0])
 		return
 	}
-	var wg sync.WaitGroup
-	for _, d := range ds {
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+	)
+	for range min(len(ds), w.cfg.FetchBatch) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.handle(ctx, d)
+			for i := next.Add(1) - 1; i < int64(len(ds)); i = next.Add(1) - 1 {
+				w.handle(ctx, ds[i])
+			}
 		}()
 	}
 	wg.Wait()

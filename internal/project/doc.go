@@ -49,7 +49,11 @@
 //     ProjectState (Relay serves an unparsable config as disabled).
 //   - A state is used for cache.project_expiry, then for another
 //     cache.project_grace_period while it is fetched again; a state nobody
-//     refreshed in that time is Pending again. A failed query is retried
+//     refreshed in that time is Pending again. Any lookup that finds a
+//     state (or miss) expired queues its refresh, from the moment the
+//     state can be seen (WaitKnown returning it included); one that raced
+//     with the state's replacement leaves the decision to the next lookup,
+//     which sees the new state. A failed query is retried
 //     with backoff (http.retry_delay ×1.5 up to http.max_retry_interval),
 //     and while the last query failed every cached state and miss keeps
 //     being served, however old: an unreachable upstream never turns a

@@ -88,7 +88,7 @@ func (u *UpstreamSource) fromShared(ctx context.Context, key string, now time.Ti
 	fetchKeysShared.Inc()
 	c := u.parse(key, rec.State, now)
 	c.fetched = rec.FetchedAt
-	u.states.Store(key, c)
+	u.settle(key, c)
 	return true
 }
 
@@ -152,14 +152,11 @@ func (u *UpstreamSource) fromSharedOnly(ctx context.Context) {
 		}
 	}
 	u.mu.Lock()
-	for _, k := range keys {
-		delete(u.inflight, k)
-	}
 	for _, k := range rest {
 		if _, ok := u.queued[k]; !ok {
 			u.queued[k] = recs[k]
 		}
 	}
 	u.mu.Unlock()
-	u.notify()
+	u.release(keys)
 }

@@ -109,7 +109,14 @@ type UpstreamSource struct {
 	mu     sync.Mutex
 	queued map[string]queuedKey
 	// inflight: keys being asked for right now; a lookup meanwhile does not
-	// queue them again.
+	// queue them again. Invariant: a key leaves inflight in the same
+	// critical section (mu) that stores its answer (settle), or, when it
+	// got none, before the waiters are woken (release). So whoever sees
+	// the answer — a waiter woken by it, or any lookup that loads it — and
+	// needs the key fetched again (its state expired meanwhile) can queue
+	// it; a key still inflight after its answer was visible would drop
+	// that request, and the key would not be asked for again until its
+	// next use.
 	inflight map[string]struct{}
 	wake     chan struct{} // a key was queued (capacity 1)
 	changed  chan struct{} // closed and replaced whenever states change
@@ -163,7 +170,7 @@ func NewUpstreamSource(reg *Registry, q Querier, auth Authenticator, opts Upstre
 func (u *UpstreamSource) lookup(key string) (Status, *Entry) {
 	v, ok := u.states.Load(key)
 	if !ok {
-		u.enqueue(key)
+		u.enqueue(key, nil)
 		return Pending, nil
 	}
 	c := v.(*cached)
@@ -172,14 +179,14 @@ func (u *UpstreamSource) lookup(key string) (Status, *Entry) {
 		if age < u.opts.MissExpiry {
 			return Missing, nil
 		}
-		u.enqueue(key)
+		u.enqueue(key, c)
 		if u.failing.Load() {
 			return Missing, nil
 		}
 		return Pending, nil
 	}
 	if age >= u.opts.Expiry {
-		u.enqueue(key)
+		u.enqueue(key, c)
 	}
 	if age < u.opts.Expiry+u.opts.Grace || u.failing.Load() {
 		return Known, c.entry
@@ -187,12 +194,21 @@ func (u *UpstreamSource) lookup(key string) (Status, *Entry) {
 	return Pending, nil
 }
 
-// enqueue queues key for the next batch unless it is already queued.
-func (u *UpstreamSource) enqueue(key string) {
+// enqueue queues key for the next batch unless it is already queued or
+// being asked for, or its state was replaced since the caller loaded seen
+// (nil: the caller found none): then the answer the caller would ask for
+// has come in the meantime (settle stores it under mu), and asking again
+// would cost a redundant request. A state that was swept meanwhile is
+// asked for.
+func (u *UpstreamSource) enqueue(key string, seen *cached) {
 	u.mu.Lock()
 	_, queued := u.queued[key]
 	_, inflight := u.inflight[key]
-	if queued || inflight {
+	replaced := false
+	if v, ok := u.states.Load(key); ok && v.(*cached) != seen {
+		replaced = true
+	}
+	if queued || inflight || replaced {
 		u.mu.Unlock()
 		return
 	}
@@ -207,6 +223,28 @@ func (u *UpstreamSource) enqueue(key string) {
 	case u.wake <- struct{}{}:
 	default:
 	}
+}
+
+// settle makes c the state of key and takes key out of inflight, at once
+// (see inflight's invariant).
+func (u *UpstreamSource) settle(key string, c *cached) {
+	u.mu.Lock()
+	u.states.Store(key, c)
+	delete(u.inflight, key)
+	u.mu.Unlock()
+}
+
+// release takes keys out of inflight (those settle did not), then wakes
+// the waiters of WaitKnown, in that order: a waiter that looks one of them
+// up again can queue it.
+func (u *UpstreamSource) release(keys []string) {
+	u.mu.Lock()
+	for _, k := range keys {
+		delete(u.inflight, k)
+	}
+	close(u.changed)
+	u.changed = make(chan struct{})
+	u.mu.Unlock()
 }
 
 // requeue puts keys back to be asked no earlier than at.
@@ -389,15 +427,12 @@ type configsResponse struct {
 
 // fetch asks for keys: first the shared cache, then the upstream for the
 // rest. It reports whether the upstream answered (or was not needed), and
-// when it did not, how long to wait before the next request.
+// when it did not, how long to wait before the next request. Every key
+// leaves inflight before fetch returns: answered ones as their answer is
+// stored, the others (requeued, or given up) at the end, before the
+// waiters are woken.
 func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[string]queuedKey, bo *backoff.ExponentialBackOff) (time.Duration, bool) {
-	defer func() {
-		u.mu.Lock()
-		for _, k := range keys {
-			delete(u.inflight, k)
-		}
-		u.mu.Unlock()
-	}()
+	defer u.release(keys)
 	now := u.opts.Now()
 	ask := keys[:0:0]
 	for _, k := range keys {
@@ -407,7 +442,6 @@ func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[stri
 		ask = append(ask, k)
 	}
 	if len(ask) == 0 {
-		u.notify()
 		return 0, true
 	}
 	req := configsRequest{PublicKeys: ask, Revisions: make([]*string, len(ask))}
@@ -464,7 +498,7 @@ func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[stri
 		fetchKeysSame.Inc()
 		c := *v.(*cached)
 		c.fetched = now
-		u.states.Store(k, &c)
+		u.settle(k, &c)
 		u.share(ctx, k, &c)
 	}
 	for k, raw := range resp.Configs {
@@ -473,7 +507,7 @@ func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[stri
 		}
 		done[k] = true
 		c := u.parse(k, raw, now)
-		u.states.Store(k, c)
+		u.settle(k, c)
 		u.share(ctx, k, c)
 	}
 	var again []string
@@ -497,7 +531,6 @@ func (u *UpstreamSource) fetch(ctx context.Context, keys []string, recs map[stri
 		since[k] = first
 	}
 	u.requeue(again, wallNow.Add(u.opts.RetryDelay), since)
-	u.notify()
 	return 0, true
 }
 
@@ -552,14 +585,6 @@ func (u *UpstreamSource) compile(st *State) (*scrub.Scrubber, error) {
 	}
 	u.compiled.Store(k, sc)
 	return sc, nil
-}
-
-// notify wakes the waiters of WaitKnown.
-func (u *UpstreamSource) notify() {
-	u.mu.Lock()
-	close(u.changed)
-	u.changed = make(chan struct{})
-	u.mu.Unlock()
 }
 
 func (u *UpstreamSource) changes() <-chan struct{} {

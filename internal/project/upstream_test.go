@@ -237,7 +237,12 @@ func TestUpstreamUnchangedKeepsState(t *testing.T) {
 	if st, e := reg.Lookup(keyA); st != Known || e != first {
 		t.Fatalf("in grace: %s, want the cached state", st)
 	}
-	eventually(t, "the refresh", func() bool { return len(m.up.ProjectConfigQueries()) == 2 })
+	// At least, then exactly: a third request fails here, saying so, not
+	// as a timeout.
+	eventually(t, "the refresh", func() bool { return len(m.up.ProjectConfigQueries()) >= 2 })
+	if n := len(m.up.ProjectConfigQueries()); n != 2 {
+		t.Fatalf("%d requests, want 2 (the first fetch and one refresh)", n)
+	}
 	q := m.up.ProjectConfigQueries()[1]
 	if len(q.Revisions) != 1 || q.Revisions[0] == nil || *q.Revisions[0] != "r1" {
 		t.Fatalf("refresh sent revisions %v, want [r1]", q.Revisions)
@@ -435,12 +440,16 @@ func TestUpstreamSharedBetweenProcesses(t *testing.T) {
 	}
 	defer st.Close()
 	clk := &fakeClock{t: time.Unix(1e9, 0)}
-	var regs []*Registry
+	var (
+		regs   []*Registry
+		bucket *stream.KV
+	)
 	for i := 0; i < 2; i++ { // two processes, each binding the bucket
 		kv, err := st.KeyValue(ctx, "relay_test_projects", 7*time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
+		bucket = kv
 		reg := NewRegistry(Options{})
 		opts := testUpstreamOptions(clk)
 		opts.Shared = kv
@@ -452,6 +461,15 @@ func TestUpstreamSharedBetweenProcesses(t *testing.T) {
 	waitKnown(t, regs[0], keyA)
 	waitKnown(t, regs[0], keyB)
 	asked := len(m.up.ProjectConfigQueries()) // 1, or 2 if the lookups fell in two batches
+	// A state is served as soon as it is stored, and put in the bucket
+	// just after: a waiter that looks the key up in between sees it before
+	// the bucket has it. The second process is asked once it is there.
+	for _, k := range []string{keyA, keyB} {
+		eventually(t, "the first process's answer in the bucket", func() bool {
+			b, err := bucket.Get(ctx, sharedKey(k))
+			return err == nil && b != nil
+		})
+	}
 	regs[1].Lookup(keyA)
 	regs[1].Lookup(keyB)
 	if s, e := waitKnown(t, regs[1], keyA); s != Known || e.ProjectID != 42 {
@@ -467,7 +485,66 @@ func TestUpstreamSharedBetweenProcesses(t *testing.T) {
 	// A stale record is not used: the second process asks the upstream.
 	clk.Add(6 * time.Minute)
 	regs[1].Lookup(keyA)
-	eventually(t, "the second process's own refresh", func() bool { return len(m.up.ProjectConfigQueries()) == asked+1 })
+	eventually(t, "the second process's own refresh", func() bool { return len(m.up.ProjectConfigQueries()) >= asked+1 })
+	if n := len(m.up.ProjectConfigQueries()); n != asked+1 {
+		t.Fatalf("%d requests after the stale record, want %d", n, asked+1)
+	}
+}
+
+// blockingStore is a shared store whose Put waits until unblock is
+// closed; it holds nothing, so every key is asked upstream.
+type blockingStore struct {
+	putting chan struct{} // receives once per Put that has started
+	unblock chan struct{}
+}
+
+func (blockingStore) Get(context.Context, string) ([]byte, error) { return nil, nil }
+func (s blockingStore) Put(ctx context.Context, _ string, _ []byte) error {
+	select {
+	case s.putting <- struct{}{}:
+	default:
+	}
+	select {
+	case <-s.unblock:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A lookup that sees an answer while the source is still busy with it
+// (sharing it, here held up) and finds it expired queues a refresh: the key
+// is not left "being fetched" once its answer is visible. This is the
+// window that made TestUpstreamUnchangedKeepsState fail on a loaded box,
+// held open.
+func TestUpstreamLookupWhileAnswerIsSharedQueuesRefresh(t *testing.T) {
+	m := startManaged(t)
+	m.up.SetProjectConfig(keyA, stateJSON(42, keyA, "r1", ""))
+	reg := NewRegistry(Options{})
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	opts := testUpstreamOptions(clk)
+	store := blockingStore{putting: make(chan struct{}, 1), unblock: make(chan struct{})}
+	opts.Shared = store
+	runSource(t, reg, m, opts)
+	reg.Lookup(keyA)
+	select {
+	case <-store.putting: // the answer is stored; the fetch is not over
+	case <-time.After(10 * time.Second):
+		t.Fatal("the answer was never shared")
+	}
+	first, e := reg.Lookup(keyA)
+	if first != Known {
+		t.Fatalf("while the answer is shared: %s, want known", first)
+	}
+	clk.Add(6 * time.Minute) // past expiry, within grace: refreshed
+	if st, e2 := reg.Lookup(keyA); st != Known || e2 != e {
+		t.Fatalf("in grace: %s, want the cached state", st)
+	}
+	close(store.unblock)
+	eventually(t, "the refresh", func() bool { return len(m.up.ProjectConfigQueries()) >= 2 })
+	if n := len(m.up.ProjectConfigQueries()); n != 2 {
+		t.Fatalf("%d requests, want 2", n)
+	}
 }
 
 func TestUpstreamSharedStoreUnavailable(t *testing.T) {

@@ -224,12 +224,13 @@ func TestRenewalOutageThenKeyRemoved(t *testing.T) {
 	f := start(t, 50*time.Millisecond, true, nil)
 	waitAuthenticated(t, f.mon)
 	f.up.Down()
-	time.Sleep(400 * time.Millisecond) // renewals fail on the network meanwhile
+	// Counted, not slept for: on a loaded machine 400 ms may hold no
+	// renewal at all, and the state check below would prove nothing.
+	eventually(t, "three renewals failing on the network", func() bool {
+		return len(f.logs.lines("DEBUG", "re-registration failed on the network")) >= 3
+	})
 	if s := f.mon.current(); !s.authenticated() {
 		t.Fatalf("state %s during an upstream outage, want still authenticated", s)
-	}
-	if len(f.logs.lines("DEBUG", "re-registration failed on the network")) == 0 {
-		t.Fatal("no renewal was attempted during the outage")
 	}
 	f.up.DisallowRelay(f.creds.PublicKeyString())
 	if err := f.up.Up(); err != nil {

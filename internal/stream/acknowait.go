@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -68,7 +69,13 @@ func (a *ackConfirmer) add(seq uint64) {
 //
 // An error means the ack was not sent (the connection is closed or its
 // buffer is full); the message will be redelivered.
+//
+// On a member of a group it settles the member; the last member's
+// AckNoWait sends the group's ack (see Delivery).
 func (d *Delivery) AckNoWait() error {
+	if d.grp != nil {
+		return d.grp.finish(context.Background(), false, d, false, 0)
+	}
 	seq := d.meta.Sequence.Stream
 	d.rec.acking(seq)
 	if err := d.msg.Ack(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -186,6 +187,10 @@ func (c *Conn) setAsideConsumerState(durable string) (string, error) {
 // passes, or ctx ends. An expiry returns no deliveries and a nil error; ctx
 // ending returns ctx's error (wrapped). Undecodable messages are not returned
 // (see undecodableDelay), so a call may also return fewer than were fetched.
+// max counts stream messages: a group (group.go) is returned as one Delivery
+// per member, adjacent and in order, so a call may return more Deliveries
+// than max (at most max × MaxGroupMembers). A group whose framing or any
+// member does not decode is one undecodable message.
 //
 // Every returned Delivery must be acked, nak'ed, or left to expire (then it is
 // redelivered after AckWait).
@@ -226,8 +231,10 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 	if len(out) == 0 || n == 1 {
 		return out, nil
 	}
-	// One arrived: top the batch up with whatever else is ready.
-	more, err := k.fetchNoWait(n-len(out), out)
+	// One arrived: top the batch up with whatever else is ready. n-1, not
+	// n-len(out): n counts stream messages, and the one that came may be a
+	// group of many Deliveries.
+	more, err := k.fetchNoWait(n-1, out)
 	if err != nil {
 		k.c.log.Debug("fetch: topping up batch", "consumer", k.name, "err", err)
 		k.c.noteUnavailable(ctx, "fetch", start, err)
@@ -264,6 +271,15 @@ func (k *Consumer) collect(batch jetstream.MessageBatch, out []*Delivery) ([]*De
 			continue
 		}
 		d.meta = *meta
+		if IsGroup(msg.Data()) {
+			// One Delivery per member; the group is acked once all are
+			// settled (groupconsume.go).
+			var err error
+			if out, err = k.expand(d, out); err != nil {
+				k.undecodable(d, err)
+			}
+			continue
+		}
 		if err := d.Msg.UnmarshalBinary(msg.Data()); err != nil {
 			k.undecodable(d, err)
 			continue
@@ -296,8 +312,17 @@ func (k *Consumer) undecodable(d *Delivery, err error) {
 	}
 }
 
-// Delivery is one fetched message. Msg.Envelope aliases the received buffer,
-// which nobody else uses.
+// Delivery is one fetched Message: a lone stream message, or one member of
+// a group (group.go). Msg.Envelope aliases the received buffer, which
+// nobody else uses.
+//
+// A member is settled by Ack or AckNoWait (its fate is decided and durable
+// elsewhere) or by Nak, which re-publishes the member alone; the group's
+// stream message is acked only when its last member was settled, and Nak'd
+// whole (a duplicate of every member already settled, never a loss) when a
+// member's re-publish failed. Each member must be settled exactly once; a
+// second settlement returns an error and changes nothing. Sequence and
+// NumDelivered are the group's, MsgID and Raw the member's own.
 type Delivery struct {
 	Msg  Message
 	msg  jetstream.Msg
@@ -305,13 +330,29 @@ type Delivery struct {
 	rec  *seqRecord    // nil when the start-up loss check is off
 	conn *Conn         // for its availability (availability.go)
 	acks *ackConfirmer // settles AckNoWait in rec; nil with rec
+
+	// For a member of a group only (grp != nil): the shared state, the
+	// member's own version-1 bytes (aliasing the group's buffer), its
+	// index, and whether it was settled (guarded by grp.mu).
+	grp     *groupState
+	raw     []byte
+	member  int
+	settled bool
 }
 
 // Ack tells JetStream the message is done with and waits for the server's
 // confirmation (a double ack): after a nil return the message will not be
 // redelivered. An error (it wraps ErrUnavailable) means it may be
 // redelivered (a duplicate, never a loss).
+//
+// On a member of a group, Ack settles the member; only the last member's
+// Ack sends the group's double ack (and waits for it). A nil return from an
+// earlier member means settled: the member still comes back, as a
+// duplicate, if another member's Nak could not re-publish it.
 func (d *Delivery) Ack(ctx context.Context) error {
+	if d.grp != nil {
+		return d.grp.finish(ctx, true, d, false, 0)
+	}
 	// Noted in the start-up loss record before it is sent and when it is
 	// answered, so a kill in between is told apart at the next start
 	// (record.go).
@@ -330,7 +371,18 @@ func (d *Delivery) Ack(ctx context.Context) error {
 }
 
 // Nak asks for redelivery after delay (at once when delay <= 0).
+//
+// On a member of a group, Nak re-publishes the member alone (waiting for
+// its PubAck, at most republishTimeout) under the Nats-Msg-Id MsgID returns,
+// so a group delivered again re-publishes under the same id and JetStream
+// stores one copy; the copy is delivered at once, and delay applies only
+// when that copy is Nak'd in its turn. If the re-publish fails the member
+// is settled as failed and the group is Nak'd, with the longest delay asked,
+// once its last member is settled: it comes back whole.
 func (d *Delivery) Nak(delay time.Duration) error {
+	if d.grp != nil {
+		return d.grp.nakMember(d, delay)
+	}
 	var err error
 	if delay > 0 {
 		err = d.msg.NakWithDelay(delay)
@@ -345,8 +397,12 @@ func (d *Delivery) Nak(delay time.Duration) error {
 
 // InProgress resets the AckWait timer: a worker still retrying the upstream
 // calls it at least every AckWait/2 so the message is not redelivered to
-// another worker meanwhile.
+// another worker meanwhile. On a member it extends the whole group, at most
+// once per AckWait/10 for all members together.
 func (d *Delivery) InProgress() error {
+	if d.grp != nil {
+		return d.grp.inProgress()
+	}
 	if err := d.msg.InProgress(); err != nil {
 		return fmt.Errorf("stream: in-progress seq %d: %w: %w", d.meta.Sequence.Stream, ErrUnavailable, err)
 	}
@@ -360,13 +416,35 @@ func (d *Delivery) NumDelivered() uint64 { return d.meta.NumDelivered }
 // Sequence is the message's stream sequence (for logs).
 func (d *Delivery) Sequence() uint64 { return d.meta.Sequence.Stream }
 
-// MsgID is the Nats-Msg-Id the message was published with.
-func (d *Delivery) MsgID() string { return d.msg.Headers().Get(jetstream.MsgIDHeader) }
+// MsgID is the Nats-Msg-Id the message was published with; for a member of
+// a group, "<group's id>/<member index>" (the group's id is "g<stream
+// sequence>" when it had none), the id Nak re-publishes it under.
+func (d *Delivery) MsgID() string {
+	if d.grp != nil {
+		return d.grp.id + "/" + strconv.Itoa(d.member)
+	}
+	return d.msg.Headers().Get(jetstream.MsgIDHeader)
+}
+
+// Member is the index of this Delivery in its group, and the group's size;
+// -1 and 0 for a lone message (for logs).
+func (d *Delivery) Member() (index, of int) {
+	if d.grp != nil {
+		return d.member, d.grp.n
+	}
+	return -1, 0
+}
 
 // Raw is the encoded Message as stored (what MarshalBinary produced), e.g. for
-// the spool, which keeps encoded messages and can skip re-encoding. It aliases
+// the spool, which keeps encoded messages and can skip re-encoding; for a
+// member of a group, the member's own version-1 encoding. It aliases
 // Msg.Envelope's buffer: do not modify it.
-func (d *Delivery) Raw() []byte { return d.msg.Data() }
+func (d *Delivery) Raw() []byte {
+	if d.grp != nil {
+		return d.raw
+	}
+	return d.msg.Data()
+}
 
 // checkExternalConsumer refuses an existing durable on an external server
 // whose settings break the workers' contract, naming each:

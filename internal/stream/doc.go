@@ -10,8 +10,10 @@
 // write, reloading it once it can), publish.go (Publish and its error
 // mapping), group.go and groupbuild.go (the version-2 group message: several
 // Messages in one stream message, built member by member by ingest's group
-// publish and published with PublishBuilt), syncer.go (sync "always" as a group fsync), consumer.go
-// (Consumer, Fetch, Delivery), acknowait.go (acks without a round trip), kv.go (key-value buckets on the relay's
+// publish and published with PublishBuilt), syncer.go (sync "always" as a
+// group fsync), consumer.go (Consumer, Fetch, Delivery), groupconsume.go (a
+// group's members and their settlement), acknowait.go (acks without a round
+// trip), kv.go (key-value buckets on the relay's
 // connection: a cache the processes of one deployment share).
 //
 // The promises, in the terms of shared/docs/durability.md:
@@ -22,6 +24,14 @@
 //     acks it (Delivery.Ack, a double ack, or Delivery.AckNoWait, which does
 //     not wait for the answer: a lost one is a redelivery). Un-acked messages come back after
 //     AckWait, also across restarts; Nak brings one back sooner.
+//   - A group (several Messages in one stream message, group.go) is
+//     fetched as one Delivery per member and acked on the stream only
+//     once every member was settled: acked, or Nak'd and re-published
+//     alone with a PubAck (under a Nats-Msg-Id made of the group's id and
+//     the member's index, so a redelivered group re-publishes the same
+//     ids and JetStream keeps one copy). If a member's re-publish fails,
+//     the group is Nak'd whole when its last member settles: duplicates
+//     of the members already settled, never a loss (groupconsume.go).
 //   - A full stream refuses new messages (ErrFull); it never drops old ones.
 //     So does a full disk under the embedded store, until space is back and
 //     the store is reloaded without a restart.
