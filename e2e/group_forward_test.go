@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,6 +33,11 @@ func TestKill9MidGroupedLoadForwardsEveryAck(t *testing.T) {
 	waitAcked(t, &l, len(l.ids())+400, 90*time.Second)
 	close(stop)
 	wg.Wait()
+	// The last run's load was stored in groups (the counter restarts with
+	// the process).
+	if n := groupPublishes(t, cur.Load().url()); n == 0 {
+		t.Fatal("no group publish under 64 connections: the test did not exercise groups")
+	}
 
 	acked := l.ids()
 	waitDelivered(t, up.EventIDs, acked, 120*time.Second)
@@ -37,4 +46,27 @@ func TestKill9MidGroupedLoadForwardsEveryAck(t *testing.T) {
 	if err := cur.Load().term(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+var groupPublishesRe = regexp.MustCompile(`(?m)^relay_ingest_publishes_total\{type="group"\} (\d+)`)
+
+// groupPublishes reads relay_ingest_publishes_total{type="group"} from the
+// relay's /metrics.
+func groupPublishes(t *testing.T, base string) int {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := groupPublishesRe.FindSubmatch(b)
+	if m == nil {
+		t.Fatal("relay_ingest_publishes_total{type=\"group\"} not in /metrics")
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
 }
