@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -39,6 +40,16 @@ type Consumer struct {
 	cons jetstream.Consumer
 	name string
 	acks *ackConfirmer // nil when the start-up loss record is off
+
+	// drained is set when the last fetch showed nothing left undelivered
+	// (a no-wait fetch came back empty, or the last message delivered had
+	// NumPending 0) and cleared when a delivery showed more pending. While
+	// it is set Fetch skips the no-wait pull that would come back empty
+	// and the top-up after a waited-for message, so an envelope at low load
+	// costs one pull request, not three (each is a subscription, a JSON
+	// request and a server reply). Shared by every goroutine fetching on
+	// this handle; a stale value costs one pull at most, never a message.
+	drained atomic.Bool
 }
 
 // Consumer creates the durable pull consumer, or updates its settings, and
@@ -200,14 +211,21 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("stream: fetch %s: %w", k.name, err)
 	}
-	// Fast path under load: whatever is ready now, without a server-side wait.
-	out, err := k.fetchNoWait(n, nil)
-	if err != nil {
-		k.c.noteUnavailable(ctx, "fetch", start, err)
-		return out, err
-	}
-	if len(out) > 0 {
-		return out, nil
+	// Fast path under load: whatever is ready now, without a server-side
+	// wait — unless the last fetch saw the stream drained, when it would
+	// only come back empty.
+	var out []*Delivery
+	if !k.drained.Load() {
+		var err error
+		out, err = k.fetchNoWait(n, nil)
+		if err != nil {
+			k.c.noteUnavailable(ctx, "fetch", start, err)
+			return out, err
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+		k.drained.Store(true)
 	}
 	// Nothing ready: a pull request for one message that waits on the
 	// server. One, not n: a request for n would wait until n arrived.
@@ -228,8 +246,8 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 		k.c.noteUnavailable(ctx, "fetch", start, err)
 		return nil, err
 	}
-	if len(out) == 0 || n == 1 {
-		return out, nil
+	if len(out) == 0 || n == 1 || k.drained.Load() {
+		return out, nil // nothing more is waiting: a top-up would come back empty
 	}
 	// One arrived: top the batch up with whatever else is ready. n-1, not
 	// n-len(out): n counts stream messages, and the one that came may be a
@@ -271,6 +289,7 @@ func (k *Consumer) collect(batch jetstream.MessageBatch, out []*Delivery) ([]*De
 			continue
 		}
 		d.meta = *meta
+		k.drained.Store(meta.NumPending == 0)
 		if IsGroup(msg.Data()) {
 			// One Delivery per member; the group is acked once all are
 			// settled (groupconsume.go).
