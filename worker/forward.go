@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/stream"
@@ -53,7 +54,9 @@ type outcome struct {
 type parcel struct {
 	m    *stream.Message
 	req  upstream.Request
-	cats *categories
+	cats *categories // &catsOf unless a caller set known categories
+	// catsOf keeps the parcel's categories in the parcel's allocation.
+	catsOf categories
 	// data is the spool encoding of m: the record's bytes for a spool
 	// record, made on first need for a stream delivery (after the stages,
 	// which may have rewritten m).
@@ -64,7 +67,9 @@ type parcel struct {
 }
 
 func newParcel(m *stream.Message, data []byte, slots chan struct{}) *parcel {
-	return &parcel{m: m, req: requestFor(m), cats: categoriesOf(m.Envelope), data: data, slots: slots}
+	p := &parcel{m: m, req: requestFor(m), catsOf: categories{env: m.Envelope}, data: data, slots: slots}
+	p.cats = &p.catsOf
+	return p
 }
 
 // encoded returns the spool encoding of the parcel's message.
@@ -94,7 +99,7 @@ func (p *parcel) encoded() ([]byte, error) {
 // nil".
 func (w *Worker) forward(ctx context.Context, p *parcel) outcome {
 	m := p.m
-	b := w.newBackoff()
+	var b *backoff.ExponentialBackOff // made on the first retryable failure: most sends need none
 	for attempts := 0; ; {
 		if ctx.Err() != nil {
 			return outcome{kind: outcomeKept, wait: shutdownRedeliveryDelay}
@@ -133,6 +138,9 @@ func (w *Worker) forward(ctx context.Context, p *parcel) outcome {
 		default: // retryable
 			if w.outage.Active() {
 				return outcome{kind: outcomeOutage}
+			}
+			if b == nil {
+				b = w.newBackoff()
 			}
 			wait := w.retryWait(b, res)
 			w.log.Debug("send failed; retrying", "event_id", m.EventID, "project", m.ProjectID,

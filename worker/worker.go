@@ -77,6 +77,7 @@ type Worker struct {
 	// change): while it is set no consumer fetches.
 	deadFull atomic.Bool
 	running  atomic.Bool
+	helpers  *helpers // run a batch's deliveries (helpers.go)
 }
 
 // New returns a Worker that runs stages, in the order given, on every
@@ -112,6 +113,7 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 		slots:   make(chan struct{}, cfg.Concurrency),
 		budget:  newByteBudget(cfg.MaxHeldBytes),
 		spooled: make(chan struct{}, 1),
+		helpers: newHelpers(),
 	}
 	w.outage.onStart, w.outage.onEnd = w.logOutageStart, w.logOutageEnd
 	return w, nil
@@ -154,6 +156,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	// The consumers waited for their batches: every helper is idle now.
+	w.helpers.stop()
 	stopBeat()
 	beatWG.Wait()
 	w.log.Info("worker stopped")
@@ -186,7 +190,8 @@ func (w *Worker) consume(ctx context.Context) {
 			return
 		}
 		ds, err := w.src.Fetch(ctx, w.cfg.FetchBatch)
-		w.budget.settle(reserved, messageSizes(ds))
+		var sizes [16]int64 // on the stack for batches up to 16
+		w.budget.settle(reserved, messageSizes(sizes[:0], ds))
 		if len(ds) > 0 {
 			w.handleBatch(ctx, ds)
 		}
@@ -204,11 +209,11 @@ func (w *Worker) consume(ctx context.Context) {
 	}
 }
 
-// messageSizes is the encoded size of each delivery, as the budget counts it.
-func messageSizes(ds []*stream.Delivery) []int64 {
-	sizes := make([]int64, len(ds))
-	for i, d := range ds {
-		sizes[i] = int64(len(d.Raw()))
+// messageSizes appends the encoded size of each delivery, as the budget
+// counts it, to sizes.
+func messageSizes(sizes []int64, ds []*stream.Delivery) []int64 {
+	for _, d := range ds {
+		sizes = append(sizes, int64(len(d.Raw())))
 	}
 	return sizes
 }
@@ -274,19 +279,7 @@ func (w *Worker) handleBatch(ctx context.Context, ds []*stream.Delivery) {
 	for _, d := range ds {
 		w.held.add(d)
 	}
-	if len(ds) == 1 {
-		w.handle(ctx, ds[0])
-		return
-	}
-	var wg sync.WaitGroup
-	for _, d := range ds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.handle(ctx, d)
-		}()
-	}
-	wg.Wait()
+	runBatch(ctx, w.helpers, ds, w.handle)
 }
 
 // handle runs the stages on one held delivery and then delivers it. A
@@ -334,7 +327,7 @@ func (w *Worker) handleOne(ctx context.Context, d *stream.Delivery) {
 func (w *Worker) deliver(ctx context.Context, d *stream.Delivery, data []byte) {
 	m := &d.Msg
 	p := newParcel(m, data, w.slots)
-	spoolBackoff := w.newBackoff()
+	var spoolBackoff *backoff.ExponentialBackOff // made on the first spool failure
 	for {
 		o := w.forward(ctx, p)
 		if o.kind == outcomeHeld && o.spool {
@@ -366,6 +359,9 @@ func (w *Worker) deliver(ctx context.Context, d *stream.Delivery, data []byte) {
 		}
 		wait := w.cfg.BackpressureInterval
 		if !errors.Is(err, spool.ErrFull) {
+			if spoolBackoff == nil {
+				spoolBackoff = w.newBackoff()
+			}
 			wait = w.nextDelay(spoolBackoff)
 			w.log.Error("spool put failed; holding the envelope un-acked", "event_id", m.EventID, "err", err, "retry_in", wait)
 		}
