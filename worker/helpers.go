@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // helpers runs the deliveries of a batch beyond the first on goroutines
@@ -21,9 +22,10 @@ import (
 // returned. Run owns them: it calls stop after the consumers, whose
 // batches wait for their tasks, have exited.
 type helpers struct {
-	work chan func() // unbuffered: a send succeeds only when a helper is idle
-	quit chan struct{}
-	wg   sync.WaitGroup
+	work    chan func() // unbuffered: a send succeeds only when a helper is idle
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	started atomic.Int64 // helper goroutines started so far (shows the reuse)
 }
 
 func newHelpers() *helpers {
@@ -37,6 +39,7 @@ func (h *helpers) run(f func()) {
 	case h.work <- f:
 	default:
 		h.wg.Add(1)
+		h.started.Add(1)
 		go h.loop(f)
 	}
 }

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ const testEnvelope = `{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","dsn":"http
 // captured is one request as the test server saw it.
 type captured struct {
 	method, path string
+	uri          string // the request target as it was on the wire (escaped)
 	header       http.Header
 	body         []byte // as received on the wire
 }
@@ -52,7 +54,7 @@ func newRecorder(t *testing.T, handle func(w http.ResponseWriter, r *http.Reques
 			t.Errorf("server: read body: %v", err)
 		}
 		rec.mu.Lock()
-		rec.got = append(rec.got, captured{r.Method, r.URL.Path, r.Header.Clone(), b})
+		rec.got = append(rec.got, captured{r.Method, r.URL.Path, r.RequestURI, r.Header.Clone(), b})
 		rec.mu.Unlock()
 		if rec.handle != nil {
 			rec.handle(w, r)
@@ -200,13 +202,19 @@ func TestSendInvalidRequestRejectedLocally(t *testing.T) {
 func TestUpstreamURL(t *testing.T) {
 	tests := []struct {
 		url, wantPath string
+		wantURI       string // "" = wantPath: the request target on the wire
 	}{
-		{"", "/api/42/envelope/"},
-		{"/", "/api/42/envelope/"},
-		{"/sentry", "/sentry/api/42/envelope/"},
-		{"/sentry/", "/sentry/api/42/envelope/"},
-		{"/sentry//", "/sentry/api/42/envelope/"},
-		{"/a/b/", "/a/b/api/42/envelope/"},
+		{"", "/api/42/envelope/", ""},
+		{"/", "/api/42/envelope/", ""},
+		{"/sentry", "/sentry/api/42/envelope/", ""},
+		{"/sentry/", "/sentry/api/42/envelope/", ""},
+		{"/sentry//", "/sentry/api/42/envelope/", ""},
+		{"/a/b/", "/a/b/api/42/envelope/", ""},
+		// Send builds the URL without parsing: an escaped prefix must
+		// reach the upstream escaped as it was configured.
+		{"/a%20b/", "/a b/api/42/envelope/", "/a%20b/api/42/envelope/"},
+		{"/x%2Fy", "/x/y/api/42/envelope/", "/x%2Fy/api/42/envelope/"},
+		{"/caf%C3%A9/", "/café/api/42/envelope/", "/caf%C3%A9/api/42/envelope/"},
 	}
 	rec := newRecorder(t, nil)
 	for _, tt := range tests {
@@ -217,6 +225,10 @@ func TestUpstreamURL(t *testing.T) {
 		got := rec.requests()
 		if p := got[len(got)-1].path; p != tt.wantPath {
 			t.Errorf("upstream %q: path %q, want %q", tt.url, p, tt.wantPath)
+		}
+		wantURI := cmp.Or(tt.wantURI, tt.wantPath)
+		if u := got[len(got)-1].uri; u != wantURI {
+			t.Errorf("upstream %q: request target %q, want %q", tt.url, u, wantURI)
 		}
 		if err := c.Probe(context.Background()); err != nil {
 			t.Fatalf("probe: %v", err)
