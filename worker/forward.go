@@ -216,12 +216,14 @@ func (w *Worker) age(m *stream.Message) (time.Duration, bool) {
 func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 	m := p.m
 	res := w.send.Send(ctx, p.req)
-	// Logs name the key by KeyRef, and the upstream's error text may quote it.
-	keyRef, text := envelope.KeyRef(m.PublicKey), errText(res.Err, m.PublicKey)
+	// Logs name the key by KeyRef, and the upstream's error text may quote
+	// it (errText redacts it). Both are worked out only where a line is
+	// written: KeyRef is a SHA-256, and the common answer, a 2xx, logs
+	// nothing.
 	switch res.Class {
 	case upstream.Accepted, upstream.RateLimited, upstream.Rejected:
 		if d, ok := w.denied.clear(m.PublicKey); ok {
-			w.log.Info("upstream answers for the key again: its held envelopes go out", "key", keyRef,
+			w.log.Info("upstream answers for the key again: its held envelopes go out", "key", envelope.KeyRef(m.PublicKey),
 				"project", m.ProjectID, "status", res.Status, "was_status", d.status,
 				"denied_for", w.now().Sub(d.first).Round(time.Millisecond), "held", d.held)
 		}
@@ -240,8 +242,9 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 	case upstream.Rejected:
 		w.outage.Answered()
 		w.log.Warn("upstream rejected envelope: moved to the dead letters", "event_id", m.EventID,
-			"project", m.ProjectID, "status", res.Status, "err", text)
+			"project", m.ProjectID, "status", res.Status, "err", errText(res.Err, m.PublicKey))
 	case upstream.Denied:
+		text := errText(res.Err, m.PublicKey)
 		deniedCounter(res.Status).Inc()
 		if ctx.Err() == nil {
 			w.outage.Denial(res.Status, text)
@@ -250,7 +253,7 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 		if changed {
 			// One line per state change, not per envelope: every envelope of
 			// the key gets the same answer.
-			attrs := []any{"status", res.Status, "key", keyRef, "project", m.ProjectID, "err", text,
+			attrs := []any{"status", res.Status, "key", envelope.KeyRef(m.PublicKey), "project", m.ProjectID, "err", text,
 				"retry_max_interval", w.cfg.MaxRetryInterval, "max_envelope_delay", w.cfg.MaxEnvelopeDelay}
 			if was {
 				attrs = append(attrs, "was_status", prev.status, "held", prev.held)
@@ -258,8 +261,11 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 			w.log.Error("upstream denies the key (check relay.upstream, the relay's credentials and the project's key): its envelopes wait and are retried", attrs...)
 		}
 	default:
-		if ctx.Err() == nil && w.outage.Failure(res.Status, text) {
-			w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", text)
+		if ctx.Err() == nil {
+			text := errText(res.Err, m.PublicKey)
+			if w.outage.Failure(res.Status, text) {
+				w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", text)
+			}
 		}
 	}
 	return res
