@@ -89,3 +89,42 @@ func processCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestZstdCapFitsFixtures: the capacity zstdCap gives the compressed body
+// holds the compressed form of nearly every recorded SDK envelope, so a
+// compression is one allocation; it is never more than the envelope plus a
+// frame's overhead.
+func TestZstdCapFitsFixtures(t *testing.T) {
+	dir := testfixture.SDKDir(t)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := zstd.NewWriter(nil, zstdOptions...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = enc.Close() }()
+	var all, grown int
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".envelope") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all++
+		c := zstdCap(len(data))
+		if c > len(data)+64 {
+			t.Errorf("%s: capacity %d for %d bytes", e.Name(), c, len(data))
+		}
+		if out := enc.EncodeAll(data, nil); len(out) > c {
+			grown++
+			t.Logf("%s: %d bytes compress to %d, capacity %d", e.Name(), len(data), len(out), c)
+		}
+	}
+	if all == 0 || grown > all/10 {
+		t.Errorf("%d of %d fixtures outgrow zstdCap", grown, all)
+	}
+}
