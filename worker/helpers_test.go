@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestRunBatch: every item of every batch is handled exactly once, batches
@@ -86,4 +87,39 @@ func TestHelpersAreReused(t *testing.T) {
 	if more := h.started.Load() - first; more > 100 {
 		t.Fatalf("100 more batches of %d started %d more helpers: not reused", size, more)
 	}
+}
+
+// TestBatchesOnHelpersCutAndRestarted: a worker whose batches run on
+// helpers is cut off from the upstream mid-run (connections closed, sends
+// failing), stopped while its helpers hold deliveries, and replaced by a
+// new worker: every acknowledged envelope reaches the upstream, nothing is
+// acked without a 2xx, and Run returns only when no helper is left.
+func TestBatchesOnHelpersCutAndRestarted(t *testing.T) {
+	h := newHarness(t, harnessOpts{ackWait: 30 * time.Second})
+	h.up.SetDelay(5 * time.Millisecond) // sends overlap: batches really run on helpers
+	ids := h.publish(240, keyA)
+	r := h.start(fastCfg(Config{Concurrency: 8, FetchBatch: 8, OutageGracePeriod: time.Minute}))
+	eventually(t, 30*time.Second, "some envelopes forwarded", func() bool { return len(h.acceptedIDs()) >= 40 })
+
+	h.up.Down() // cut: in-flight sends fail, the rest retry
+	time.Sleep(50 * time.Millisecond)
+	r.stop(t)
+	if r.w.helpers.started.Load() == 0 {
+		t.Fatal("no batch ran on a helper: the test does not test them")
+	}
+	if got := inFlightGauge.Get(); got != 0 {
+		t.Errorf("relay_worker_in_flight = %v after Run returned, want 0", got)
+	}
+	accepted := len(h.acceptedIDs())
+	if n := h.streamMsgs(); n+uint64(accepted) < uint64(len(ids)) {
+		t.Fatalf("stream holds %d, upstream accepted %d of %d: a message was acked without a 2xx", n, accepted, len(ids))
+	}
+
+	upAgain(t, h)
+	h.start(fastCfg(Config{Concurrency: 8, FetchBatch: 8}))
+	eventually(t, 60*time.Second, "every envelope accepted", func() bool { return len(h.acceptedIDs()) >= len(ids) })
+	eventually(t, 10*time.Second, "the stream to be empty", func() bool { return h.streamMsgs() == 0 })
+	// A cut can lose the upstream's 2xx after it counted the envelope:
+	// that envelope is sent again (at most the sends in flight then).
+	h.checkLedger(ids, 8)
 }
