@@ -173,7 +173,7 @@ type Client struct {
 	// The parts of every envelope URL: scheme, host, and the path prefix
 	// (decoded and, when it differs, escaped) — so that building a
 	// request parses nothing.
-	scheme, host          string
+	scheme, host          string // host without an empty port ("h:"), as http.NewRequest has it
 	prefixPath, prefixRaw string
 	// Header values that are the same for every request, shared by all
 	// requests: the transport only reads a request's headers.
@@ -239,7 +239,7 @@ func New(cfg Config) (*Client, error) {
 		liveURL:        base + "/api/0/relays/live/",
 		transport:      transport,
 		scheme:         u.Scheme,
-		host:           u.Host,
+		host:           strings.TrimSuffix(u.Host, ":"),
 		prefixPath:     prefixPath,
 		prefixRaw:      prefixRaw,
 		hdrContentType: []string{"application/x-sentry-envelope"},

@@ -754,3 +754,44 @@ func TestZstdFrameWithoutChecksum(t *testing.T) {
 		}
 	}
 }
+
+// The request Send builds by hand has what http.NewRequest would have
+// given it: the URL (escaped as configured), the Host without an empty
+// port, the body with its length, and a GetBody that rewinds it.
+func TestEnvelopeRequestShape(t *testing.T) {
+	for _, tt := range []struct {
+		upstream, wantURL, wantHost string
+	}{
+		{"https://sentry.io", "https://sentry.io/api/42/envelope/", "sentry.io"},
+		{"https://sentry.io:/", "https://sentry.io:/api/42/envelope/", "sentry.io"},
+		{"http://127.0.0.1:9000/a%20b/", "http://127.0.0.1:9000/a%20b/api/42/envelope/", "127.0.0.1:9000"},
+	} {
+		c := newClient(t, Config{URL: tt.upstream})
+		body := []byte(testEnvelope)
+		req, err := c.newEnvelopeRequest(context.Background(), baseRequest(), body)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.upstream, err)
+		}
+		want, err := http.NewRequest(http.MethodPost, tt.wantURL, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.URL.String() != want.URL.String() || req.Host != want.Host || req.Host != tt.wantHost ||
+			req.Method != want.Method || req.ContentLength != want.ContentLength || req.Proto != want.Proto {
+			t.Errorf("%s: got %s %s host %q len %d %s; http.NewRequest gives %s %s host %q len %d %s", tt.upstream,
+				req.Method, req.URL, req.Host, req.ContentLength, req.Proto, want.Method, want.URL, want.Host, want.ContentLength, want.Proto)
+		}
+		for i := range 2 {
+			rc, err := req.GetBody()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := io.ReadAll(rc); !bytes.Equal(b, body) {
+				t.Errorf("%s: GetBody #%d gave %q", tt.upstream, i, b)
+			}
+		}
+		if b, _ := io.ReadAll(req.Body); !bytes.Equal(b, body) {
+			t.Errorf("%s: Body gave %q", tt.upstream, b)
+		}
+	}
+}
