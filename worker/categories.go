@@ -16,8 +16,6 @@ type categories struct {
 	list   []string
 }
 
-func categoriesOf(env []byte) *categories { return &categories{env: env} }
-
 // get returns the categories. nil means unknown (the envelope does not
 // parse; ingest validated it, so this is not expected): every limit of the
 // key then holds it. An empty, non-nil slice means the items belong to no

@@ -84,6 +84,10 @@
 //
 // Run starts Config.Concurrency consumers, one heartbeat goroutine and one
 // drainer, and returns once all of them have exited after ctx is cancelled.
+// A consumer handles the last delivery of a batch itself and the others on
+// helper goroutines that outlive one envelope (helpers.go: a goroutine per
+// delivery regrew its stack on every send); Run stops the helpers after the
+// consumers, whose batches wait for every delivery they handed out.
 // The consumers share one outage detector and one rate limiter:
 //
 //   - outage: the upstream is "in outage" when sends have failed with a

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/relayhq/relay/internal/envelope"
 	"github.com/relayhq/relay/internal/stream"
@@ -53,7 +54,9 @@ type outcome struct {
 type parcel struct {
 	m    *stream.Message
 	req  upstream.Request
-	cats *categories
+	cats *categories // &catsOf unless a caller set known categories
+	// catsOf keeps the parcel's categories in the parcel's allocation.
+	catsOf categories
 	// data is the spool encoding of m: the record's bytes for a spool
 	// record, made on first need for a stream delivery (after the stages,
 	// which may have rewritten m).
@@ -64,7 +67,9 @@ type parcel struct {
 }
 
 func newParcel(m *stream.Message, data []byte, slots chan struct{}) *parcel {
-	return &parcel{m: m, req: requestFor(m), cats: categoriesOf(m.Envelope), data: data, slots: slots}
+	p := &parcel{m: m, req: requestFor(m), catsOf: categories{env: m.Envelope}, data: data, slots: slots}
+	p.cats = &p.catsOf
+	return p
 }
 
 // encoded returns the spool encoding of the parcel's message.
@@ -94,7 +99,7 @@ func (p *parcel) encoded() ([]byte, error) {
 // nil".
 func (w *Worker) forward(ctx context.Context, p *parcel) outcome {
 	m := p.m
-	b := w.newBackoff()
+	var b *backoff.ExponentialBackOff // made on the first retryable failure: most sends need none
 	for attempts := 0; ; {
 		if ctx.Err() != nil {
 			return outcome{kind: outcomeKept, wait: shutdownRedeliveryDelay}
@@ -133,6 +138,9 @@ func (w *Worker) forward(ctx context.Context, p *parcel) outcome {
 		default: // retryable
 			if w.outage.Active() {
 				return outcome{kind: outcomeOutage}
+			}
+			if b == nil {
+				b = w.newBackoff()
 			}
 			wait := w.retryWait(b, res)
 			w.log.Debug("send failed; retrying", "event_id", m.EventID, "project", m.ProjectID,
@@ -208,12 +216,14 @@ func (w *Worker) age(m *stream.Message) (time.Duration, bool) {
 func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 	m := p.m
 	res := w.send.Send(ctx, p.req)
-	// Logs name the key by KeyRef, and the upstream's error text may quote it.
-	keyRef, text := envelope.KeyRef(m.PublicKey), errText(res.Err, m.PublicKey)
+	// Logs name the key by KeyRef, and the upstream's error text may quote
+	// it (errText redacts it). Both are worked out only where a line is
+	// written: KeyRef is a SHA-256, and the common answer, a 2xx, logs
+	// nothing.
 	switch res.Class {
 	case upstream.Accepted, upstream.RateLimited, upstream.Rejected:
 		if d, ok := w.denied.clear(m.PublicKey); ok {
-			w.log.Info("upstream answers for the key again: its held envelopes go out", "key", keyRef,
+			w.log.Info("upstream answers for the key again: its held envelopes go out", "key", envelope.KeyRef(m.PublicKey),
 				"project", m.ProjectID, "status", res.Status, "was_status", d.status,
 				"denied_for", w.now().Sub(d.first).Round(time.Millisecond), "held", d.held)
 		}
@@ -232,8 +242,9 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 	case upstream.Rejected:
 		w.outage.Answered()
 		w.log.Warn("upstream rejected envelope: moved to the dead letters", "event_id", m.EventID,
-			"project", m.ProjectID, "status", res.Status, "err", text)
+			"project", m.ProjectID, "status", res.Status, "err", errText(res.Err, m.PublicKey))
 	case upstream.Denied:
+		text := errText(res.Err, m.PublicKey)
 		deniedCounter(res.Status).Inc()
 		if ctx.Err() == nil {
 			w.outage.Denial(res.Status, text)
@@ -242,7 +253,7 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 		if changed {
 			// One line per state change, not per envelope: every envelope of
 			// the key gets the same answer.
-			attrs := []any{"status", res.Status, "key", keyRef, "project", m.ProjectID, "err", text,
+			attrs := []any{"status", res.Status, "key", envelope.KeyRef(m.PublicKey), "project", m.ProjectID, "err", text,
 				"retry_max_interval", w.cfg.MaxRetryInterval, "max_envelope_delay", w.cfg.MaxEnvelopeDelay}
 			if was {
 				attrs = append(attrs, "was_status", prev.status, "held", prev.held)
@@ -250,8 +261,11 @@ func (w *Worker) sendOnce(ctx context.Context, p *parcel) upstream.Result {
 			w.log.Error("upstream denies the key (check relay.upstream, the relay's credentials and the project's key): its envelopes wait and are retried", attrs...)
 		}
 	default:
-		if ctx.Err() == nil && w.outage.Failure(res.Status, text) {
-			w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", text)
+		if ctx.Err() == nil {
+			text := errText(res.Err, m.PublicKey)
+			if w.outage.Failure(res.Status, text) {
+				w.log.Debug("send failed during outage", "event_id", m.EventID, "status", res.Status, "err", text)
+			}
 		}
 	}
 	return res

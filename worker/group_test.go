@@ -159,7 +159,7 @@ func TestMessageSizesPerStreamMessage(t *testing.T) {
 	if len(ds) != 5 {
 		t.Fatalf("%d deliveries, want 5", len(ds))
 	}
-	sizes := messageSizes(ds)
+	sizes := messageSizes(nil, ds)
 	var total, want int64
 	for _, d := range ds {
 		want += int64(len(d.Raw()))

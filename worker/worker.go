@@ -77,6 +77,7 @@ type Worker struct {
 	// change): while it is set no consumer fetches.
 	deadFull atomic.Bool
 	running  atomic.Bool
+	helpers  *helpers // run a batch's deliveries (helpers.go)
 }
 
 // New returns a Worker that runs stages, in the order given, on every
@@ -112,6 +113,7 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 		slots:   make(chan struct{}, cfg.Concurrency),
 		budget:  newByteBudget(cfg.MaxHeldBytes),
 		spooled: make(chan struct{}, 1),
+		helpers: newHelpers(),
 	}
 	w.outage.onStart, w.outage.onEnd = w.logOutageStart, w.logOutageEnd
 	return w, nil
@@ -154,6 +156,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	// The consumers waited for their batches: every helper is idle now.
+	w.helpers.stop()
 	stopBeat()
 	beatWG.Wait()
 	w.log.Info("worker stopped")
@@ -186,7 +190,8 @@ func (w *Worker) consume(ctx context.Context) {
 			return
 		}
 		ds, err := w.src.Fetch(ctx, w.cfg.FetchBatch)
-		w.budget.settle(reserved, messageSizes(ds))
+		var sizes [16]int64 // on the stack for batches up to 16
+		w.budget.settle(reserved, messageSizes(sizes[:0], ds))
 		if len(ds) > 0 {
 			w.handleBatch(ctx, ds)
 		}
@@ -204,17 +209,18 @@ func (w *Worker) consume(ctx context.Context) {
 	}
 }
 
-// messageSizes is the encoded size of each stream message fetched, as the
-// budget counts it: the members of a group (adjacent Deliveries with one
-// stream sequence) are summed into one size, so the budget's estimate is of
-// what one fetched message weighs — a group weighs its members together —
-// and the reservation for FetchBatch messages before the next fetch stays
-// honest. The total is still the sum of len(Raw()) that ack and nak release.
-func messageSizes(ds []*stream.Delivery) []int64 {
-	sizes := make([]int64, 0, len(ds))
+// messageSizes appends to sizes the encoded size of each stream message
+// fetched, as the budget counts it: the members of a group (adjacent
+// Deliveries with one stream sequence) are summed into one size, so the
+// budget's estimate is of what one fetched message weighs — a group weighs
+// its members together — and the reservation for FetchBatch messages before
+// the next fetch stays honest. The total is still the sum of len(Raw()) that
+// ack and nak release.
+func messageSizes(sizes []int64, ds []*stream.Delivery) []int64 {
+	first := len(sizes)
 	for i, d := range ds {
 		n := int64(len(d.Raw()))
-		if i > 0 && d.Sequence() == ds[i-1].Sequence() {
+		if i > 0 && len(sizes) > first && d.Sequence() == ds[i-1].Sequence() {
 			sizes[len(sizes)-1] += n
 			continue
 		}
@@ -290,24 +296,20 @@ func (w *Worker) handleBatch(ctx context.Context, ds []*stream.Delivery) {
 	for _, d := range ds {
 		w.held.add(d)
 	}
-	if len(ds) == 1 {
-		w.handle(ctx, ds[0])
+	if len(ds) <= w.cfg.FetchBatch {
+		runBatch(ctx, w.helpers, ds, w.handle)
 		return
 	}
-	var (
-		wg   sync.WaitGroup
-		next atomic.Int64
-	)
-	for range min(len(ds), w.cfg.FetchBatch) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(len(ds)); i = next.Add(1) - 1 {
-				w.handle(ctx, ds[i])
-			}
-		}()
-	}
-	wg.Wait()
+	// Groups expanded the batch past FetchBatch deliveries: FetchBatch
+	// lanes take the deliveries in order, so a batch never runs more
+	// handlers at once than a batch of lone messages would.
+	var next atomic.Int64
+	lanes := make([]struct{}, w.cfg.FetchBatch)
+	runBatch(ctx, w.helpers, lanes, func(ctx context.Context, _ struct{}) {
+		for i := next.Add(1) - 1; i < int64(len(ds)); i = next.Add(1) - 1 {
+			w.handle(ctx, ds[i])
+		}
+	})
 }
 
 // handle runs the stages on one held delivery and then delivers it. A
@@ -355,7 +357,7 @@ func (w *Worker) handleOne(ctx context.Context, d *stream.Delivery) {
 func (w *Worker) deliver(ctx context.Context, d *stream.Delivery, data []byte) {
 	m := &d.Msg
 	p := newParcel(m, data, w.slots)
-	spoolBackoff := w.newBackoff()
+	var spoolBackoff *backoff.ExponentialBackOff // made on the first spool failure
 	for {
 		o := w.forward(ctx, p)
 		if o.kind == outcomeHeld && o.spool {
@@ -387,6 +389,9 @@ func (w *Worker) deliver(ctx context.Context, d *stream.Delivery, data []byte) {
 		}
 		wait := w.cfg.BackpressureInterval
 		if !errors.Is(err, spool.ErrFull) {
+			if spoolBackoff == nil {
+				spoolBackoff = w.newBackoff()
+			}
 			wait = w.nextDelay(spoolBackoff)
 			w.log.Error("spool put failed; holding the envelope un-acked", "event_id", m.EventID, "err", err, "retry_in", wait)
 		}

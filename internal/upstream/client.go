@@ -162,11 +162,23 @@ type Result struct {
 // Client sends envelopes to one upstream. It is safe for concurrent use;
 // share one between all workers so they share the connection pool.
 type Client struct {
-	cfg      Config
-	base     string // scheme://host[/prefix], no trailing slash
-	liveURL  string
-	http     *http.Client
-	compress compressor // nil for identity
+	cfg     Config
+	base    string // scheme://host[/prefix], no trailing slash
+	liveURL string
+	http    *http.Client
+	// transport is http's Transport. Send calls its RoundTrip directly:
+	// http.Client.Do would clone every request's headers for redirects
+	// it never follows (CheckRedirect refuses them all).
+	transport http.RoundTripper
+	// The parts of every envelope URL: scheme, host, and the path prefix
+	// (decoded and, when it differs, escaped) — so that building a
+	// request parses nothing.
+	scheme, host          string // host without an empty port ("h:"), as http.NewRequest has it
+	prefixPath, prefixRaw string
+	// Header values that are the same for every request, shared by all
+	// requests: the transport only reads a request's headers.
+	hdrContentType, hdrEncoding, hdrRelayID, hdrEmpty []string
+	compress                                          compressor // nil for identity
 }
 
 // New checks cfg and builds a Client. It opens no connection.
@@ -189,7 +201,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.RelayID != "" && !validHeaderValue(cfg.RelayID) {
 		return nil, fmt.Errorf("upstream: relay id %q is not a valid header value", cfg.RelayID)
 	}
-	base, err := baseURL(cfg.URL)
+	base, u, err := baseURL(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -216,10 +228,24 @@ func New(cfg Config) (*Client, error) {
 	if cfg.RootCAs != nil {
 		transport.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	}
+	prefixPath := strings.TrimRight(u.Path, "/")
+	prefixRaw := strings.TrimRight(u.EscapedPath(), "/")
+	if prefixRaw == prefixPath {
+		prefixRaw = ""
+	}
 	return &Client{
-		cfg:     cfg,
-		base:    base,
-		liveURL: base + "/api/0/relays/live/",
+		cfg:            cfg,
+		base:           base,
+		liveURL:        base + "/api/0/relays/live/",
+		transport:      transport,
+		scheme:         u.Scheme,
+		host:           strings.TrimSuffix(u.Host, ":"),
+		prefixPath:     prefixPath,
+		prefixRaw:      prefixRaw,
+		hdrContentType: []string{"application/x-sentry-envelope"},
+		hdrEncoding:    []string{cfg.Encoding},
+		hdrRelayID:     []string{cfg.RelayID},
+		hdrEmpty:       []string{""},
 		http: &http.Client{
 			Transport: transport,
 			// Never follow redirects: Go would turn a 301/302/303 POST into
@@ -236,28 +262,28 @@ func New(cfg Config) (*Client, error) {
 }
 
 // baseURL validates the upstream URL and returns it without trailing
-// slashes, keeping any path prefix.
-func baseURL(raw string) (string, error) {
+// slashes, keeping any path prefix, and parsed.
+func baseURL(raw string) (string, *url.URL, error) {
 	if raw == "" {
-		return "", errors.New("upstream: no upstream URL")
+		return "", nil, errors.New("upstream: no upstream URL")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("upstream: bad upstream URL %q: %w", raw, err)
+		return "", nil, fmt.Errorf("upstream: bad upstream URL %q: %w", raw, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("upstream: upstream URL %q: scheme must be http or https", raw)
+		return "", nil, fmt.Errorf("upstream: upstream URL %q: scheme must be http or https", raw)
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("upstream: upstream URL %q has no host", raw)
+		return "", nil, fmt.Errorf("upstream: upstream URL %q has no host", raw)
 	}
 	if u.User != nil {
-		return "", fmt.Errorf("upstream: upstream URL %q must not carry credentials", u.Redacted())
+		return "", nil, fmt.Errorf("upstream: upstream URL %q must not carry credentials", u.Redacted())
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
-		return "", fmt.Errorf("upstream: upstream URL %q must not have a query or fragment", raw)
+		return "", nil, fmt.Errorf("upstream: upstream URL %q must not have a query or fragment", raw)
 	}
-	return u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"), nil
+	return u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"), u, nil
 }
 
 // EnvelopeURL returns where envelopes of a project are posted.
@@ -323,21 +349,22 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 	// that sends headers and then stalls must not hold a worker forever.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// GotConn runs on this goroutine, inside RoundTrip, before the request
+	// is written: reused is read only after RoundTrip returned.
+	var reused bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
+	})
 
-	url := c.EnvelopeURL(r.ProjectID)
 	envelopeBytes.Add(len(r.Envelope))
 	var resp *http.Response
 	for attempt := 0; ; attempt++ {
-		req, err := c.newEnvelopeRequest(ctx, url, r, body)
+		req, err := c.newEnvelopeRequest(ctx, r, body)
 		if err != nil {
 			return Result{Class: Rejected, Err: err}
 		}
-		var reused bool
-		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
-		}))
 		sentBytes.Add(len(body))
-		resp, err = c.http.Do(req)
+		resp, err = c.transport.RoundTrip(req)
 		if err == nil {
 			break
 		}
@@ -353,56 +380,92 @@ func (c *Client) send(ctx context.Context, r Request) Result {
 			c.http.CloseIdleConnections()
 			continue
 		}
-		return Result{Class: Retryable, Err: fmt.Errorf("upstream: POST %s: %w", url, err)}
+		return Result{Class: Retryable, Err: fmt.Errorf("upstream: POST %s: %w", c.EnvelopeURL(r.ProjectID), err)}
 	}
 	bodyTimer := time.AfterFunc(c.cfg.Timeout, cancel)
 	defer bodyTimer.Stop()
-	return c.classify(resp, url, time.Now())
+	return c.classify(resp, r.ProjectID, time.Now())
 }
 
-// newEnvelopeRequest builds the POST with Relay's headers (§7.5).
-func (c *Client) newEnvelopeRequest(ctx context.Context, url string, r Request, body []byte) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("upstream: build request: %w", err)
-	}
-	h := req.Header
-	h["Content-Type"] = []string{"application/x-sentry-envelope"}
-	if c.compress != nil {
-		h["Content-Encoding"] = []string{c.cfg.Encoding}
-	}
+// newEnvelopeRequest builds the POST with Relay's headers (§7.5). It
+// builds the request by hand rather than with http.NewRequest, which
+// would parse the URL it was given and add a GetBody closure for
+// redirects that are never followed; the headers of one request share
+// one backing array for their values.
+func (c *Client) newEnvelopeRequest(ctx context.Context, r Request, body []byte) (*http.Request, error) {
 	client := r.Client
 	if !validAuthValue(client) {
 		client = "" // a value that would corrupt the header is dropped, not the envelope
 	}
-	h["X-Sentry-Auth"] = []string{AuthHeader(r.PublicKey, r.Version, client)}
+	// The SDK's values: X-Sentry-Auth, and up to three forwarded ones.
+	vals := make([]string, 0, 4)
+	one := func(v string) []string {
+		vals = append(vals, v)
+		return vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	h := make(http.Header, 9)
+	h["Content-Type"] = c.hdrContentType
+	if c.compress != nil {
+		h["Content-Encoding"] = c.hdrEncoding
+	}
+	h["X-Sentry-Auth"] = one(AuthHeader(r.PublicKey, r.Version, client))
 	if r.ForwardedFor != "" && validHeaderValue(r.ForwardedFor) {
-		h["X-Forwarded-For"] = []string{r.ForwardedFor}
+		h["X-Forwarded-For"] = one(r.ForwardedFor)
 	}
 	// An empty User-Agent stops Go from sending its own: the upstream must
 	// see the SDK's agent or none (Sentry filters on it), never ours.
-	if validHeaderValue(r.UserAgent) {
-		h["User-Agent"] = []string{r.UserAgent}
+	if r.UserAgent != "" && validHeaderValue(r.UserAgent) {
+		h["User-Agent"] = one(r.UserAgent)
 	} else {
-		h["User-Agent"] = []string{""}
+		h["User-Agent"] = c.hdrEmpty
 	}
 	if r.Origin != "" && validHeaderValue(r.Origin) {
-		h["Origin"] = []string{r.Origin}
+		h["Origin"] = one(r.Origin)
 	}
 	if c.cfg.RelayID != "" {
-		h["X-Sentry-Relay-Id"] = []string{c.cfg.RelayID}
+		h["X-Sentry-Relay-Id"] = c.hdrRelayID
 	}
 	if c.cfg.Signer != nil {
 		// Signed per attempt: a retry hours later (a spooled envelope)
 		// must not carry a signature older than the upstream's max age.
 		h["X-Sentry-Relay-Signature"] = []string{c.cfg.Signer.Sign(nil, time.Now())}
 	}
+	id := strconv.FormatUint(r.ProjectID, 10)
+	u := &url.URL{Scheme: c.scheme, Host: c.host, Path: c.prefixPath + "/api/" + id + "/envelope/"}
+	if c.prefixRaw != "" {
+		u.RawPath = c.prefixRaw + "/api/" + id + "/envelope/"
+	}
+	req := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          newEnvelopeBody(body),
+		ContentLength: int64(len(body)),
+		Host:          c.host,
+		// The transport itself re-sends a request that failed before any
+		// byte of it was written (a pooled connection found closed) only
+		// when it can rewind the body.
+		GetBody: func() (io.ReadCloser, error) { return newEnvelopeBody(body), nil },
+	}).WithContext(ctx)
+	if len(body) == 0 {
+		req.Body, req.GetBody = http.NoBody, nil
+	}
 	return req, nil
 }
 
-// classify turns a response to a POST to url into a Result, reading and
+// newEnvelopeBody is a request body over bytes. It must stay what
+// net/http knows as an in-memory reader (io.NopCloser of a *bytes.Reader):
+// the transport then writes headers and body with one flush, and re-sends
+// by itself a request that failed before any byte was written; for any
+// other reader it flushes the headers on their own first.
+func newEnvelopeBody(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+
+// classify turns a response to a POST of an envelope of projectID into a Result, reading and
 // closing its body.
-func (c *Client) classify(resp *http.Response, url string, now time.Time) Result {
+func (c *Client) classify(resp *http.Response, projectID uint64, now time.Time) Result {
 	status := resp.StatusCode
 	res := Result{Status: status}
 	if v := resp.Header.Values("X-Sentry-Rate-Limits"); len(v) > 0 {
@@ -444,7 +507,7 @@ func (c *Client) classify(resp *http.Response, url string, now time.Time) Result
 		res.Err = fmt.Errorf("upstream: status %d%s", status, detailSuffix(res.Detail))
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
 		res.Class = Denied
-		res.Err = fmt.Errorf("upstream: POST %s: denied with status %d%s", url, status, detailSuffix(res.Detail))
+		res.Err = fmt.Errorf("upstream: POST %s: denied with status %d%s", c.EnvelopeURL(projectID), status, detailSuffix(res.Detail))
 	case status >= 400:
 		res.Class = Rejected
 		res.Err = fmt.Errorf("upstream: rejected with status %d%s", status, detailSuffix(res.Detail))

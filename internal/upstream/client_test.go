@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ const testEnvelope = `{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc","dsn":"http
 // captured is one request as the test server saw it.
 type captured struct {
 	method, path string
+	uri          string // the request target as it was on the wire (escaped)
 	header       http.Header
 	body         []byte // as received on the wire
 }
@@ -52,7 +54,7 @@ func newRecorder(t *testing.T, handle func(w http.ResponseWriter, r *http.Reques
 			t.Errorf("server: read body: %v", err)
 		}
 		rec.mu.Lock()
-		rec.got = append(rec.got, captured{r.Method, r.URL.Path, r.Header.Clone(), b})
+		rec.got = append(rec.got, captured{r.Method, r.URL.Path, r.RequestURI, r.Header.Clone(), b})
 		rec.mu.Unlock()
 		if rec.handle != nil {
 			rec.handle(w, r)
@@ -200,13 +202,19 @@ func TestSendInvalidRequestRejectedLocally(t *testing.T) {
 func TestUpstreamURL(t *testing.T) {
 	tests := []struct {
 		url, wantPath string
+		wantURI       string // "" = wantPath: the request target on the wire
 	}{
-		{"", "/api/42/envelope/"},
-		{"/", "/api/42/envelope/"},
-		{"/sentry", "/sentry/api/42/envelope/"},
-		{"/sentry/", "/sentry/api/42/envelope/"},
-		{"/sentry//", "/sentry/api/42/envelope/"},
-		{"/a/b/", "/a/b/api/42/envelope/"},
+		{"", "/api/42/envelope/", ""},
+		{"/", "/api/42/envelope/", ""},
+		{"/sentry", "/sentry/api/42/envelope/", ""},
+		{"/sentry/", "/sentry/api/42/envelope/", ""},
+		{"/sentry//", "/sentry/api/42/envelope/", ""},
+		{"/a/b/", "/a/b/api/42/envelope/", ""},
+		// Send builds the URL without parsing: an escaped prefix must
+		// reach the upstream escaped as it was configured.
+		{"/a%20b/", "/a b/api/42/envelope/", "/a%20b/api/42/envelope/"},
+		{"/x%2Fy", "/x/y/api/42/envelope/", "/x%2Fy/api/42/envelope/"},
+		{"/caf%C3%A9/", "/café/api/42/envelope/", "/caf%C3%A9/api/42/envelope/"},
 	}
 	rec := newRecorder(t, nil)
 	for _, tt := range tests {
@@ -217,6 +225,10 @@ func TestUpstreamURL(t *testing.T) {
 		got := rec.requests()
 		if p := got[len(got)-1].path; p != tt.wantPath {
 			t.Errorf("upstream %q: path %q, want %q", tt.url, p, tt.wantPath)
+		}
+		wantURI := cmp.Or(tt.wantURI, tt.wantPath)
+		if u := got[len(got)-1].uri; u != wantURI {
+			t.Errorf("upstream %q: request target %q, want %q", tt.url, u, wantURI)
 		}
 		if err := c.Probe(context.Background()); err != nil {
 			t.Fatalf("probe: %v", err)
@@ -739,6 +751,47 @@ func TestZstdFrameWithoutChecksum(t *testing.T) {
 		}
 		if dec := decode(t, EncodingZstd, out); !bytes.Equal(dec, body) {
 			t.Fatalf("round trip: %d bytes decoded, %d sent", len(dec), len(body))
+		}
+	}
+}
+
+// The request Send builds by hand has what http.NewRequest would have
+// given it: the URL (escaped as configured), the Host without an empty
+// port, the body with its length, and a GetBody that rewinds it.
+func TestEnvelopeRequestShape(t *testing.T) {
+	for _, tt := range []struct {
+		upstream, wantURL, wantHost string
+	}{
+		{"https://sentry.io", "https://sentry.io/api/42/envelope/", "sentry.io"},
+		{"https://sentry.io:/", "https://sentry.io:/api/42/envelope/", "sentry.io"},
+		{"http://127.0.0.1:9000/a%20b/", "http://127.0.0.1:9000/a%20b/api/42/envelope/", "127.0.0.1:9000"},
+	} {
+		c := newClient(t, Config{URL: tt.upstream})
+		body := []byte(testEnvelope)
+		req, err := c.newEnvelopeRequest(context.Background(), baseRequest(), body)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.upstream, err)
+		}
+		want, err := http.NewRequest(http.MethodPost, tt.wantURL, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.URL.String() != want.URL.String() || req.Host != want.Host || req.Host != tt.wantHost ||
+			req.Method != want.Method || req.ContentLength != want.ContentLength || req.Proto != want.Proto {
+			t.Errorf("%s: got %s %s host %q len %d %s; http.NewRequest gives %s %s host %q len %d %s", tt.upstream,
+				req.Method, req.URL, req.Host, req.ContentLength, req.Proto, want.Method, want.URL, want.Host, want.ContentLength, want.Proto)
+		}
+		for i := range 2 {
+			rc, err := req.GetBody()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := io.ReadAll(rc); !bytes.Equal(b, body) {
+				t.Errorf("%s: GetBody #%d gave %q", tt.upstream, i, b)
+			}
+		}
+		if b, _ := io.ReadAll(req.Body); !bytes.Equal(b, body) {
+			t.Errorf("%s: Body gave %q", tt.upstream, b)
 		}
 	}
 }
