@@ -90,9 +90,30 @@ func (c *Conn) Consumer(ctx context.Context, durable string) (*Consumer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("stream: consumer %s on %s: %w", durable, c.cfg.Stream, err)
 	}
+	// The consumer gets a NATS connection of its own: its pull requests,
+	// deliveries and acks then travel beside ingest's publishes and
+	// PubAcks rather than through the same client read loop and server
+	// goroutine, where every envelope the worker handled sat in front of
+	// some PubAck an SDK was waiting for. Its acks are confirmed (and, on
+	// Close, drained) on that connection.
+	nc, js, err := c.dial(ctx, "relay-worker")
+	if err != nil {
+		return nil, fmt.Errorf("stream: consumer %s: own connection: %w", durable, err)
+	}
+	c.consMu.Lock()
+	if c.closing.Load() {
+		c.consMu.Unlock()
+		nc.Close()
+		return nil, fmt.Errorf("stream: consumer %s: connection closing: %w", durable, ErrUnavailable)
+	}
+	c.consConns = append(c.consConns, nc)
+	c.consMu.Unlock()
+	if cons, err = js.Consumer(ctx, c.cfg.Stream, durable); err != nil {
+		return nil, fmt.Errorf("stream: consumer %s on %s: %w", durable, c.cfg.Stream, err)
+	}
 	k := &Consumer{c: c, cons: cons, name: durable}
 	if c.rec != nil {
-		k.acks = &ackConfirmer{nc: c.nc, rec: c.rec}
+		k.acks = &ackConfirmer{nc: nc, rec: c.rec}
 	}
 	return k, nil
 }

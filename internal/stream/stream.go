@@ -245,7 +245,12 @@ type Conn struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
-	prefix string // subject prefix: "<lower stream>."
+
+	// consConns are the consumers' own connections (Consumer), drained
+	// before nc on Close.
+	consMu    sync.Mutex
+	consConns []*nats.Conn
+	prefix    string // subject prefix: "<lower stream>."
 
 	// pubSem bounds publishes awaiting a PubAck (Config.MaxPending). Acquired
 	// with the caller's ctx, so a saturated relay turns into ctx errors, not
@@ -342,8 +347,19 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 }
 
 func (c *Conn) connect(ctx context.Context) error {
+	nc, js, err := c.dial(ctx, "relay")
+	if err != nil {
+		return err
+	}
+	c.nc, c.js = nc, js
+	return nil
+}
+
+// dial opens one NATS connection (in-process to the embedded server, or to
+// Config.URL) and its JetStream context, named name.
+func (c *Conn) dial(ctx context.Context, name string) (*nats.Conn, jetstream.JetStream, error) {
 	opts := []nats.Option{
-		nats.Name("relay"),
+		nats.Name(name),
 		nats.DrainTimeout(c.cfg.CloseTimeout),
 		nats.MaxReconnects(-1), // a NATS restart must not leave the relay disconnected for good
 		nats.ReconnectWait(250 * time.Millisecond),
@@ -371,7 +387,7 @@ func (c *Conn) connect(ctx context.Context) error {
 	url := c.cfg.URL
 	auth, err := c.cfg.authOptions()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	opts = append(opts, auth...)
 	if c.srv != nil {
@@ -384,7 +400,7 @@ func (c *Conn) connect(ctx context.Context) error {
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to nats %q: %w: %w", redactURL(c.cfg.URL), ErrUnavailable, err)
+		return nil, nil, fmt.Errorf("connect to nats %q: %w: %w", redactURL(c.cfg.URL), ErrUnavailable, err)
 	}
 	js, err := jetstream.New(nc,
 		// The library's own cap is a backstop above pubSem: a publish abandoned
@@ -395,10 +411,9 @@ func (c *Conn) connect(ctx context.Context) error {
 	)
 	if err != nil {
 		nc.Close()
-		return fmt.Errorf("jetstream context: %w", err)
+		return nil, nil, fmt.Errorf("jetstream context: %w", err)
 	}
-	c.nc, c.js = nc, js
-	return nil
+	return nc, js, nil
 }
 
 func redactURL(u string) string {
@@ -774,22 +789,15 @@ func (c *Conn) close(ctx context.Context) error {
 	if c.syncer != nil {
 		c.syncer.close() // at most one fsync round
 	}
-	if c.nc != nil {
-		closed := make(chan struct{})
-		c.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-		switch err := c.nc.Drain(); {
-		case errors.Is(err, nats.ErrConnectionClosed):
-			// already closed (e.g. the server went away for good)
-		case err != nil:
-			errs = append(errs, fmt.Errorf("drain: %w", err))
-			c.nc.Close()
-		default:
-			select {
-			case <-closed:
-			case <-ctx.Done():
-				c.nc.Close() // drain did not finish in time: cut it; un-acked messages are redelivered
-				errs = append(errs, fmt.Errorf("drain: %w", ctx.Err()))
-			}
+	// The consumers' connections first: draining one sends the acks still
+	// in its buffer before the server goes.
+	c.consMu.Lock()
+	conns := append(c.consConns, c.nc)
+	c.consConns = nil
+	c.consMu.Unlock()
+	for _, nc := range conns {
+		if err := drainConn(ctx, nc); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.srv != nil {
@@ -804,6 +812,32 @@ func (c *Conn) close(ctx context.Context) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stream: close: %w", err)
+	}
+	return nil
+}
+
+// drainConn drains nc (its subscriptions, then what it still has to send)
+// and closes it, or cuts it when ctx ends first: un-acked messages are then
+// redelivered, nothing else is lost.
+func drainConn(ctx context.Context, nc *nats.Conn) error {
+	if nc == nil {
+		return nil
+	}
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	switch err := nc.Drain(); {
+	case errors.Is(err, nats.ErrConnectionClosed):
+		// already closed (e.g. the server went away for good)
+	case err != nil:
+		nc.Close()
+		return fmt.Errorf("drain: %w", err)
+	default:
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			nc.Close() // drain did not finish in time: cut it; un-acked messages are redelivered
+			return fmt.Errorf("drain: %w", ctx.Err())
+		}
 	}
 	return nil
 }
