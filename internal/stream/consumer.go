@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -96,7 +97,7 @@ func (c *Conn) Consumer(ctx context.Context, durable string) (*Consumer, error) 
 	// goroutine, where every envelope the worker handled sat in front of
 	// some PubAck an SDK was waiting for. Its acks are confirmed (and, on
 	// Close, drained) on that connection.
-	nc, js, err := c.dial(ctx, "relay-worker")
+	nc, js, err := c.dial(ctx, "relay-worker", slog.LevelDebug)
 	if err != nil {
 		return nil, fmt.Errorf("stream: consumer %s: own connection: %w", durable, err)
 	}

@@ -347,7 +347,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 }
 
 func (c *Conn) connect(ctx context.Context) error {
-	nc, js, err := c.dial(ctx, "relay")
+	nc, js, err := c.dial(ctx, "relay", slog.LevelWarn)
 	if err != nil {
 		return err
 	}
@@ -356,8 +356,12 @@ func (c *Conn) connect(ctx context.Context) error {
 }
 
 // dial opens one NATS connection (in-process to the embedded server, or to
-// Config.URL) and its JetStream context, named name.
-func (c *Conn) dial(ctx context.Context, name string) (*nats.Conn, jetstream.JetStream, error) {
+// Config.URL) and its JetStream context, named name. A disconnect and a
+// reconnect are logged at level (Info for the reconnect once level is
+// Warn): the main connection's lines are the operator's, a consumer's own
+// connection goes away with it and only repeats them (Debug).
+func (c *Conn) dial(ctx context.Context, name string, level slog.Level) (*nats.Conn, jetstream.JetStream, error) {
+	reconnLevel := min(level, slog.LevelInfo)
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.DrainTimeout(c.cfg.CloseTimeout),
@@ -377,12 +381,14 @@ func (c *Conn) dial(ctx context.Context, name string) (*nats.Conn, jetstream.Jet
 			}
 			c.log.Log(context.Background(), level, "nats async error", "subject", subj, "err", err)
 		}),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil {
-				c.log.Warn("nats disconnected", "err", err)
+				c.log.Log(context.Background(), level, "nats disconnected", "connection", name, "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { c.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			c.log.Log(context.Background(), reconnLevel, "nats reconnected", "connection", name, "url", nc.ConnectedUrlRedacted())
+		}),
 	}
 	url := c.cfg.URL
 	auth, err := c.cfg.authOptions()
