@@ -183,9 +183,11 @@ func (c *Conn) setAsideConsumerState(durable string) (string, error) {
 }
 
 // Fetch returns up to max messages. When some are waiting it returns at once
-// with what is there; otherwise it blocks until one arrives, Config.FetchWait
-// passes, or ctx ends. An expiry returns no deliveries and a nil error; ctx
-// ending returns ctx's error (wrapped). Undecodable messages are not returned
+// with what is there; otherwise it blocks until one arrives, the server ends
+// its pull request (Config.FetchWait after the server got it, so about
+// FetchWait plus a round trip), or ctx ends. An expiry returns no
+// deliveries and a nil error; ctx ending returns ctx's error (wrapped).
+// Only ctx ending abandons a pull request the server still holds. Undecodable messages are not returned
 // (see undecodableDelay), so a call may also return fewer than were fetched.
 // max counts stream messages: a group (group.go) is returned as one Delivery
 // per member, adjacent and in order, so a call may return more Deliveries
