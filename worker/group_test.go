@@ -107,12 +107,15 @@ func TestGroupsThroughFailuresAndRestart(t *testing.T) {
 // record (its version-1 encoding), the groups leave the stream, and the
 // drain delivers every member once the upstream is back.
 func TestGroupsOutageSpoolAndDrain(t *testing.T) {
-	// AckWait 5s, not 30: a message handed to a pull request that expired
-	// meanwhile (the worker starts before the groups are published) comes
-	// back within the test's wait. Heartbeats cover what is held.
-	h := newHarness(t, harnessOpts{ackWait: 5 * time.Second})
+	// The default AckWait (30s): nothing here is ever redelivered. The
+	// worker starts before the groups are published, so they reach it
+	// through waiting pull requests; one handed to a pull the worker had
+	// stopped listening to would stay away for AckWait, past the test's
+	// waits (stream.Consumer.Fetch waits for the server's own expiry).
+	// Heartbeats cover what is held.
+	h := newHarness(t, harnessOpts{})
 	h.up.Down()
-	spooled := spooledTotal.Get()
+	spooled, redelivered := spooledTotal.Get(), redeliveredTotal.Get()
 	r := h.start(fastCfg(Config{Concurrency: 2, FetchBatch: 2}))
 	ids := h.publishGroups(8, 4, keyA)
 	eventually(t, 15*time.Second, "every member in the spool", func() bool {
@@ -133,6 +136,9 @@ func TestGroupsOutageSpoolAndDrain(t *testing.T) {
 	}
 	if n := spooledTotal.Get() - spooled; n != uint64(len(ids)) {
 		t.Errorf("relay_worker_spooled_total grew by %d, want %d", n, len(ids))
+	}
+	if n := redeliveredTotal.Get() - redelivered; n != 0 {
+		t.Errorf("%d deliveries were redeliveries: a message was lost to the workers until AckWait", n)
 	}
 	upAgain(t, h)
 	eventually(t, 15*time.Second, "the spool to drain", func() bool { return h.spool.Stats().Records == 0 })

@@ -183,10 +183,16 @@ func TestSpoolDrainedAfterRestart(t *testing.T) {
 	}
 }
 
-// Durability (d): a 429 with Retry-After: 2 holds every sender of that key —
-// the fake Sentry sees no request for it before the 2 s are up, neither the
-// envelope that got the 429 nor newer ones fetched by other consumers —
-// while other keys keep flowing.
+// Durability (d): a 429 with Retry-After holds every sender of that key —
+// the fake Sentry sees no request for it before the limit the worker
+// recorded has expired, neither the envelope that got the 429 nor newer ones
+// fetched by other consumers — while other keys keep flowing.
+//
+// The hold starts when the worker has read the 429, not when the fake
+// Sentry answered it: a send that starts in between (another consumer, an
+// envelope published meanwhile) cannot know. So the test publishes the
+// newer envelopes only once the worker recorded the limit, and checks every
+// later request for the key against the limit's end as recorded.
 func TestRateLimitedWaitsRetryAfter(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	// Retry-After is long enough that key B, sent meanwhile, is delivered
@@ -196,13 +202,23 @@ func TestRateLimitedWaitsRetryAfter(t *testing.T) {
 	h.up.SetMode(fakesentry.RateLimited("5", "", 1))
 	rl, deferred := rateLimitedTotal.Get(), deferredTotal.Get()
 	first := h.publish(1, keyA)
-	h.start(fastCfg(Config{Concurrency: 4, FetchBatch: 2}))
+	r := h.start(fastCfg(Config{Concurrency: 4, FetchBatch: 2}))
 	eventually(t, 10*time.Second, "the 429", func() bool { return len(h.envelopeRequests()) == 1 })
 	r429 := h.envelopeRequests()[0]
 	if r429.Status != http.StatusTooManyRequests {
 		t.Fatalf("first answer %d, want 429", r429.Status)
 	}
-	t429 := r429.At
+	var until time.Time
+	eventually(t, 10*time.Second, "the worker to record the limit", func() bool {
+		until = r.w.limits.until(keyA, nil)
+		return !until.IsZero()
+	})
+	// r429.At is taken before the 429 leaves the fake (net/http sends a
+	// small answer when the handler returns), so the limit, counted from
+	// when the worker read it, ends at least Retry-After later.
+	if d := until.Sub(r429.At); d < retryAfter {
+		t.Fatalf("the limit recorded ends %s after the 429, want at least Retry-After (%s)", d, retryAfter)
+	}
 
 	a := h.publish(5, keyA)
 	b := h.publish(6, keyB)
@@ -210,16 +226,17 @@ func TestRateLimitedWaitsRetryAfter(t *testing.T) {
 	h.checkLedger(append(append(slices.Clone(first), a...), b...), 0)
 
 	var lastB time.Time
-	for _, r := range h.envelopeRequests()[1:] {
-		switch since := r.At.Sub(t429); {
-		case h.key(r.EventID) == keyA && since < retryAfter:
-			t.Errorf("request for the rate-limited key %s after the 429, before Retry-After (%s) passed", since, retryAfter)
-		case h.key(r.EventID) == keyB && r.At.After(lastB):
-			lastB = r.At
+	for _, req := range h.envelopeRequests()[1:] {
+		switch {
+		case h.key(req.EventID) == keyA && req.At.Before(until):
+			t.Errorf("request for the rate-limited key %s after the 429, %s before its limit ended", req.At.Sub(r429.At), until.Sub(req.At))
+		case h.key(req.EventID) == keyB && req.At.After(lastB):
+			lastB = req.At
 		}
 	}
-	if d := lastB.Sub(t429); d >= retryAfter {
-		t.Errorf("key B waited for key A's limit: its last request came %s after the 429", d)
+	if !lastB.Before(until) {
+		t.Errorf("key B waited for key A's limit: its last request came %s after the 429, the limit ended %s after it",
+			lastB.Sub(r429.At), until.Sub(r429.At))
 	}
 	if got := rateLimitedTotal.Get() - rl; got != 1 {
 		t.Errorf("relay_worker_rate_limited_total grew by %d, want 1", got)

@@ -216,9 +216,11 @@ func (c *Conn) setAsideConsumerState(durable string) (string, error) {
 }
 
 // Fetch returns up to max messages. When some are waiting it returns at once
-// with what is there; otherwise it blocks until one arrives, Config.FetchWait
-// passes, or ctx ends. An expiry returns no deliveries and a nil error; ctx
-// ending returns ctx's error (wrapped). Undecodable messages are not returned
+// with what is there; otherwise it blocks until one arrives, the server ends
+// its pull request (Config.FetchWait after the server got it, so about
+// FetchWait plus a round trip), or ctx ends. An expiry returns no
+// deliveries and a nil error; ctx ending returns ctx's error (wrapped).
+// Only ctx ending abandons a pull request the server still holds. Undecodable messages are not returned
 // (see undecodableDelay), so a call may also return fewer than were fetched.
 // max counts stream messages: a group (group.go) is returned as one Delivery
 // per member, adjacent and in order, so a call may return more Deliveries
@@ -249,20 +251,35 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 		}
 		k.drained.Store(true)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("stream: fetch %s: %w", k.name, err)
+	}
 	// Nothing ready: a pull request for one message that waits on the
 	// server. One, not n: a request for n would wait until n arrived.
-	wctx, cancel := context.WithTimeout(ctx, k.c.cfg.FetchWait)
-	defer cancel()
-	batch, err := k.cons.Fetch(1, jetstream.FetchContext(wctx))
+	//
+	// The wait ends on the server's word, not on a client-side clock: the
+	// request expires on the server after FetchWait (counted from when the
+	// server got it), which answers 408, and only that answer (or a
+	// message) ends nats.go's wait. A client-side deadline (FetchContext
+	// with a timeout) would let the client stop listening while the
+	// server's request — which started later, by the request's transit
+	// and the server's queue — was still live: a message the server hands
+	// it in that window goes to an inbox nobody reads and stays un-acked,
+	// lost to every worker for a whole AckWait (30 s by default). The
+	// client keeps listening up to FetchWait + 1 s (nats.go's own bound),
+	// so only a server answer more than a second late can still strand a
+	// message. Cost: an empty Fetch lasts FetchWait plus a round trip.
+	batch, err := k.cons.Fetch(1, jetstream.FetchMaxWait(k.c.cfg.FetchWait))
 	if err == nil {
-		out, err = k.collect(batch, nil)
+		out, err = k.collect(ctx.Done(), batch, nil)
 	}
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
+		// Only ctx ending (a shutdown) abandons a live pull request; a
+		// message the server hands it before it expires comes back after
+		// AckWait.
 		return nil, fmt.Errorf("stream: fetch %s: %w", k.name, ctx.Err())
-	case wctx.Err() != nil:
-		return nil, nil // our wait expired before the server's: nothing arrived
 	default:
 		err = fmt.Errorf("stream: fetch %s: %w: %w", k.name, ErrUnavailable, err)
 		k.c.noteUnavailable(ctx, "fetch", start, err)
@@ -286,7 +303,8 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 func (k *Consumer) fetchNoWait(n int, out []*Delivery) ([]*Delivery, error) {
 	batch, err := k.cons.FetchNoWait(n)
 	if err == nil {
-		out, err = k.collect(batch, out)
+		// Not cancellable: the server answers a no-wait request at once.
+		out, err = k.collect(nil, batch, out)
 	}
 	if err != nil {
 		return out, fmt.Errorf("stream: fetch %s: %w: %w", k.name, ErrUnavailable, err)
@@ -297,10 +315,26 @@ func (k *Consumer) fetchNoWait(n int, out []*Delivery) ([]*Delivery, error) {
 // collect drains a batch into out. If the batch ends in an error after some
 // messages arrived, those are returned and the error is logged: they are
 // ours now (un-acked), and dropping them would only delay them by AckWait.
-// The error is returned only when no message came.
-func (k *Consumer) collect(batch jetstream.MessageBatch, out []*Delivery) ([]*Delivery, error) {
+// The error is returned only when no message came. done closing (nil:
+// never) stops the wait: what arrived is returned, with errFetchAbandoned
+// when nothing did.
+func (k *Consumer) collect(done <-chan struct{}, batch jetstream.MessageBatch, out []*Delivery) ([]*Delivery, error) {
 	got := 0
-	for msg := range batch.Messages() {
+	msgs := batch.Messages()
+	for {
+		var msg jetstream.Msg
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return k.batchEnd(batch, got, out)
+			}
+			msg = m
+		case <-done:
+			if got > 0 {
+				return out, nil
+			}
+			return out, errFetchAbandoned
+		}
 		got++
 		d := &Delivery{msg: msg, rec: k.c.rec, conn: k.c, acks: k.acks}
 		meta, err := msg.Metadata()
@@ -327,6 +361,14 @@ func (k *Consumer) collect(batch jetstream.MessageBatch, out []*Delivery) ([]*De
 		}
 		out = append(out, d)
 	}
+}
+
+// errFetchAbandoned: the caller stopped waiting before the batch ended.
+var errFetchAbandoned = errors.New("fetch abandoned")
+
+// batchEnd is collect's answer once the batch ended: the deliveries, or
+// the batch's error when none came.
+func (k *Consumer) batchEnd(batch jetstream.MessageBatch, got int, out []*Delivery) ([]*Delivery, error) {
 	if err := batch.Error(); err != nil {
 		if got > 0 {
 			// The messages that came are ours; the error is the stream

@@ -32,6 +32,11 @@
 //     ids and JetStream keeps one copy). If a member's re-publish fails,
 //     the group is Nak'd whole when its last member settles: duplicates
 //     of the members already settled, never a loss (groupconsume.go).
+//   - Fetch waits for a message until the server itself ends its pull
+//     request, never on a client-side clock alone: the server never hands a
+//     message to a pull the worker stopped listening to (which would keep
+//     it from every worker for a whole AckWait) — unless Fetch's ctx ended
+//     (a shutdown), or the server's answer is over a second late.
 //   - A full stream refuses new messages (ErrFull); it never drops old ones.
 //     So does a full disk under the embedded store, until space is back and
 //     the store is reloaded without a restart.

@@ -109,7 +109,8 @@ type Config struct {
 	// PublishTimeout is how long one publish attempt waits for its PubAck
 	// before it is retried with the same Nats-Msg-Id. Default 5s.
 	PublishTimeout time.Duration
-	// FetchWait is the longest one Fetch blocks when the stream is empty.
+	// FetchWait is how long a pull request of Fetch waits on the server
+	// when the stream is empty (Fetch blocks that long plus a round trip).
 	// Default 5s.
 	FetchWait time.Duration
 	// StartTimeout bounds embedded start-up (including store recovery) and
