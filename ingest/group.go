@@ -68,8 +68,9 @@ type GroupConfig struct {
 	// MaxMembers bounds the envelopes in one group (default 32, at most
 	// stream.MaxGroupMembers).
 	MaxMembers int
-	// MaxBytes bounds one group's stream message (default 1 MiB); it is
-	// lowered to the stream's max payload when that is smaller.
+	// MaxBytes bounds one group's stream message (default 256 KiB); it is
+	// lowered to the stream's max payload when that is smaller. An
+	// envelope over a quarter of it is always published alone.
 	MaxBytes int64
 	// MaxInFlight bounds the publishes in flight per project (default 1):
 	// requests beyond it queue into groups.
@@ -79,7 +80,7 @@ type GroupConfig struct {
 // Defaults of GroupConfig.
 const (
 	DefaultGroupMaxMembers  = 32
-	DefaultGroupMaxBytes    = 1 << 20
+	DefaultGroupMaxBytes    = 256 << 10
 	DefaultGroupMaxInFlight = 1
 )
 
@@ -93,11 +94,18 @@ var (
 	publishesAlone  = metrics.NewCounter(`relay_ingest_publishes_total{type="alone"}`)
 	publishesSingle = metrics.NewCounter(`relay_ingest_publishes_total{type="single"}`)
 	publishesGroup  = metrics.NewCounter(`relay_ingest_publishes_total{type="group"}`)
+	// publishesLarge: over MaxBytes/soloFraction, published alone at once
+	// without taking the project's slot (Publish).
+	publishesLarge = metrics.NewCounter(`relay_ingest_publishes_total{type="large"}`)
 	// groupsAbandoned counts groups never published because every member's
 	// ctx ended before the group got a slot (each member's 503 is counted
 	// by ingest as a publish timeout).
 	groupsAbandoned = metrics.NewCounter(`relay_ingest_publish_groups_abandoned_total`)
 )
+
+// soloFraction: an envelope over MaxBytes/soloFraction (64 KiB by default)
+// never joins a group.
+const soloFraction = 4
 
 // groupShards spreads projects over independent locks: joins encode under
 // their project's shard lock, so different projects do not serialise.
@@ -174,6 +182,17 @@ func NewGrouper(pub GroupPublisher, cfg GroupConfig) *Grouper {
 // m is not referenced after Publish returns (nor, in a group, after it
 // joined).
 func (g *Grouper) Publish(ctx context.Context, m *stream.Message, msgID string) error {
+	if messageSize(m) > int64(g.maxBytes/soloFraction) {
+		// A large envelope gains nothing from sharing a publish — its bytes,
+		// not JetStream's per-message cost, dominate — and groups of them
+		// would hold megabytes per publish in memory at once (measured: the
+		// 200 KB envelopes of memory.sh raised the relay's RSS by ~50 MB in
+		// groups). It is published alone, now, beside whatever is in flight
+		// for its project, exactly as without the group publish.
+		publishesLarge.Inc()
+		groupSize.Update(1)
+		return g.pub.Publish(ctx, m, msgID)
+	}
 	sh := &g.shards[m.ProjectID%groupShards]
 	sh.mu.Lock()
 	q := sh.projects[m.ProjectID]

@@ -492,35 +492,47 @@ func TestGroupByteBound(t *testing.T) {
 	s := openGroupStream(t, stream.Config{})
 	gp := &gatedPub{GroupPublisher: s.Conn, gate: make(chan struct{})}
 	one, _ := member(1, 1000).MarshalBinary()
-	bound := 3*(len(one)+2) + 2 // three framed members and the group header
+	// Five framed members and the group header: each member is under a
+	// quarter of the bound, so none is published alone for its size.
+	bound := 5*(len(one)+2) + 2
 	g := NewGrouper(gp, GroupConfig{MaxBytes: int64(bound)})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, 10)
+	errs := make([]error, 9)
 	wg.Go(func() { errs[0] = g.Publish(ctx, member(0, 100), "") })
 	waitInFlight(t, g, 7, 1)
-	for i := 1; i <= 7; i++ { // queued in order: 3, 3, then the big one, then 1
-		size := 1000
-		if i == 7 {
-			size = 2 * bound
-		}
-		wg.Go(func() { errs[i] = g.Publish(ctx, member(i, size), "") })
+	for i := 1; i <= 7; i++ { // queued in order: a group of 5, then one of 2
+		wg.Go(func() { errs[i] = g.Publish(ctx, member(i, 1000), "") })
 		waitQueued(t, g, 7, i)
 	}
-	wg.Go(func() { errs[8] = g.Publish(ctx, member(8, 1000), "") })
-	waitQueued(t, g, 7, 8)
+	// An envelope over a quarter of the bound never joins a group: it is
+	// published alone at once, beside the publish in flight, without
+	// queueing or taking the project's slot.
+	large := publishesLarge.Get()
+	wg.Go(func() { errs[8] = g.Publish(ctx, member(8, bound), "") })
+	deadline := time.Now().Add(10 * time.Second)
+	for publishesLarge.Get() == large {
+		if time.Now().After(deadline) {
+			t.Fatal("the large envelope was not published alone")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n, _ := g.queued(7); n != 7 {
+		t.Fatalf("%d members queued after the large envelope, want 7", n)
+	}
 	close(gp.gate)
 	wg.Wait()
-	for i, err := range errs[:9] {
+	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
 	}
 	raw := s.stored(t)
 	_, sizes := decodeStored(t, raw)
-	if fmt.Sprint(sizes) != "[1 3 3 1 1]" {
-		t.Fatalf("stored groups of %v envelopes, want [1 3 3 1 1]", sizes)
+	slices.Sort(sizes)
+	if fmt.Sprint(sizes) != "[1 1 2 5]" {
+		t.Fatalf("stored groups of %v envelopes (sorted), want [1 1 2 5]", sizes)
 	}
 	for i, data := range raw {
 		if stream.IsGroup(data) && len(data) > bound {
