@@ -184,11 +184,11 @@ func NewGrouper(pub GroupPublisher, cfg GroupConfig) *Grouper {
 func (g *Grouper) Publish(ctx context.Context, m *stream.Message, msgID string) error {
 	if messageSize(m) > int64(g.maxBytes/soloFraction) {
 		// A large envelope gains nothing from sharing a publish — its bytes,
-		// not JetStream's per-message cost, dominate — and groups of them
-		// would hold megabytes per publish in memory at once (measured: the
-		// 200 KB envelopes of memory.sh raised the relay's RSS by ~50 MB in
-		// groups). It is published alone, now, beside whatever is in flight
-		// for its project, exactly as without the group publish.
+		// not JetStream's per-message cost, dominate — while a group of
+		// them holds up to MaxBytes per publish in memory at once and
+		// queues each behind the project's publish in flight. It is
+		// published alone, now, beside whatever is in flight for its
+		// project, exactly as without the group publish.
 		publishesLarge.Inc()
 		groupSize.Update(1)
 		return g.pub.Publish(ctx, m, msgID)
