@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,19 +25,9 @@ func runProxyRelay(t *testing.T, upstreamURL, extra string) string {
 // its relay keys may continue the relay section).
 func proxyConfig(t *testing.T, dir, upstreamURL, extra string) *config.Config {
 	t.Helper()
-	port := freeTCPPort(t)
+	port := freePort(t)
 	yml := fmt.Sprintf("limits:\n  shutdown_timeout: 3s\nrelay:\n  mode: proxy\n  upstream: %s\n  host: 127.0.0.1\n  port: %d\n%s", upstreamURL, port, extra)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return loadConfigIn(t, dir, yml)
 }
 
 // runRelay runs cfg until the test ends and returns the plain HTTP base URL

@@ -26,7 +26,13 @@ func freePort(t *testing.T) int {
 
 func loadConfig(t *testing.T, yml string) *config.Config {
 	t.Helper()
-	dir := t.TempDir()
+	return loadConfigIn(t, t.TempDir(), yml)
+}
+
+// loadConfigIn writes yml as dir's config.yml, loads and validates it; for
+// tests that keep more files (credentials) in the same folder.
+func loadConfigIn(t *testing.T, dir, yml string) *config.Config {
+	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,27 +43,7 @@ http:
 limits:
   shutdown_timeout: 3s
 %s`, upstreamURL, port, extra)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return loadConfigIn(t, dir, yml)
 }
 
 func runManaged(t *testing.T, cfg *config.Config, creds *credentials.Credentials) *managedRelay {
@@ -145,7 +123,7 @@ func TestManagedHoldsEnvelopesUntilRegistered(t *testing.T) {
 	t.Cleanup(up.Close)
 	serveManagedProject(up)
 	creds := newCreds(t)
-	cfg := writeManagedConfig(t, t.TempDir(), up.URL(), freeTCPPort(t), "")
+	cfg := writeManagedConfig(t, t.TempDir(), up.URL(), freePort(t), "")
 	r := runManaged(t, cfg, creds)
 
 	r.post(t)
@@ -205,7 +183,7 @@ func TestManagedReadyAlways(t *testing.T) {
 	up := fakesentry.New(fakesentry.Options{})
 	t.Cleanup(up.Close)
 	serveManagedProject(up)
-	cfg := writeManagedConfig(t, t.TempDir(), up.URL(), freeTCPPort(t), "auth:\n  ready: always\n")
+	cfg := writeManagedConfig(t, t.TempDir(), up.URL(), freePort(t), "auth:\n  ready: always\n")
 	r := runManaged(t, cfg, newCreds(t))
 	r.post(t)
 	waitStatus(t, "readiness with auth.ready always", r.ready, http.StatusOK)
@@ -217,7 +195,7 @@ func TestManagedReadyAlways(t *testing.T) {
 
 func TestManagedWithoutCredentials(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeManagedConfig(t, dir, "http://127.0.0.1:1/", freeTCPPort(t), "")
+	cfg := writeManagedConfig(t, dir, "http://127.0.0.1:1/", freePort(t), "")
 	err := Run(context.Background(), cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil {
 		t.Fatal("Run started a managed relay without credentials")
@@ -237,7 +215,7 @@ func TestManagedHeldEnvelopeSurvivesRestart(t *testing.T) {
 	serveManagedProject(up)
 	creds := newCreds(t)
 	dir := t.TempDir()
-	cfg := writeManagedConfig(t, dir, up.URL(), freeTCPPort(t), "")
+	cfg := writeManagedConfig(t, dir, up.URL(), freePort(t), "")
 
 	r := runManaged(t, cfg, creds)
 	r.post(t)

@@ -130,7 +130,7 @@ func TestRunRefusesRateLimitedKeyUntilRetryAfter(t *testing.T) {
 	up := fakesentry.New(fakesentry.Options{})
 	t.Cleanup(up.Close)
 	up.SetMode(fakesentry.RateLimited("2", "", 1))
-	r := startProxyRelay(t, t.TempDir(), up.URL(), freeTCPPort(t))
+	r := startProxyRelay(t, t.TempDir(), up.URL(), freePort(t))
 
 	if a := r.send(t, "event", eventID(1)); a.status != http.StatusOK {
 		t.Fatalf("first envelope: %+v", a)
@@ -174,7 +174,7 @@ func TestRunCategoryLimitSurvivesRestart(t *testing.T) {
 	up := fakesentry.New(fakesentry.Options{})
 	t.Cleanup(up.Close)
 	up.SetMode(fakesentry.RateLimited("30", "30:error:key:quota", 1))
-	dir, port := t.TempDir(), freeTCPPort(t)
+	dir, port := t.TempDir(), freePort(t)
 	r := startProxyRelay(t, dir, up.URL(), port)
 	if a := r.send(t, "event", eventID(1)); a.status != http.StatusOK {
 		t.Fatalf("first envelope: %+v", a)
@@ -206,7 +206,7 @@ func TestRunCategoryLimitSurvivesRestart(t *testing.T) {
 func TestRunEnforcesProjectRejectAllQuota(t *testing.T) {
 	up := fakesentry.New(fakesentry.Options{})
 	t.Cleanup(up.Close)
-	dir, port := t.TempDir(), freeTCPPort(t)
+	dir, port := t.TempDir(), freePort(t)
 	if err := os.MkdirAll(filepath.Join(dir, "projects"), 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -136,7 +136,7 @@ func TestRunServesHTTPS(t *testing.T) {
 			up := fakesentry.New(fakesentry.Options{})
 			t.Cleanup(up.Close)
 			dir := t.TempDir()
-			tlsPort := freeTCPPort(t)
+			tlsPort := freePort(t)
 			cfg := proxyConfig(t, dir, up.URL(), fmt.Sprintf("  tls_port: %d\n%s", tlsPort, tc.identity(dir)))
 			base := runRelay(t, cfg) // plain HTTP serves
 			httpsBase := fmt.Sprintf("https://127.0.0.1:%d", tlsPort)
@@ -212,7 +212,7 @@ func TestRunRefusesBadTLSIdentity(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := proxyConfig(t, dir, "http://127.0.0.1:9/", fmt.Sprintf("  tls_port: %d\n%s", freeTCPPort(t), tc.identity(dir)))
+			cfg := proxyConfig(t, dir, "http://127.0.0.1:9/", fmt.Sprintf("  tls_port: %d\n%s", freePort(t), tc.identity(dir)))
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err := Run(ctx, cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
