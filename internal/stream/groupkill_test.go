@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -140,15 +138,7 @@ func firstKeys(m map[string]bool, n int) []string {
 // groupKillChild publishes groups of 2 to 6 members and settles members
 // (see TestGroupKill9) until it is killed.
 func groupKillChild(t *testing.T, dir string) {
-	cfg := Config{StoreDir: dir, AckWait: 2 * time.Second, FetchWait: 100 * time.Millisecond}
-	c, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := c.Consumer(context.Background(), "workers")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, k := openKillChild(t, dir)
 	var outMu sync.Mutex
 	say := func(s string) {
 		outMu.Lock()

@@ -569,9 +569,10 @@ func heldSeqs(t *testing.T, c *Conn) map[uint64]bool {
 	return out
 }
 
-// killChild publishes and acks concurrently (Ack and AckNoWait) on the store in dir, says
-// RUNNING once under way, and goes on until it is killed.
-func killChild(t *testing.T, dir string) {
+// openKillChild opens the store in dir and its "workers" consumer for a
+// child process that is killed rather than closed.
+func openKillChild(t *testing.T, dir string) (*Conn, *Consumer) {
+	t.Helper()
 	cfg := Config{StoreDir: dir, AckWait: 2 * time.Second, FetchWait: 100 * time.Millisecond}
 	c, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -581,6 +582,13 @@ func killChild(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, k
+}
+
+// killChild publishes and acks concurrently (Ack and AckNoWait) on the store in dir, says
+// RUNNING once under way, and goes on until it is killed.
+func killChild(t *testing.T, dir string) {
+	c, k := openKillChild(t, dir)
 	base, _ := strconv.Atoi(os.Getenv("RELAY_TEST_KILL9_BASE"))
 	var published atomic.Int64
 	for w := range killPublishers {
