@@ -31,17 +31,7 @@
 # Everything listens on 127.0.0.1; every process started here is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-work=$(mktemp -d /tmp/relay-bench-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-tags=()
-[ -z "${PROFILE:-}" ] || tags=(-tags pprof)
-go build "${tags[@]}" -o "$work/relay" ./cmd/relay
-go build -o "$work/relay-load" ./cmd/relay-load
+. cmd/relay-load/lib.sh bench
 conns=${CONNS:-64}
 duration=${DURATION:-10s}
 load=("$work/relay-load" -bare=false -c "$conns" -d "$duration")
@@ -65,7 +55,6 @@ for name in "${names[@]}"; do
   [ -n "${configs[$name]+x}" ] || { echo "unknown configuration $name (one of: ${!configs[*]})" >&2; exit 2; }
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 # serve FILE ARGS...: start relay-load as a server, wait for the address it
 # prints into FILE, leave its PID in $served.

@@ -21,21 +21,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${N:-100000}
 conns=${CONNS:-16}
-work=$(mktemp -d /tmp/relay-drain-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-tags=()
-[ -z "${PROFILE:-}" ] || tags=(-tags pprof)
-go build "${tags[@]}" -o "$work/relay" ./cmd/relay
-go build -o "$work/relay-load" ./cmd/relay-load
+. cmd/relay-load/lib.sh drain
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 metric() { curl -sf "$relay_url/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { printf "%d\n", v + 0 }'; }
-count() { curl -sf "$upstream/_count" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$relay_pid/stat"; }
 
 up_port=$(free_port)

@@ -28,24 +28,10 @@ total_mb=${TOTAL_MB:-2048}
 grace=${GRACE:-20s} # in seconds: 20s
 conns=${CONNS:-16}
 half_mb=$((total_mb / 2))
-work=$(mktemp -d /tmp/relay-memory-XXXXXX)
-pids=()
-sampler=
-cleanup() {
-  [ -z "$sampler" ] || { kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; }
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-tags=()
-[ -z "${PROFILE:-}" ] || tags=(-tags pprof)
-go build "${tags[@]}" -o "$work/relay" ./cmd/relay
-go build -o "$work/relay-load" ./cmd/relay-load
+. cmd/relay-load/lib.sh memory
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 disk_mb() { du -sm "$work/cfg/.relay" | cut -f1; }
 spool_mb() { du -smc "$work/cfg/.relay"/spool* 2>/dev/null | tail -1 | cut -f1; }
-count() { curl -sf "$upstream/_count" 2>/dev/null || echo 0; }
 
 # A ~SIZE-byte event: the payload in an extra field, so the relay parses and
 # forwards it as an event (the limit on one event is max_event_size, 1 MiB).
