@@ -44,31 +44,49 @@ func loadFor(ctx context.Context, base func() string, n int, l *ledger, stop <-c
 
 // (a) kill -9 of the relay mid-load, restart: every acknowledged id arrives.
 func TestKill9MidLoadLosesNothing(t *testing.T) {
-	up, dir, rc, p := startRestartable(t)
+	kill9MidLoad(t, kill9Load{conns: 16, perRound: 300, tail: 200, roundWait: 60 * time.Second,
+		deliverWait: 90 * time.Second, timeout: 3 * time.Minute}, nil)
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+// kill9Load shapes kill9MidLoad: conns SDK connections; each of the two
+// rounds waits (up to roundWait) for perRound more acknowledgements before
+// the kill; after the last restart, tail more.
+type kill9Load struct {
+	conns, perRound, tail           int
+	roundWait, deliverWait, timeout time.Duration
+}
+
+// kill9MidLoad drives load into a relay, kills it with SIGKILL twice
+// mid-load, restarting it on the same store and port, and requires every
+// event that got a 200 to reach the upstream. check, when set, looks at the
+// last process before it is stopped.
+func kill9MidLoad(t *testing.T, k kill9Load, check func(*relayProc)) {
+	t.Helper()
+	up, dir, rc, p := startRestartable(t)
+	ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
 	defer cancel()
 	var l ledger
 	var sent atomic.Int64
 	var cur atomic.Pointer[relayProc]
 	cur.Store(p)
 	stop := make(chan struct{})
-	wg := loadFor(ctx, func() string { return cur.Load().url() }, 16, &l, stop, &sent)
-
-	// Kill twice in the middle of the load, restarting on the same port.
-	for round := 0; round < 2; round++ {
-		waitAcked(t, &l, 300*(round+1), 60*time.Second)
+	wg := loadFor(ctx, func() string { return cur.Load().url() }, k.conns, &l, stop, &sent)
+	for round := range 2 {
+		waitAcked(t, &l, k.perRound*(round+1), k.roundWait)
 		cur.Load().kill9()
-		p2 := startRelay(t, dir, rc)
-		cur.Store(p2)
+		cur.Store(startRelay(t, dir, rc))
 	}
-	waitAcked(t, &l, len(l.ids())+200, 60*time.Second)
+	waitAcked(t, &l, len(l.ids())+k.tail, k.roundWait)
 	close(stop)
 	wg.Wait()
+	if check != nil {
+		check(cur.Load())
+	}
 
 	acked := l.ids()
-	waitDelivered(t, up.EventIDs, acked, 90*time.Second)
-	t.Logf("acked %d events across two kill -9s; upstream got all of them, %d duplicates", len(acked), duplicates(up.EventIDs()))
+	waitDelivered(t, up.EventIDs, acked, k.deliverWait)
+	t.Logf("acked %d events across two kill -9s under %d connections; upstream got all of them, %d duplicates",
+		len(acked), k.conns, duplicates(up.EventIDs()))
 	if err := cur.Load().term(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"regexp"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -16,36 +14,14 @@ import (
 // a 200 reaches the upstream — the worker settles the group messages ingest
 // stored, including those it had fetched and not yet acked when killed.
 func TestKill9MidGroupedLoadForwardsEveryAck(t *testing.T) {
-	up, dir, rc, p := startRestartable(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	var l ledger
-	var sent atomic.Int64
-	var cur atomic.Pointer[relayProc]
-	cur.Store(p)
-	stop := make(chan struct{})
-	wg := loadFor(ctx, func() string { return cur.Load().url() }, 64, &l, stop, &sent)
-	for round := range 2 {
-		waitAcked(t, &l, 800*(round+1), 90*time.Second)
-		cur.Load().kill9()
-		cur.Store(startRelay(t, dir, rc))
-	}
-	waitAcked(t, &l, len(l.ids())+400, 90*time.Second)
-	close(stop)
-	wg.Wait()
-	// The last run's load was stored in groups (the counter restarts with
-	// the process).
-	if n := groupPublishes(t, cur.Load().url()); n == 0 {
-		t.Fatal("no group publish under 64 connections: the test did not exercise groups")
-	}
-
-	acked := l.ids()
-	waitDelivered(t, up.EventIDs, acked, 120*time.Second)
-	t.Logf("acked %d events across two kill -9s under 64 connections; upstream got all of them, %d duplicates",
-		len(acked), duplicates(up.EventIDs()))
-	if err := cur.Load().term(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	kill9MidLoad(t, kill9Load{conns: 64, perRound: 800, tail: 400, roundWait: 90 * time.Second,
+		deliverWait: 120 * time.Second, timeout: 4 * time.Minute}, func(p *relayProc) {
+		// The last run's load was stored in groups (the counter restarts
+		// with the process).
+		if n := groupPublishes(t, p.url()); n == 0 {
+			t.Fatal("no group publish under 64 connections: the test did not exercise groups")
+		}
+	})
 }
 
 var groupPublishesRe = regexp.MustCompile(`(?m)^relay_ingest_publishes_total\{type="group"\} (\d+)`)
