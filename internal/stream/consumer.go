@@ -51,6 +51,10 @@ type Consumer struct {
 	// request and a server reply). Shared by every goroutine fetching on
 	// this handle; a stale value costs one pull at most, never a message.
 	drained atomic.Bool
+
+	// waiter holds the one turn to wait on the server for a message on an
+	// empty stream (a buffered channel of one: sending takes the turn).
+	waiter chan struct{}
 }
 
 // Consumer creates the durable pull consumer, or updates its settings, and
@@ -112,7 +116,7 @@ func (c *Conn) Consumer(ctx context.Context, durable string) (*Consumer, error) 
 	if cons, err = js.Consumer(ctx, c.cfg.Stream, durable); err != nil {
 		return nil, fmt.Errorf("stream: consumer %s on %s: %w", durable, c.cfg.Stream, err)
 	}
-	k := &Consumer{c: c, cons: cons, name: durable}
+	k := &Consumer{c: c, cons: cons, name: durable, waiter: make(chan struct{}, 1)}
 	if c.rec != nil {
 		k.acks = &ackConfirmer{nc: nc, rec: c.rec}
 	}
@@ -227,6 +231,14 @@ func (c *Conn) setAsideConsumerState(durable string) (string, error) {
 // than max (at most max × MaxGroupMembers). A group whose framing or any
 // member does not decode is one undecodable message.
 //
+// On an empty stream only one goroutine per Consumer waits on the server at
+// a time; the others queue for that turn (at most FetchWait, then they
+// return nothing, as an expired pull would). The one whose message arrives
+// lingers (Config.FetchLinger) for more before it returns, still holding
+// the turn, so at low load a batch of envelopes costs one pull request and
+// one wake-up instead of one each, and the server tracks one waiting
+// request instead of one per worker goroutine.
+//
 // Every returned Delivery must be acked, nak'ed, or left to expire (then it is
 // redelivered after AckWait).
 func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
@@ -236,26 +248,29 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 		return nil, fmt.Errorf("stream: fetch %s: %w", k.name, err)
 	}
 	// Fast path under load: whatever is ready now, without a server-side
-	// wait — unless the last fetch saw the stream drained, when it would
-	// only come back empty.
-	var out []*Delivery
-	if !k.drained.Load() {
-		var err error
-		out, err = k.fetchNoWait(n, nil)
-		if err != nil {
-			k.c.noteUnavailable(ctx, "fetch", start, err)
-			return out, err
-		}
-		if len(out) > 0 {
-			return out, nil
-		}
-		k.drained.Store(true)
+	// wait.
+	if out, done, err := k.takeReady(ctx, n, start); done {
+		return out, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("stream: fetch %s: %w", k.name, err)
+	// Nothing ready: wait for the turn to wait on the server.
+	turn := time.NewTimer(k.c.cfg.FetchWait)
+	select {
+	case k.waiter <- struct{}{}:
+		turn.Stop()
+	case <-turn.C:
+		return nil, nil
+	case <-ctx.Done():
+		turn.Stop()
+		return nil, fmt.Errorf("stream: fetch %s: %w", k.name, ctx.Err())
 	}
-	// Nothing ready: a pull request for one message that waits on the
-	// server. One, not n: a request for n would wait until n arrived.
+	defer func() { <-k.waiter }()
+	// The goroutine before may have left messages behind (its message
+	// showed more pending).
+	if out, done, err := k.takeReady(ctx, n, start); done {
+		return out, err
+	}
+	// A pull request for one message that waits on the server. One, not n:
+	// a request for n would wait until n arrived.
 	//
 	// The wait ends on the server's word, not on a client-side clock: the
 	// request expires on the server after FetchWait (counted from when the
@@ -270,6 +285,7 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 	// so only a server answer more than a second late can still strand a
 	// message. Cost: an empty Fetch lasts FetchWait plus a round trip.
 	batch, err := k.cons.Fetch(1, jetstream.FetchMaxWait(k.c.cfg.FetchWait))
+	var out []*Delivery
 	if err == nil {
 		out, err = k.collect(ctx.Done(), batch, nil)
 	}
@@ -285,12 +301,26 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 		k.c.noteUnavailable(ctx, "fetch", start, err)
 		return nil, err
 	}
-	if len(out) == 0 || n == 1 || k.drained.Load() {
-		return out, nil // nothing more is waiting: a top-up would come back empty
+	if len(out) == 0 || n == 1 {
+		return out, nil
 	}
-	// One arrived: top the batch up with whatever else is ready. n-1, not
-	// n-len(out): n counts stream messages, and the one that came may be a
-	// group of many Deliveries.
+	if k.drained.Load() {
+		// It came alone to an empty stream: linger for company. A top-up
+		// right away would come back empty.
+		if k.c.cfg.FetchLinger <= 0 {
+			return out, nil
+		}
+		t := time.NewTimer(k.c.cfg.FetchLinger)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return out, nil // ours now: the caller settles them
+		}
+	}
+	// Top the batch up with whatever else is ready. n-1, not n-len(out):
+	// n counts stream messages, and the one that came may be a group of
+	// many Deliveries.
 	more, err := k.fetchNoWait(n-1, out)
 	if err != nil {
 		k.c.log.Debug("fetch: topping up batch", "consumer", k.name, "err", err)
@@ -298,6 +328,26 @@ func (k *Consumer) Fetch(ctx context.Context, n int) ([]*Delivery, error) {
 		return out, nil // the error shows again on the next Fetch
 	}
 	return more, nil
+}
+
+// takeReady is Fetch's path under load: a no-wait pull for what is ready
+// now. It is skipped while the last fetch saw the stream drained (it would
+// only come back empty), and marks the stream drained when it does. done
+// reports that Fetch should return out and err.
+func (k *Consumer) takeReady(ctx context.Context, n int, start time.Time) (out []*Delivery, done bool, err error) {
+	if k.drained.Load() {
+		return nil, false, nil
+	}
+	out, err = k.fetchNoWait(n, nil)
+	if err != nil {
+		k.c.noteUnavailable(ctx, "fetch", start, err)
+		return out, true, err
+	}
+	if len(out) > 0 {
+		return out, true, nil
+	}
+	k.drained.Store(true)
+	return nil, false, nil
 }
 
 func (k *Consumer) fetchNoWait(n int, out []*Delivery) ([]*Delivery, error) {

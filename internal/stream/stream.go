@@ -44,6 +44,7 @@ const (
 	DefaultMaxPending     = 4096
 	DefaultPublishTimeout = 5 * time.Second
 	DefaultFetchWait      = 5 * time.Second
+	DefaultFetchLinger    = 5 * time.Millisecond
 	DefaultStartTimeout   = 60 * time.Second
 	DefaultCloseTimeout   = 10 * time.Second
 	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id: a
@@ -113,6 +114,17 @@ type Config struct {
 	// when the stream is empty (Fetch blocks that long plus a round trip).
 	// Default 5s.
 	FetchWait time.Duration
+	// FetchLinger is how long Fetch waits, once a message arrived on an
+	// empty stream, for others to join it before it returns the batch
+	// (at most the batch asked for). It applies only while the stream is
+	// drained — at low load, when each envelope would otherwise cost a
+	// pull request, a worker wake-up and a nearly empty ack round of its
+	// own — and delays those envelopes' delivery by at most this much;
+	// under load Fetch finds messages waiting and never lingers. The
+	// messages a lingering Fetch holds are un-acked like any fetched
+	// message: a kill redelivers them after AckWait. Default 5ms, at most
+	// AckWait/4; a negative value turns it off.
+	FetchLinger time.Duration
 	// StartTimeout bounds embedded start-up (including store recovery) and
 	// the first connection, when ctx has no earlier deadline. Default 60s.
 	StartTimeout time.Duration
@@ -145,6 +157,12 @@ func (cfg *Config) setDefaults() {
 	if cfg.FetchWait == 0 {
 		cfg.FetchWait = DefaultFetchWait
 	}
+	if cfg.FetchLinger == 0 {
+		cfg.FetchLinger = DefaultFetchLinger
+	}
+	// A lingering Fetch holds its first message un-acked; past AckWait the
+	// server would hand that message out again while it is still held.
+	cfg.FetchLinger = min(cfg.FetchLinger, cfg.AckWait/4)
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = DefaultStartTimeout
 	}
