@@ -63,13 +63,23 @@ func (r route) takesEnvelopes() bool { return r == routeEnvelope || r == routeTu
 
 // publishDuration is the time from handing a message to the stream until its
 // PubAck (or failure): the part of the SDK's latency that durability costs.
-var publishDuration = metrics.NewPrometheusHistogram(`relay_ingest_publish_duration_seconds`)
+var publishDuration = metrics.NewPrometheusHistogramExt(`relay_ingest_publish_duration_seconds`, latencyBuckets)
 
 // ackDuration is the time from the handler taking an ingest request (its
 // headers are in) until the SDK's 200 is written, after the PubAck: what an
 // acknowledgement costs the client, body upload included. Only acknowledged
 // requests are timed; refusals are counted by reason instead.
-var ackDuration = metrics.NewPrometheusHistogram(`relay_ingest_ack_duration_seconds`)
+var ackDuration = metrics.NewPrometheusHistogramExt(`relay_ingest_ack_duration_seconds`, latencyBuckets)
+
+// latencyBuckets are the upper bounds of the latency histograms, in
+// seconds. Prometheus's defaults start at 5 ms, where every answer of an
+// unloaded relay (a few hundred µs) falls into the first bucket; these
+// resolve the sub-millisecond range and still reach the publish timeout.
+var latencyBuckets = []float64{
+	50e-6, 75e-6, 100e-6, 150e-6, 200e-6, 300e-6, 500e-6, 750e-6,
+	1e-3, 2e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3,
+	1, 2.5, 5, 10,
+}
 
 // acceptedTotal counts envelopes stored in the stream (PubAck), each then
 // acknowledged to its client: what the status page calls accepted.
