@@ -63,6 +63,10 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request, rt route, p
 		s.writeError(w, r, rt, errTooManyRequests)
 		return
 	}
+	if s.now().UnixNano() < s.fullUntil.Load() {
+		s.writeError(w, r, rt, errStreamFullHeld)
+		return
+	}
 	start := time.Now()
 	st := getState()
 	st.srv, st.ctx = s, r.Context()
@@ -305,6 +309,7 @@ func (s *Server) publish(ctx context.Context, m *stream.Message) *apiError {
 	switch {
 	case errors.Is(err, stream.ErrFull):
 		e.dropped = droppedStreamFull
+		s.fullUntil.Store(s.now().Add(fullHold).UnixNano())
 	case errors.Is(err, stream.ErrUnavailable):
 		e.dropped = droppedStreamDown
 	case errors.Is(err, context.DeadlineExceeded):

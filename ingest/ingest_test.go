@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -530,5 +531,68 @@ func TestZeroConfig(t *testing.T) {
 	ts := startServer(t, s)
 	if res := do(t, "POST", ts.URL+"/api/42/envelope/", hdr("X-Sentry-Auth", testAuth), validEnvelope, false); res.status != 200 {
 		t.Fatalf("%d %s", res.status, res.body)
+	}
+}
+
+// TestStreamFullHeld: after the stream refused a publish as full, ingest
+// refuses for fullHold without reading the request or publishing — the same
+// 503, Retry-After and X-Sentry-Error, counted as stream_full — and
+// publishes again once the hold passed.
+func TestStreamFullHeld(t *testing.T) {
+	pub := &fakePublisher{err: fmt.Errorf("stream: publish: %w", stream.ErrFull), calls: make(chan struct{}, 8)}
+	s := New(testConfig(), pub, nil, testLogger(t))
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	s.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ts := startServer(t, s)
+	post := func() response {
+		return do(t, "POST", ts.URL+"/api/42/envelope/", hdr("X-Sentry-Auth", testAuth), validEnvelope, false)
+	}
+	calls := func() int { return len(pub.calls) }
+	full0 := droppedStreamFull.Get()
+
+	steps := []struct {
+		name      string
+		advance   time.Duration
+		fullAgain bool // the stream still refuses
+		status    int
+		published int // Publish calls so far
+	}{
+		{"the stream refuses", 0, true, 503, 1},
+		{"held: refused without publishing", 0, true, 503, 1},
+		{"still held just before the end", fullHold - time.Millisecond, true, 503, 1},
+		{"hold over, still full: publishes, refused", time.Millisecond, true, 503, 2},
+		{"held again", 0, false, 503, 2},
+		{"hold over, room again", fullHold, false, 200, 3},
+		{"no hold after a success", 0, false, 200, 4},
+	}
+	for i, st := range steps {
+		mu.Lock()
+		now = now.Add(st.advance)
+		mu.Unlock()
+		pub.mu.Lock()
+		if st.fullAgain {
+			pub.err = fmt.Errorf("stream: publish: %w", stream.ErrFull)
+		} else {
+			pub.err = nil
+		}
+		pub.mu.Unlock()
+		res := post()
+		if res.status != st.status {
+			t.Fatalf("step %d (%s): status %d, want %d: %s", i, st.name, res.status, st.status, res.body)
+		}
+		if got := calls(); got != st.published {
+			t.Fatalf("step %d (%s): %d Publish calls, want %d", i, st.name, got, st.published)
+		}
+		if res.status == 503 {
+			e := res.errorBody(t)
+			if e.Detail != "failed to queue envelope" || res.header.Get("X-Sentry-Error") != e.Detail || res.header.Get("Retry-After") == "" {
+				t.Fatalf("step %d (%s): detail %q, X-Sentry-Error %q, Retry-After %q", i, st.name, e.Detail,
+					res.header.Get("X-Sentry-Error"), res.header.Get("Retry-After"))
+			}
+		}
+	}
+	if got := droppedStreamFull.Get() - full0; got != 5 {
+		t.Fatalf("stream_full refusals counted: %d, want 5", got)
 	}
 }

@@ -62,6 +62,10 @@ var (
 	// 503 "failed to queue envelope" with Retry-After.
 	errTooManyRequests = &apiError{status: http.StatusServiceUnavailable, detail: "failed to queue envelope",
 		causes: []string{"too many concurrent requests"}, dropped: droppedConcurrency, retryAfter: true}
+	// errStreamFullHeld: the stream refused a publish as full within the
+	// last fullHold; the request is refused before its body is read.
+	errStreamFullHeld = &apiError{status: http.StatusServiceUnavailable, detail: "failed to queue envelope",
+		causes: []string{"stream full"}, dropped: droppedStreamFull, retryAfter: true}
 	errMemoryBudget = &apiError{status: http.StatusServiceUnavailable, detail: "failed to queue envelope",
 		causes: []string{"too many request bytes in flight"}, dropped: droppedMemoryBudget, retryAfter: true}
 	// errProjectMismatch: the envelope header's dsn names another project

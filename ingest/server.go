@@ -141,8 +141,26 @@ type Server struct {
 	tunnel  *tunnel    // nil until EnableTunnel
 	forward *forwarder // nil until EnableForward (forward.go)
 
-	now func() time.Time // the clock rate limits expire by
+	now func() time.Time // the clock rate limits and the full hold expire by
+
+	// fullUntil (unix nanoseconds, s.now's clock): until then a request is
+	// refused as "stream full" before its body is read (fullHold).
+	fullUntil atomic.Int64
 }
+
+// fullHold is how long ingest refuses at once — 503 "failed to queue
+// envelope" with Retry-After, counted as stream_full, the answer the stream
+// itself gave — after a publish was refused because the stream is full.
+// Without it every request during a long outage (spool and stream full)
+// is read, decoded, encoded and copied twice more by the embedded
+// nats-server before the same refusal: with large envelopes and clients
+// that retry at once, that garbage is made as fast as the CPU allows, and
+// it is what pushed the RSS past the soft memory limit while the worker
+// moved the stream into the spool. Cost: for fullHold after a refusal a
+// request is refused even if the workers have made room meanwhile (the
+// next one after the hold publishes and finds out); in that window any
+// request to an ingest route gets the 503, before its other checks.
+const fullHold = 50 * time.Millisecond
 
 // New builds the ingest server. pub stores accepted envelopes; ready reports
 // whether the stream takes writes (nil: always ready); log gets operational
