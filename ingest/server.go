@@ -154,9 +154,8 @@ type Server struct {
 // Without it every request during a long outage (spool and stream full)
 // is read, decoded, encoded and copied twice more by the embedded
 // nats-server before the same refusal: with large envelopes and clients
-// that retry at once, that garbage is made as fast as the CPU allows, and
-// it is what pushed the RSS past the soft memory limit while the worker
-// moved the stream into the spool. Cost: for fullHold after a refusal a
+// that retry at once, CPU and garbage spent as fast as the clients send,
+// for nothing. Cost: for fullHold after a refusal a
 // request is refused even if the workers have made room meanwhile (the
 // next one after the hold publishes and finds out); in that window any
 // request to an ingest route gets the 503, before its other checks.
