@@ -52,11 +52,8 @@ type harness struct {
 	client *upstream.Client
 	sender Sender      // what the worker sends with; nil = client
 	sharer LimitSharer // given to the worker when set
-	// beforeRun, when set, changes the worker start made before it runs
-	// (a test's stand-in for one of its parts).
-	beforeRun func(w *Worker)
-	up        *fakesentry.Server
-	log       *slog.Logger
+	up     *fakesentry.Server
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	ledger []string          // event ids in publish order
@@ -205,9 +202,6 @@ func (h *harness) start(cfg Config, stages ...Stage) *running {
 	}
 	if h.sharer != nil {
 		w.ShareRateLimits(h.sharer)
-	}
-	if h.beforeRun != nil {
-		h.beforeRun(w)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{w: w, cancel: cancel, done: make(chan struct{})}

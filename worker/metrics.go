@@ -15,11 +15,6 @@ var (
 	rateLimitedTotal = metrics.NewCounter(`relay_worker_rate_limited_total`)
 	// spooledTotal counts envelopes committed to the spool (then acked).
 	spooledTotal = metrics.NewCounter(`relay_worker_spooled_total`)
-	// memWaitsTotal counts spool Puts that first waited for a garbage
-	// collection because the process was above its soft memory limit
-	// (memgate.go); memWaitSeconds is the time they waited.
-	memWaitsTotal  = metrics.NewCounter(`relay_worker_spool_memory_waits_total`)
-	memWaitSeconds = metrics.NewFloatCounter(`relay_worker_spool_memory_wait_seconds_total`)
 	// redeliveredTotal counts deliveries JetStream made more than once (after
 	// a Nak, or an AckWait that ran out — the latter may become a duplicate
 	// upstream).

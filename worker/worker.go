@@ -78,7 +78,6 @@ type Worker struct {
 	deadFull atomic.Bool
 	running  atomic.Bool
 	helpers  *helpers // run a batch's deliveries (helpers.go)
-	mem      *memGate // paces spool Puts by the process's memory limit
 }
 
 // New returns a Worker that runs stages, in the order given, on every
@@ -115,7 +114,6 @@ func New(cfg Config, src Source, send Sender, store Store, log *slog.Logger, sta
 		budget:  newByteBudget(cfg.MaxHeldBytes),
 		spooled: make(chan struct{}, 1),
 		helpers: newHelpers(),
-		mem:     newMemGate(),
 	}
 	w.outage.onStart, w.outage.onEnd = w.logOutageStart, w.logOutageEnd
 	return w, nil
@@ -412,7 +410,6 @@ var errEncode = errors.New("worker: encode for the spool")
 // counted (full, or failed) and returned; the message is then neither acked
 // nor released, and the caller decides when to try again.
 func (w *Worker) spoolPut(ctx context.Context, d *stream.Delivery, p *parcel) error {
-	w.mem.wait(ctx) // paced by the memory limit (memgate.go)
 	data, err := p.encoded()
 	if err != nil {
 		return fmt.Errorf("%w: %w", errEncode, err)
