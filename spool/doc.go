@@ -105,11 +105,6 @@
 // (relay_spool_mapped_drop_errors_total) and logged at debug level. See
 // pages.go.
 //
-// A put commit copies its records, each behind its header, into one values'
-// arena that bbolt reads until the transaction ends; the committer reuses
-// that arena from commit to commit (up to 16 MiB; a sync.Pool, so an idle
-// spool gives it back to the collector). See committer.go.
-//
 // # Damaged files
 //
 // Open never hangs: the directory lock and every bbolt file lock are taken

@@ -8,8 +8,7 @@
 // nats-server, its logger, damaged-store checks), record.go (the start-up
 // loss check), storewatch.go (refusing publishes while the store cannot
 // write, reloading it once it can), publish.go (Publish and its error
-// mapping), msgbuf.go (pooled encoding buffers for large messages published
-// alone, returned only after their PubAck), group.go and groupbuild.go (the version-2 group message: several
+// mapping), group.go and groupbuild.go (the version-2 group message: several
 // Messages in one stream message, built member by member by ingest's group
 // publish and published with PublishBuilt), syncer.go (sync "always" as a
 // group fsync), consumer.go (Consumer, Fetch, Delivery), groupconsume.go (a
