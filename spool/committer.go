@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -222,7 +221,6 @@ func (s *Spool) commit(batch []*op) {
 	if nrec > 0 || len(bySeg[active]) > 0 {
 		wroteActive = true
 		var d deleted
-		var arena *[]byte
 		err := active.db.Update(func(tx *bolt.Tx) error {
 			b, err := tx.CreateBucketIfNotExists(recordsBucket)
 			if err != nil {
@@ -232,11 +230,9 @@ func (s *Spool) commit(batch []*op) {
 			b.FillPercent = 1.0
 			if nrec > 0 {
 				// bbolt keeps references to keys and values until the commit:
-				// one arena per batch instead of an allocation per record,
-				// the values' arena reused across commits (commitArena).
+				// one arena per batch instead of an allocation per record.
 				keys := make([]byte, 0, 8*nrec)
-				arena = getCommitArena(int(size) + recordHeaderLen*nrec)
-				vals := (*arena)[:0]
+				vals := make([]byte, 0, int(size)+recordHeaderLen*nrec)
 				id := firstID
 				for _, o := range puts {
 					for _, data := range o.datas {
@@ -261,9 +257,6 @@ func (s *Spool) commit(batch []*op) {
 			}
 			return putCount(tx, active.records.Load()+int64(nrec)-d.records)
 		})
-		// The transaction is over (committed or rolled back): bbolt holds
-		// no reference to the values any more.
-		putCommitArena(arena)
 		if err != nil {
 			segErr[active] = err
 		} else {
@@ -538,40 +531,4 @@ func (s *Spool) removeSegment(seg *segment) {
 		s.housekeepingFailed("sync the spool directory", s.dir, err)
 	}
 	segmentsRemoved.Inc()
-}
-
-// The values' arena of a put commit: every record of the batch, each with its
-// header, one after the other. bbolt needs the values only until the
-// transaction ends ("must remain valid for the life of the transaction"):
-// it copies them into its pages when it commits. So the committer reuses
-// one arena from commit to commit instead of allocating the batch's size
-// again — while a backlog moves from the stream into the spool that was one
-// more copy of every envelope made garbage.
-//
-// A pool rather than a field: sync.Pool lets a collection take the arena of
-// an idle spool. An arena over maxCommitArena (a batch bigger than the
-// worker's 8 MiB in-flight budget, e.g. an import) is not kept.
-const maxCommitArena = 16 << 20
-
-var commitArenas sync.Pool
-
-// getCommitArena returns an empty arena with capacity >= n: the pooled one
-// when it is large enough, else a new one with a quarter to spare (batch
-// sizes vary; the next commit should rarely need a bigger one).
-func getCommitArena(n int) *[]byte {
-	if a, ok := commitArenas.Get().(*[]byte); ok && cap(*a) >= n {
-		return a
-	}
-	a := make([]byte, 0, n+n/4)
-	return &a
-}
-
-// putCommitArena keeps a (nil when the commit had no puts) for the next
-// commit. The caller must hold no reference to its bytes.
-func putCommitArena(a *[]byte) {
-	if a == nil || cap(*a) > maxCommitArena {
-		return
-	}
-	*a = (*a)[:0]
-	commitArenas.Put(a)
 }
