@@ -70,24 +70,11 @@ func (c *Conn) Publish(ctx context.Context, m *Message, msgID string) error {
 		// than after a publish timeout nobody will answer.
 		return c.refuseDown(err)
 	}
-	buf := getMessageBuf(m.encodedLen())
-	var data []byte
-	var err error
-	if buf != nil {
-		data, err = m.AppendBinary((*buf)[:0])
-	} else {
-		data, err = m.MarshalBinary()
-	}
+	data, err := m.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("stream: publish: %w", err)
 	}
-	err = c.publishData(ctx, c.Subject(m.ProjectID), data, msgID)
-	if err == nil && buf != nil {
-		// Only after a PubAck (see messageBufPools): on a failure the
-		// library may still resend data.
-		putMessageBuf(buf)
-	}
-	return err
+	return c.publishData(ctx, c.Subject(m.ProjectID), data, msgID)
 }
 
 // PublishGroup stores ms as one stream message (a group, group.go) and
