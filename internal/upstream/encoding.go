@@ -77,20 +77,10 @@ func newCompressor(encoding string) (compressor, error) {
 //
 // Zero frames keep an empty body a valid zstd stream. Concurrency 0 =
 // GOMAXPROCS encoders; EncodeAll blocks when all are busy, which only
-// happens when every CPU is already compressing.
-//
-// A 1 MiB window (zstdWindow), not the default 8 MiB: each encoder keeps a
-// history buffer of window + max(window, 128 KiB) bytes for as long as the
-// relay runs (allocated on its first use), 16 MiB per encoder at the
-// default — 32 MiB of live heap on two cores, a fifth of the 160 MiB soft
-// memory limit, held even while the upstream is down. At 1 MiB it is 2 MiB
-// per encoder. A body no larger than the window is encoded byte for byte
-// as before (a single-segment frame: matches never reach further back than
-// the body itself; TestZstdWindowSmallBodiesUnchanged); only a body over
-// 1 MiB (large attachments) can lose matches more than 1 MiB back, and its
-// frame then names the 1 MiB window, which also bounds the upstream
-// decoder's memory. WithLowerEncoderMem is off: it only changes buffer
-// allocation, and was slower per envelope.
+// happens when every CPU is already compressing. The window stays the
+// default: EncodeAll of a body smaller than the window never uses more.
+// WithLowerEncoderMem is off: it only changes buffer allocation, and was
+// slower per envelope.
 //
 // No content checksum: it is optional in a zstd frame, libzstd (and so
 // Relay) leaves it off by default, and TCP/TLS already protect the bytes;
@@ -101,12 +91,7 @@ var zstdOptions = []zstd.EOption{
 	zstd.WithEncoderConcurrency(0),
 	zstd.WithEncoderCRC(false),
 	zstd.WithZeroFrames(true),
-	zstd.WithWindowSize(zstdWindow),
 }
-
-// zstdWindow is the encoder's window (see zstdOptions): a power of two, as
-// zstd.WithWindowSize requires.
-const zstdWindow = 1 << 20
 
 type zstdCompressor struct{ enc *zstd.Encoder }
 
