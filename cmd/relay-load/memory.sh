@@ -18,6 +18,8 @@
 #   TOTAL_MB=400 cmd/relay-load/memory.sh           # the quick comparison
 #   PROFILE=heap cmd/relay-load/memory.sh           # also heap profiles (-tags pprof)
 #                                                   # at the move's and the drain's midpoints
+#   SAMPLES=/tmp/m.tsv cmd/relay-load/memory.sh     # keep the samples (phase, VmRSS kB,
+#                                                   # RssAnon kB every 0.5 s)
 #
 # Long: it moves TOTAL through loopback twice. Everything listens on
 # 127.0.0.1; every process started here is stopped by PID.
@@ -30,8 +32,11 @@ conns=${CONNS:-16}
 half_mb=$((total_mb / 2))
 . cmd/relay-load/lib.sh memory
 
-disk_mb() { du -sm "$work/cfg/.relay" | cut -f1; }
-spool_mb() { du -smc "$work/cfg/.relay"/spool* 2>/dev/null | tail -1 | cut -f1; }
+# du fails (and set -e would end the run) when a file it listed is gone
+# before it stats it — JetStream renames and removes block files while it
+# writes — but it still prints the total of the rest.
+disk_mb() { { du -sm "$work/cfg/.relay" 2>/dev/null || true; } | cut -f1; }
+spool_mb() { { du -smc "$work/cfg/.relay"/spool* 2>/dev/null || true; } | tail -1 | cut -f1; }
 
 # A ~SIZE-byte event: the payload in an extra field, so the relay parses and
 # forwards it as an event (the limit on one event is max_event_size, 1 MiB).
@@ -118,6 +123,7 @@ echo after > "$phase"
 sleep 5
 after_mb=$(disk_mb)
 kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; sampler=
+[ -z "${SAMPLES:-}" ] || cp "$samples" "$SAMPLES"
 
 awk -F'\t' -v size="$size" -v stored="$stored_mb" -v after="$after_mb" -v n="$prev" -v secs="$drain_s" -v total="$total_mb" '
   { if (!($1 in peak)) order[++k] = $1

@@ -76,3 +76,40 @@ func benchPublish(b *testing.B, sync, mode string, conc int) {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkPublishLarge: concurrent publishes of 200 KB envelopes (the
+// cmd/relay-load/memory.sh load). B/op is the garbage each large envelope
+// costs on its way into the stream in this process — the encoding
+// (MarshalBinary, ~200 KB) and the embedded nats-server's two copies of
+// the payload (client.parse and the stream's copyBytes, ~400 KB).
+//
+//	go test -run '^$' -bench PublishLarge -benchmem ./internal/stream/
+func BenchmarkPublishLarge(b *testing.B) {
+	c, err := Open(context.Background(), Config{StoreDir: b.TempDir()}, testLog(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	m := msgN(0)
+	m.Envelope = bytes.Repeat([]byte("x"), 200_000)
+	var seq atomic.Int64
+	ctx := context.Background()
+	b.SetBytes(int64(len(m.Envelope)))
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			if err := c.Publish(ctx, m, fmt.Sprintf("l-%d", n)); err != nil {
+				b.Error(err)
+				return
+			}
+			if n%256 == 0 { // keep the store small: the stream is a work queue
+				if err := c.stream.Purge(ctx); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}
+	})
+}

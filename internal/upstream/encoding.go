@@ -79,6 +79,10 @@ func newCompressor(encoding string) (compressor, error) {
 // GOMAXPROCS encoders; EncodeAll blocks when all are busy, which only
 // happens when every CPU is already compressing. The window stays the
 // default: EncodeAll of a body smaller than the window never uses more.
+// A 1 MiB window (zstd.WithWindowSize) would cut the two encoders' history
+// buffers from ~17 to ~5 MiB of live heap and encode every body up to
+// 1 MiB byte for byte the same, but with it cmd/relay-load/memory.sh's move
+// peaked higher, not lower (NOTES-h-rss2.md), so it was not kept.
 // WithLowerEncoderMem is off: it only changes buffer allocation, and was
 // slower per envelope.
 //
