@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"slices"
 	"syscall"
 	"testing"
@@ -200,21 +199,8 @@ func TestFetchLingerKill9(t *testing.T) {
 		lingerKillChild(t, dir)
 		return
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := testConfig(t)
-	cmd := exec.Command(exe, "-test.run", "^"+t.Name()+"$", "-test.count=1")
-	cmd.Env = append(os.Environ(), lingerKillEnv+"="+cfg.StoreDir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startKillChild(t, lingerKillEnv+"="+cfg.StoreDir)
 	held := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(out)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,22 +32,9 @@ func TestGroupKill9(t *testing.T) {
 		groupKillChild(t, dir)
 		return
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for round := range 2 {
 		cfg := testConfig(t)
-		cmd := exec.Command(exe, "-test.run", "^"+t.Name()+"$", "-test.count=1")
-		cmd.Env = append(os.Environ(), groupKillEnv+"="+cfg.StoreDir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out := startKillChild(t, groupKillEnv+"="+cfg.StoreDir)
 		published, acked := map[string]bool{}, map[string]bool{}
 		var mu sync.Mutex
 		running := make(chan struct{})

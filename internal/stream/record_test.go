@@ -471,22 +471,9 @@ func TestStartupLossKill9(t *testing.T) {
 		killChild(t, dir)
 		return
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := testConfig(t)
 	for round := range 3 {
-		cmd := exec.Command(exe, "-test.run", "^"+t.Name()+"$", "-test.count=1")
-		cmd.Env = append(os.Environ(), killChildEnv+"="+cfg.StoreDir, fmt.Sprintf("RELAY_TEST_KILL9_BASE=%d", round*100000))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out := startKillChild(t, killChildEnv+"="+cfg.StoreDir, fmt.Sprintf("RELAY_TEST_KILL9_BASE=%d", round*100000))
 		sc := bufio.NewScanner(out)
 		running := false
 		for sc.Scan() {
@@ -571,6 +558,28 @@ func heldSeqs(t *testing.T, c *Conn) map[uint64]bool {
 
 // openKillChild opens the store in dir and its "workers" consumer for a
 // child process that is killed rather than closed.
+// startKillChild starts this test binary again as the child of the test
+// running (t.Name()), with env (NAME=VALUE) added to its environment, and
+// returns it with its stdout and stderr on one pipe.
+func startKillChild(t *testing.T, env ...string) (*exec.Cmd, io.ReadCloser) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run", "^"+t.Name()+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
+}
+
 func openKillChild(t *testing.T, dir string) (*Conn, *Consumer) {
 	t.Helper()
 	cfg := Config{StoreDir: dir, AckWait: 2 * time.Second, FetchWait: 100 * time.Millisecond}
