@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"syscall"
@@ -259,15 +258,7 @@ func lingerKillChild(t *testing.T, dir string) {
 	// A long AckWait, so the linger (at most a quarter of it) outlives the
 	// child; the parent's Consumer sets it back to 2 s, after which the
 	// held message is redelivered.
-	cfg := Config{StoreDir: dir, AckWait: 4 * time.Minute, FetchWait: 30 * time.Second, FetchLinger: time.Minute}
-	c, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := c.Consumer(context.Background(), "workers")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, k := openKillChild(t, Config{StoreDir: dir, AckWait: 4 * time.Minute, FetchWait: 30 * time.Second, FetchLinger: time.Minute})
 	go func() {
 		if _, err := k.Fetch(context.Background(), 8); err != nil {
 			panic(err)

@@ -124,7 +124,7 @@ func firstKeys(m map[string]bool, n int) []string {
 // groupKillChild publishes groups of 2 to 6 members and settles members
 // (see TestGroupKill9) until it is killed.
 func groupKillChild(t *testing.T, dir string) {
-	c, k := openKillChild(t, dir)
+	c, k := openKillChild(t, killChildConfig(dir))
 	var outMu sync.Mutex
 	say := func(s string) {
 		outMu.Lock()

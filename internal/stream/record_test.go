@@ -580,9 +580,16 @@ func startKillChild(t *testing.T, env ...string) (*exec.Cmd, io.ReadCloser) {
 	return cmd, out
 }
 
-func openKillChild(t *testing.T, dir string) (*Conn, *Consumer) {
+// killChildConfig is the store a SIGKILLed child opens: short waits, so
+// what it leaves un-acked comes back soon after the restart.
+func killChildConfig(dir string) Config {
+	return Config{StoreDir: dir, AckWait: 2 * time.Second, FetchWait: 100 * time.Millisecond}
+}
+
+// openKillChild opens cfg in a child process (logs discarded) and its
+// consumer "workers".
+func openKillChild(t *testing.T, cfg Config) (*Conn, *Consumer) {
 	t.Helper()
-	cfg := Config{StoreDir: dir, AckWait: 2 * time.Second, FetchWait: 100 * time.Millisecond}
 	c, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -597,7 +604,7 @@ func openKillChild(t *testing.T, dir string) (*Conn, *Consumer) {
 // killChild publishes and acks concurrently (Ack and AckNoWait) on the store in dir, says
 // RUNNING once under way, and goes on until it is killed.
 func killChild(t *testing.T, dir string) {
-	c, k := openKillChild(t, dir)
+	c, k := openKillChild(t, killChildConfig(dir))
 	base, _ := strconv.Atoi(os.Getenv("RELAY_TEST_KILL9_BASE"))
 	var published atomic.Int64
 	for w := range killPublishers {
