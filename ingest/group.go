@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -29,17 +28,6 @@ import (
 //     it joined. A group takes at most MaxMembers members and MaxBytes
 //     bytes (never more than the stream's max payload); a request that
 //     would overflow it starts the next group.
-//   - Except right after a group: a request that finds its project's slot
-//     free while the project is "hot" (its last publish carried a group and
-//     nothing queued behind it) does not publish alone at once. It starts a
-//     group, yields the processor once (runtime.Gosched) so that the
-//     requests already runnable — under load, the SDKs the group just
-//     answered sending their next envelopes — can join it, then takes the
-//     slot and leads. Without it a loaded project alternates a publish of
-//     one envelope (the first of the burst) with a group of the rest, the
-//     rest waiting a whole publish for nothing. A gather that nobody joined
-//     (published as version 1, type single) cools the project: a lone SDK
-//     pays at most one yield, once.
 //   - When a publish of the project completes, its slot goes to the oldest
 //     waiting group; the first of its members to take the slot leads: it
 //     publishes the group under its own ctx (and a msgID of the group's);
@@ -113,9 +101,6 @@ var (
 	// ctx ended before the group got a slot (each member's 503 is counted
 	// by ingest as a publish timeout).
 	groupsAbandoned = metrics.NewCounter(`relay_ingest_publish_groups_abandoned_total`)
-	// publishGathers counts the requests that found their project's slot
-	// free right after a group and yielded once to gather a group (Publish).
-	publishGathers = metrics.NewCounter(`relay_ingest_publish_gathers_total`)
 )
 
 // soloFraction: an envelope over MaxBytes/soloFraction (64 KiB by default)
@@ -135,25 +120,16 @@ type Grouper struct {
 	maxBytes    int
 	maxInFlight int
 	shards      [groupShards]groupShard
-	// gather is the pause of a hot project's gatherer: runtime.Gosched
-	// (a test holds it to join requests deterministically).
-	gather func()
 }
 
 type groupShard struct {
 	mu       sync.Mutex
 	projects map[uint64]*projectQueue // only busy projects: removed when idle
-	// hot is the project of this shard whose last publish carried a group
-	// (hasHot): its next request gathers. One per shard, so it costs no
-	// memory per project; two hot projects in a shard only lose gathers.
-	hot    uint64
-	hasHot bool
 }
 
 // projectQueue is one project's publishing state, guarded by its shard's
 // lock. Invariant: pending is non-empty only while inflight == maxInFlight
-// (a freed slot goes to the oldest pending group at once), or while its
-// one group gathers (Publish: between the gatherer's join and its grant).
+// (a freed slot goes to the oldest pending group at once).
 type projectQueue struct {
 	inflight int
 	pending  []*pubGroup // FIFO; only the last may take more members
@@ -193,7 +169,7 @@ func NewGrouper(pub GroupPublisher, cfg GroupConfig) *Grouper {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultGroupMaxInFlight
 	}
-	g := &Grouper{pub: pub, maxMembers: cfg.MaxMembers, maxBytes: int(cfg.MaxBytes), maxInFlight: cfg.MaxInFlight, gather: runtime.Gosched}
+	g := &Grouper{pub: pub, maxMembers: cfg.MaxMembers, maxBytes: int(cfg.MaxBytes), maxInFlight: cfg.MaxInFlight}
 	for i := range g.shards {
 		g.shards[i].projects = make(map[uint64]*projectQueue)
 	}
@@ -224,17 +200,11 @@ func (g *Grouper) Publish(ctx context.Context, m *stream.Message, msgID string) 
 		q = &projectQueue{}
 		sh.projects[m.ProjectID] = q
 	}
-	gather := false
-	if q.inflight < g.maxInFlight && len(q.pending) == 0 {
-		if !sh.hasHot || sh.hot != m.ProjectID {
-			// Nothing queued: publish alone, now.
-			q.inflight++
-			sh.mu.Unlock()
-			return g.publishAlone(ctx, sh, q, m, msgID)
-		}
-		// Hot: start a group (joinLocked below), let others join it.
-		gather = true
-		publishGathers.Inc()
+	if q.inflight < g.maxInFlight {
+		// Nothing queued (the invariant): publish alone, now.
+		q.inflight++
+		sh.mu.Unlock()
+		return g.publishAlone(ctx, sh, q, m, msgID)
 	}
 	if err := ctx.Err(); err != nil {
 		// Too late to be answered: do not add an envelope nobody waits for
@@ -246,15 +216,6 @@ func (g *Grouper) Publish(ctx context.Context, m *stream.Message, msgID string) 
 	sh.mu.Unlock()
 	if err != nil {
 		return err // m could not be encoded: nothing was queued
-	}
-	if gather {
-		// Nothing is in flight, so no release grants this group: its
-		// gatherer does, after the pause (a slot freed meanwhile, with
-		// MaxInFlight > 1, may have granted it already: then this is a no-op).
-		g.gather()
-		sh.mu.Lock()
-		g.grantLocked(sh, m.ProjectID, q)
-		sh.mu.Unlock()
 	}
 
 	select {
@@ -325,7 +286,7 @@ func (g *Grouper) joinLocked(q *projectQueue, m *stream.Message) (*pubGroup, err
 // the slot on — also if the publisher panics (net/http recovers a
 // handler's panic: a slot never given back would stall the project).
 func (g *Grouper) publishAlone(ctx context.Context, sh *groupShard, q *projectQueue, m *stream.Message, msgID string) error {
-	defer g.release(sh, m.ProjectID, q, 1)
+	defer g.release(sh, m.ProjectID, q)
 	publishesAlone.Inc()
 	groupSize.Update(1)
 	return g.pub.Publish(ctx, m, msgID)
@@ -342,12 +303,12 @@ func (g *Grouper) lead(ctx context.Context, sh *groupShard, project uint64, q *p
 	grp.led = true
 	sh.mu.Unlock()
 	err = errLeaderPanicked
-	n := grp.b.Len()
 	defer func() {
 		grp.err = err
 		close(grp.done)
-		g.release(sh, project, q, n)
+		g.release(sh, project, q)
 	}()
+	n := grp.b.Len()
 	if n == 1 {
 		publishesSingle.Inc()
 	} else {
@@ -358,16 +319,10 @@ func (g *Grouper) lead(ctx context.Context, sh *groupShard, project uint64, q *p
 	return err
 }
 
-// release ends one publish of the project, of members envelopes: the slot
-// goes to the oldest waiting group, an idle project is forgotten, and the
-// shard's hot project is set (a group) or cleared (one envelope).
-func (g *Grouper) release(sh *groupShard, project uint64, q *projectQueue, members int) {
+// release ends one publish of the project: the slot goes to the oldest
+// waiting group, and an idle project is forgotten.
+func (g *Grouper) release(sh *groupShard, project uint64, q *projectQueue) {
 	sh.mu.Lock()
-	if members > 1 {
-		sh.hot, sh.hasHot = project, true
-	} else if sh.hasHot && sh.hot == project {
-		sh.hasHot = false
-	}
 	q.inflight--
 	g.grantLocked(sh, project, q)
 	sh.mu.Unlock()

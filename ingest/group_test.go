@@ -375,13 +375,6 @@ func TestGroupWaiterCtxEnds(t *testing.T) {
 		t.Fatalf("stored %v; the group does not carry the quitter's envelope as it was", sizes)
 	}
 
-	// The group left the project hot: its next lone request gathers, nobody
-	// joins, and it is stored as version 1 and cools the project.
-	gathers := publishGathers.Get()
-	if err := g.Publish(long, member(9, 100), ""); err != nil || publishGathers.Get() != gathers+1 {
-		t.Fatalf("the request after the group: %v, gathers %d → %d", err, gathers, publishGathers.Get())
-	}
-
 	// Every member gives up: the group is dropped and the slot passes on.
 	gp.gate = make(chan struct{})
 	abandoned := groupsAbandoned.Get()
@@ -411,7 +404,7 @@ func TestGroupWaiterCtxEnds(t *testing.T) {
 	if firstErr != nil {
 		t.Fatal(firstErr)
 	}
-	if _, sizes := decodeStored(t, s.stored(t)); len(sizes) != 4 || sizes[2] != 1 || sizes[3] != 1 {
+	if _, sizes := decodeStored(t, s.stored(t)); len(sizes) != 3 || sizes[2] != 1 {
 		t.Fatalf("stored %v, want the abandoned group left out", sizes)
 	}
 	if g.busy() != 0 {
@@ -583,93 +576,5 @@ func TestNewGrouperBounds(t *testing.T) {
 	if err := g.Publish(context.Background(), &stream.Message{ProjectID: 1, Version: 1 << 40}, ""); err == nil ||
 		!strings.Contains(err.Error(), "version") {
 		t.Fatalf("an unencodable message: %v", err)
-	}
-}
-
-// After a group the project is hot: the next request that finds the slot
-// free gathers — it starts a group and pauses, and the requests arriving
-// meanwhile join it — instead of publishing alone while they queue behind
-// it. A gather nobody joins is stored as version 1 and cools the project:
-// the request after it publishes alone at once, without a pause.
-func TestGroupHotProjectGathers(t *testing.T) {
-	s := openGroupStream(t, stream.Config{})
-	gp := &gatedPub{GroupPublisher: s.Conn, gate: make(chan struct{})}
-	g := NewGrouper(gp, GroupConfig{})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, 8)
-	publish := func(i int) { wg.Go(func() { errs[i] = g.Publish(ctx, member(i, 100), "") }) }
-
-	// Cold: the first request publishes alone (held), two queue into a group.
-	publish(0)
-	waitInFlight(t, g, 7, 1)
-	publish(1)
-	publish(2)
-	waitQueued(t, g, 7, 2)
-	close(gp.gate)
-	wg.Wait()
-
-	// Hot: the gatherer holds the pause while two more requests arrive.
-	gathering, resume := make(chan struct{}), make(chan struct{})
-	g.gather = func() { close(gathering); <-resume }
-	alone := publishesAlone.Get()
-	publish(3)
-	select {
-	case <-gathering:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the request after a group did not gather")
-	}
-	if m, grps := g.queued(7); m != 1 || grps != 1 {
-		t.Fatalf("gathering: %d members in %d groups, want the gatherer's own group", m, grps)
-	}
-	publish(4)
-	publish(5)
-	waitQueued(t, g, 7, 3)
-	close(resume)
-	wg.Wait()
-	if publishesAlone.Get() != alone {
-		t.Fatal("a request of the hot project published alone")
-	}
-
-	// Still hot (a group of 3): a gather nobody joins cools it.
-	g.gather = func() {}
-	publish(6)
-	wg.Wait()
-	// Cold: alone at once, no pause.
-	g.gather = func() { t.Error("a request of a cold project paused") }
-	publish(7)
-	wg.Wait()
-	if publishesAlone.Get() != alone+1 {
-		t.Fatalf("publishes alone after the cooling gather: %d, want 1", publishesAlone.Get()-alone)
-	}
-
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-	}
-	raw := s.stored(t)
-	msgs, sizes := decodeStored(t, raw)
-	if !slices.Equal(sizes, []int{1, 2, 3, 1, 1}) || stream.IsGroup(raw[3]) || stream.IsGroup(raw[4]) {
-		t.Fatalf("stored messages of %v envelopes, want [1 2 3 1 1], the last two version 1", sizes)
-	}
-	// Members join in whatever order their goroutines ran: compare sets.
-	want := [][]int{{0}, {1, 2}, {3, 4, 5}, {6}, {7}}
-	for k, ids := range want {
-		var got []string
-		for _, m := range msgs[:len(ids)] {
-			got = append(got, m.EventID)
-		}
-		msgs = msgs[len(ids):]
-		slices.Sort(got)
-		for j, i := range ids {
-			if got[j] != fmt.Sprintf("%032x", i) {
-				t.Fatalf("stored message %d holds %v, want envelopes %v", k, got, ids)
-			}
-		}
-	}
-	if g.busy() != 0 {
-		t.Fatal("project still tracked")
 	}
 }
