@@ -261,6 +261,25 @@ func TestConfigShow(t *testing.T) {
 		}
 	}
 
+	// Secrets are redacted unless asked for, from the file and from the environment.
+	writeFile(t, filepath.Join(dir, "config.yml"), "relay:\n  mode: proxy\njetstream:\n  url: nats://alice:url-pass@127.0.0.1:4222\n")
+	env := map[string]string{"RELAY_UPSTREAM_URL": "https://key:env-pass@sentry.example.com/"}
+	r = run(t, runOpts{env: env}, "-c", dir, "config", "show")
+	if r.code != 0 || strings.Contains(r.stdout, "-pass") || !strings.Contains(r.stdout, "url: nats://alice:REDACTED@127.0.0.1:4222\n") ||
+		!strings.Contains(r.stdout, "upstream: https://key:REDACTED@sentry.example.com/\n") {
+		t.Errorf("secrets not redacted (exit %d, %s):\n%s", r.code, r.stderr, r.stdout)
+	}
+	r = run(t, runOpts{env: env}, "-c", dir, "config", "show", "--show-secrets")
+	if r.code != 0 || !strings.Contains(r.stdout, "alice:url-pass@") || !strings.Contains(r.stdout, "key:env-pass@") {
+		t.Errorf("--show-secrets did not show them (exit %d):\n%s", r.code, r.stdout)
+	}
+	writeFile(t, filepath.Join(dir, "config.yml"), "relay:\n  mode: proxy\njetstream:\n  url: nats://127.0.0.1:4222\n  token: yaml-token\n")
+	r = run(t, runOpts{}, "-c", dir, "config", "show")
+	if r.code != 0 || strings.Contains(r.stdout, "yaml-token") || !strings.Contains(r.stdout, "token: REDACTED\n") {
+		t.Errorf("token not redacted (exit %d, %s):\n%s", r.code, r.stderr, r.stdout)
+	}
+	writeFile(t, filepath.Join(dir, "config.yml"), "relay:\n  mode: proxy\nlimits:\n  max_event_size: 2MiB\n")
+
 	// No config.yml at all: the defaults.
 	r = run(t, runOpts{}, "-c", filepath.Join(dir, "nothing-here"), "config", "show")
 	if r.code != 0 || !strings.Contains(r.stdout, "mode: managed\n") {

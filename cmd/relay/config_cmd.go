@@ -243,12 +243,17 @@ func checkValue(key, value string) error {
 
 func newConfigShowCmd(c *cli) *cobra.Command {
 	var format string
+	var showSecrets bool
 	cmd := &cobra.Command{
 		Use:   "show",
 		Short: "Show the effective config",
 		Long: `Print the configuration the relay would run with, as YAML: every key, including those not in
 config.yml but filled in from defaults, with the environment variables applied. The output is
 itself a valid config.yml.
+
+Secrets are printed as REDACTED (relay.tls_identity_password, jetstream.password,
+jetstream.token, and a password or token in jetstream.url or relay.upstream), so the output can be
+pasted into a ticket; --show-secrets prints them as they are.
 
 If the configuration has problems, they are reported after it and the command fails.`,
 		Args: noArgs,
@@ -260,7 +265,11 @@ If the configuration has problems, they are reported after it and the command fa
 			if err != nil {
 				return err
 			}
-			out, err := cfg.Marshal()
+			shown := cfg
+			if !showSecrets {
+				shown = cfg.Redacted()
+			}
+			out, err := shown.Marshal()
 			if err != nil {
 				return err
 			}
@@ -271,6 +280,7 @@ If the configuration has problems, they are reported after it and the command fa
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "yaml", "the output format (yaml)")
+	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print passwords and tokens instead of REDACTED")
 	return cmd
 }
 
