@@ -94,7 +94,7 @@
 //
 // bbolt reads a segment through a read-only shared memory map of its file,
 // and every page read stays mapped — counted in the process's RSS as
-// file-backed memory — until the segment is closed. After every 16 MiB
+// file-backed memory — until the segment is closed. After every 8 MiB
 // read (Oldest, OldestAfter) or written and deleted (commits) through the
 // maps, the spool advises the kernel to drop its mapped pages of every open
 // segment (MADV_DONTNEED, Linux only; elsewhere the pages stay mapped until
