@@ -80,19 +80,31 @@ func (s *Spool) dropMapped() {
 	s.segMu.RLock()
 	defer s.segMu.RUnlock()
 	for _, seg := range s.segs {
-		var size int64
 		err := seg.db.View(func(tx *bolt.Tx) error {
-			size = tx.Size()
-			return dropPages(seg.db, size)
+			s.dropSegPages(seg, tx)
+			return nil
 		})
 		if err != nil {
-			mappedDropErrors.Inc()
-			s.log.Debug("spool: could not drop the mapped pages of a segment", "segment", seg.path, "err", err)
-			continue
+			s.dropFailed(seg, err)
 		}
-		mappedDroppedBytes.Add(int(size))
 	}
 	mappedDrops.Inc()
+}
+
+// dropSegPages drops seg's mapped pages from inside tx, a transaction of
+// seg's database (see above).
+func (s *Spool) dropSegPages(seg *segment, tx *bolt.Tx) {
+	size := tx.Size()
+	if err := dropPages(seg.db, size); err != nil {
+		s.dropFailed(seg, err)
+		return
+	}
+	mappedDroppedBytes.Add(int(size))
+}
+
+func (s *Spool) dropFailed(seg *segment, err error) {
+	mappedDropErrors.Inc()
+	s.log.Debug("spool: could not drop the mapped pages of a segment", "segment", seg.path, "err", err)
 }
 
 // dropPages drops db's mapped pages, the first size bytes of its map.

@@ -187,3 +187,40 @@ func TestDrainMappedPagesBounded(t *testing.T) {
 		})
 	}
 }
+
+// One long read — a drain pass's first, which takes 32 records whatever
+// their size — drops its pages as it goes: when it returns, about
+// dropEvery of what it read is mapped, not all of it.
+func TestLongReadDropsAsItGoes(t *testing.T) {
+	const n, size = 768, 32 << 10 // 24 MiB in one read
+	for _, tc := range []struct {
+		name      string
+		dropEvery int64
+		ok        func(mapped int64) bool
+		want      string
+	}{
+		{"drops off", 0, func(m int64) bool { return m >= 20<<20 }, "at least 20 MiB"},
+		{"drops every 4 MiB", 4 << 20, func(m int64) bool { return m <= 8<<20 }, "at most 8 MiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openT(t, filepath.Join(t.TempDir(), "spool"), Options{NoSync: true, SegmentSize: 64 << 20})
+			s.dropEvery = tc.dropEvery
+			putBatches(t, s, n, size)
+			s.dropMapped() // the puts' own pages are not the subject here
+			recs, bad, _, err := s.readOldest(0, n)
+			if err != nil || len(bad) > 0 || len(recs) != n {
+				t.Fatalf("readOldest: %d records, %d bad, %v; want %d records", len(recs), len(bad), err, n)
+			}
+			for i, r := range recs {
+				if !bytes.Equal(r.Data, payload(i, size)) {
+					t.Fatalf("record %d reads back different: %.30q", i, r.Data)
+				}
+			}
+			mapped := mappedRss(t, segPaths(s)...)
+			t.Logf("mapped RSS of the segments after one %d MiB read: %d KiB", n*size>>20, mapped>>10)
+			if !tc.ok(mapped) {
+				t.Fatalf("mapped RSS %d KiB after the read, want %s", mapped>>10, tc.want)
+			}
+		})
+	}
+}

@@ -400,7 +400,11 @@ type badRecord struct {
 }
 
 // readOldest reads up to n records with IDs above after, lowest first, and
-// how many bytes it read through the segment maps.
+// how many bytes it read through the segment maps and left mapped. A read
+// longer than dropEvery drops the segment's mapped pages as it goes (the
+// records are copies by then): the first read of a drain pass takes 32
+// records whatever their size, 29 MiB of 900 KB envelopes, which would
+// otherwise all be mapped at once.
 func (s *Spool) readOldest(after uint64, n int) (recs []Record, bad []badRecord, read int64, err error) {
 	s.segMu.RLock()
 	defer s.segMu.RUnlock()
@@ -452,6 +456,14 @@ func (s *Spool) readOldest(after uint64, n int) (recs []Record, bad []badRecord,
 					continue
 				}
 				recs = append(recs, Record{ID: id, Data: slices.Clone(data)})
+				if s.dropEvery > 0 && read >= s.dropEvery {
+					// Inside the read transaction, as dropping needs. The
+					// cursor and prev still point into the range: reading
+					// them faults the same bytes back in (pages.go).
+					s.dropSegPages(seg, tx)
+					mappedDrops.Inc()
+					read = 0
+				}
 			}
 			return nil
 		})
