@@ -19,8 +19,8 @@ tmp=$(mktemp -d)
 trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
 
 # A throwaway module, so this repository's replace does not apply.
-(cd "$tmp" && go mod init tmp > /dev/null 2>&1 && GOFLAGS=-mod=mod go mod download -json "github.com/nats-io/nats-server/v2@$version") > "$tmp/dl.json"
-src=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$tmp/dl.json")
+(cd "$tmp" && go mod init tmp > /dev/null 2>&1 && GOFLAGS=-mod=mod go mod download "github.com/nats-io/nats-server/v2@$version")
+src="$(go env GOMODCACHE)/github.com/nats-io/nats-server/v2@$version"
 
 rm -rf "$dest"
 cp -r "$src" "$dest"
