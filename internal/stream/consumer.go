@@ -15,7 +15,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -130,63 +129,34 @@ func (c *Conn) Consumer(ctx context.Context, durable string) (*Consumer, error) 
 // for the election rather than exit. A refusal — an unsafe existing
 // consumer, a rejected configuration — is returned at once.
 func (c *Conn) declareConsumer(ctx context.Context, durable string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
-	delay := consumerRetryMin
-	for attempt := 1; ; attempt++ {
-		var cons jetstream.Consumer
-		err := error(nil)
+	var cons jetstream.Consumer
+	attempts, err := c.untilAnswered(ctx, consumerDeclareRetries, func(err error) {
+		c.log.Warn("jetstream consumer not available yet (a cluster electing a leader, or the server restarting); retrying until it answers",
+			"consumer", durable, "stream", c.cfg.Stream, "err", err)
+	}, func(ctx context.Context) error {
 		if c.srv == nil {
 			// Someone else's server: an existing consumer that could strand
 			// or skip an envelope is refused rather than rewritten.
-			err = c.checkExternalConsumer(ctx, durable)
-		}
-		if err == nil {
-			cons, err = c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, cfg)
-		}
-		if err == nil || ctx.Err() != nil || !consumerAPIUnanswered(err) {
-			if err == nil && attempt > 1 {
-				c.log.Info("jetstream consumer ready", "consumer", durable, "attempts", attempt)
+			if err := c.checkExternalConsumer(ctx, durable); err != nil {
+				return err
 			}
-			return cons, err
 		}
-		consumerDeclareRetries.Inc()
-		if attempt == 1 {
-			c.log.Warn("jetstream consumer not available yet (a cluster electing a leader, or the server restarting); retrying until it answers",
-				"consumer", durable, "stream", c.cfg.Stream, "err", err)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, err
-		case <-t.C:
-		}
-		delay = min(2*delay, consumerRetryMax)
+		var err error
+		cons, err = c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	if attempts > 1 {
+		c.log.Info("jetstream consumer ready", "consumer", durable, "attempts", attempts)
+	}
+	return cons, nil
 }
-
-// Bounds of the wait between attempts to declare the consumer.
-const (
-	consumerRetryMin = 250 * time.Millisecond
-	consumerRetryMax = 5 * time.Second
-)
 
 // consumerDeclareRetries counts attempts to declare the consumer that the
 // JetStream API did not answer and that were tried again.
 var consumerDeclareRetries = metrics.NewCounter(`relay_stream_consumer_declare_retries_total`)
-
-// consumerAPIUnanswered reports whether err means the JetStream API did not
-// answer (yet) — the request timed out, nobody was there to take it, the
-// connection was away, or the server said 503 (no leader, JetStream
-// restarting) — rather than that it answered no.
-func consumerAPIUnanswered(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.Code == 503
-	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
-}
 
 // consumerStateReset counts damaged consumer states set aside (not a drop:
 // the messages stay in the stream and are delivered again).

@@ -97,8 +97,65 @@ func TestConsumerAPIUnanswered(t *testing.T) {
 		{context.Canceled, false},
 	}
 	for _, tc := range tests {
-		if got := consumerAPIUnanswered(tc.err); got != tc.want {
-			t.Errorf("consumerAPIUnanswered(%v) = %v, want %v", tc.err, got, tc.want)
+		if got := apiUnanswered(tc.err); got != tc.want {
+			t.Errorf("apiUnanswered(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// Open waits for the stream lookup while the server has no JetStream yet
+// (a node restarting, a cluster re-forming) instead of exiting: here the
+// server first runs without JetStream, then comes back with it on the same
+// port.
+func TestStreamLookupWaitsForTheAPI(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	start := func(js bool) *server.Server {
+		s, err := server.NewServer(&server.Options{
+			ServerName: "external", JetStream: js, StoreDir: t.TempDir(),
+			Host: "127.0.0.1", Port: port, NoSigs: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats-server not ready")
+		}
+		return s
+	}
+	s := start(false)
+	retries := streamLookupRetries.Get()
+	done := make(chan error, 1)
+	var c *Conn
+	go func() {
+		var err error
+		c, err = Open(ctxT(t, 60*time.Second), Config{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), AckWait: 2 * time.Second, FetchWait: 300 * time.Millisecond}, testLog(t))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Open returned while the server had no JetStream: %v", err)
+	case <-time.After(3 * time.Second):
+	}
+	s.Shutdown()
+	s.WaitForShutdown()
+	s = start(true)
+	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Open after JetStream came: %v", err)
+		}
+		defer c.Close()
+	case <-time.After(50 * time.Second):
+		t.Fatal("Open did not return within 50 s of JetStream coming")
+	}
+	if streamLookupRetries.Get() == retries {
+		t.Error("relay_stream_lookup_retries_total did not grow: the first lookup was not the one that failed")
 	}
 }

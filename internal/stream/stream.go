@@ -486,9 +486,21 @@ func (c *Conn) streamConfig() jetstream.StreamConfig {
 // before is what was on disk ahead of an embedded start: if it held messages
 // and the server did not load the stream, we refuse to create a fresh, empty
 // one over it (that would silently start empty).
+// streamLookupRetries counts lookups of the stream at start-up that the
+// JetStream API did not answer and that were tried again (apiwait.go).
+var streamLookupRetries = metrics.NewCounter(`relay_stream_lookup_retries_total`)
+
 func (c *Conn) declareStream(ctx context.Context, before storeScan) error {
 	want := c.streamConfig()
-	st, err := c.js.Stream(ctx, want.Name)
+	var st jetstream.Stream
+	_, err := c.untilAnswered(ctx, streamLookupRetries, func(err error) {
+		c.log.Warn("jetstream not available yet (a cluster electing a leader, or the server restarting); retrying until it answers",
+			"stream", want.Name, "err", err)
+	}, func(ctx context.Context) error {
+		var err error
+		st, err = c.js.Stream(ctx, want.Name)
+		return err
+	})
 	switch {
 	case err == nil:
 		info, err := st.Info(ctx)
