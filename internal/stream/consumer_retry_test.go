@@ -21,27 +21,8 @@ import (
 // ("consumer relay-worker on RELAY_ENVELOPES: context deadline exceeded"),
 // and the restarted worker exited.
 func TestConsumerWaitsForTheAPI(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	store := t.TempDir()
-	start := func() *server.Server {
-		s, err := server.NewServer(&server.Options{
-			ServerName: "external", JetStream: true, StoreDir: store,
-			Host: "127.0.0.1", Port: port, NoSigs: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats-server not ready")
-		}
-		return s
-	}
+	port, store := freePort(t), t.TempDir()
+	start := func() *server.Server { return serverAt(t, port, store) }
 	s := start()
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	c, err := Open(ctxT(t, 10*time.Second), Config{URL: url, AckWait: 2 * time.Second, FetchWait: 300 * time.Millisecond}, testLog(t))
@@ -108,27 +89,8 @@ func TestConsumerAPIUnanswered(t *testing.T) {
 // server first runs without JetStream, then comes back with it on the same
 // port.
 func TestStreamLookupWaitsForTheAPI(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	start := func(js bool) *server.Server {
-		s, err := server.NewServer(&server.Options{
-			ServerName: "external", JetStream: js, StoreDir: t.TempDir(),
-			Host: "127.0.0.1", Port: port, NoSigs: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats-server not ready")
-		}
-		return s
-	}
-	s := start(false)
+	port := freePort(t)
+	s := serverAt(t, port, "") // no JetStream
 	retries := streamLookupRetries.Get()
 	done := make(chan error, 1)
 	var c *Conn
@@ -144,7 +106,7 @@ func TestStreamLookupWaitsForTheAPI(t *testing.T) {
 	}
 	s.Shutdown()
 	s.WaitForShutdown()
-	s = start(true)
+	s = serverAt(t, port, t.TempDir())
 	defer func() { s.Shutdown(); s.WaitForShutdown() }()
 	select {
 	case err := <-done:
@@ -158,4 +120,34 @@ func TestStreamLookupWaitsForTheAPI(t *testing.T) {
 	if streamLookupRetries.Get() == retries {
 		t.Error("relay_stream_lookup_retries_total did not grow: the first lookup was not the one that failed")
 	}
+}
+
+// freePort is a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// serverAt starts a nats-server standing in for someone else's on port
+// (server.RANDOM_PORT for any), with JetStream in store, or without
+// JetStream when store is "". The caller shuts it down.
+func serverAt(t *testing.T, port int, store string) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		ServerName: "external", JetStream: store != "", StoreDir: store,
+		Host: "127.0.0.1", Port: port, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	return s
 }

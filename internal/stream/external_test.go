@@ -15,21 +15,7 @@ import (
 // and returns its URL.
 func startExternal(t *testing.T) string {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		ServerName: "external",
-		JetStream:  true,
-		StoreDir:   t.TempDir(),
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		NoSigs:     true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("external nats-server not ready")
-	}
+	s := serverAt(t, server.RANDOM_PORT, t.TempDir())
 	t.Cleanup(func() {
 		s.Shutdown()
 		s.WaitForShutdown()
