@@ -21,9 +21,10 @@ import (
 // ("consumer relay-worker on RELAY_ENVELOPES: context deadline exceeded"),
 // and the restarted worker exited.
 func TestConsumerWaitsForTheAPI(t *testing.T) {
-	port, store := freePort(t), t.TempDir()
+	store := t.TempDir()
+	s := serverAt(t, server.RANDOM_PORT, store)
+	port := serverPort(s)
 	start := func() *server.Server { return serverAt(t, port, store) }
-	s := start()
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	c, err := Open(ctxT(t, 10*time.Second), Config{URL: url, AckWait: 2 * time.Second, FetchWait: 300 * time.Millisecond}, testLog(t))
 	if err != nil {
@@ -89,8 +90,8 @@ func TestConsumerAPIUnanswered(t *testing.T) {
 // server first runs without JetStream, then comes back with it on the same
 // port.
 func TestStreamLookupWaitsForTheAPI(t *testing.T) {
-	port := freePort(t)
-	s := serverAt(t, port, "") // no JetStream
+	s := serverAt(t, server.RANDOM_PORT, "") // no JetStream
+	port := serverPort(s)
 	retries := streamLookupRetries.Get()
 	done := make(chan error, 1)
 	var c *Conn
@@ -122,16 +123,8 @@ func TestStreamLookupWaitsForTheAPI(t *testing.T) {
 	}
 }
 
-// freePort is a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// serverPort is the client port s listens on, to start its successor on.
+func serverPort(s *server.Server) int { return s.Addr().(*net.TCPAddr).Port }
 
 // serverAt starts a nats-server standing in for someone else's on port
 // (server.RANDOM_PORT for any), with JetStream in store, or without
