@@ -11,14 +11,16 @@ import (
 
 // BenchmarkPublish: many goroutines (like concurrent HTTP handlers) each
 // publishing 1 KiB envelopes and waiting for the PubAck, on an embedded
-// server with the default sync interval and with sync "always". "async" is
-// what Publish does; "sync" is a request/reply publish per message, for
-// comparison. Reports msgs/s.
+// server with the default sync interval and with sync "always". "boxed" is
+// what Publish does (a reply box per publish, pubreply.go); "async" is the
+// library's async publish (one shared reply subscription and its
+// dispatcher) and "sync" its request/reply publish, for comparison.
+// Reports msgs/s.
 //
 //	go test -run '^$' -bench BenchmarkPublish -benchtime 5s ./internal/stream/
 func BenchmarkPublish(b *testing.B) {
 	for _, sync := range []string{"default", "always", "native-always"} {
-		for _, mode := range []string{"async", "sync"} {
+		for _, mode := range []string{"boxed", "async", "sync"} {
 			for _, par := range []int{1, 64} {
 				b.Run(fmt.Sprintf("sync=%s/mode=%s/conc=%d", sync, mode, par), func(b *testing.B) {
 					benchPublish(b, sync, mode, par)
@@ -42,6 +44,7 @@ func benchPublish(b *testing.B, sync, mode string, conc int) {
 	}
 	defer c.Close()
 	c.syncPublish = mode == "sync"
+	c.libAsyncPublish = mode == "async"
 	m := msgN(0)
 	m.Envelope = bytes.Repeat([]byte("x"), 1024)
 	var seq atomic.Int64

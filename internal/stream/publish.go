@@ -206,9 +206,10 @@ func (c *Conn) noteFull() {
 	}
 }
 
-// publishOnce sends msg once and waits for its PubAck, a publish error, or
-// ctx. An attempt abandoned by ctx is settled by the library's ack timeout
-// (Config.PublishTimeout), so its bookkeeping does not leak.
+// publishOnce sends msg once and waits for its PubAck, a publish error,
+// PublishTimeout, the connection going, or ctx — on a reply box of its own
+// (pubreply.go). The benchmark's comparison modes use the library's
+// request/reply publish or its async publish instead.
 func (c *Conn) publishOnce(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	select {
 	case c.pubSem <- struct{}{}:
@@ -216,8 +217,11 @@ func (c *Conn) publishOnce(ctx context.Context, msg *nats.Msg) (*jetstream.PubAc
 		return nil, fmt.Errorf("waiting for a publish slot: %w: %w", ErrUnavailable, ctx.Err())
 	}
 	defer func() { <-c.pubSem }()
-	if c.syncPublish {
+	switch {
+	case c.syncPublish:
 		return c.js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(0))
+	case !c.libAsyncPublish:
+		return c.publishBoxed(ctx, msg)
 	}
 	paf, err := c.js.PublishMsgAsync(msg)
 	if err != nil {

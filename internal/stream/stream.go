@@ -278,6 +278,11 @@ type Conn struct {
 	// syncPublish switches publishOnce to a request/reply publish; only the
 	// benchmark sets it, to compare the two.
 	syncPublish bool
+	// libAsyncPublish switches publishOnce to the library's async publish
+	// (one shared reply subscription); only the benchmark sets it.
+	libAsyncPublish bool
+	// boxes are the publishes' reply inboxes (pubreply.go).
+	boxes *replyBoxes
 
 	// syncer is the group fsync barrier for Sync "always" (embedded only).
 	syncer *storeSyncer
@@ -371,6 +376,7 @@ func (c *Conn) connect(ctx context.Context) error {
 		return err
 	}
 	c.nc, c.js = nc, js
+	c.boxes = newReplyBoxes(nc, replyBoxesIdle)
 	return nil
 }
 
@@ -836,6 +842,9 @@ func (c *Conn) close(ctx context.Context) error {
 		if err := drainConn(ctx, nc); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.boxes != nil {
+		c.boxes.stop()
 	}
 	if c.srv != nil {
 		d := time.Until(deadlineOr(ctx, time.Now().Add(DefaultCloseTimeout)))
