@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // boxedConn is a Conn with only what publishBoxed uses, on a plain
@@ -176,5 +178,65 @@ func TestPublishBoxedFailsWhenTheConnectionGoes(t *testing.T) {
 	}
 	if ack, err := c.publishBoxed(context.Background(), &nats.Msg{Subject: "again"}); err != nil || ack.Sequence != 1 {
 		t.Fatalf("after reconnect: ack %+v, %v", ack, err)
+	}
+}
+
+// FuzzParsePubAck: whatever the hand-read PubAck accepts, encoding/json
+// reads the same (and as no error); it never panics on anything else.
+func FuzzParsePubAck(f *testing.F) {
+	for _, seed := range []string{
+		`{"stream":"RELAY_ENVELOPES","seq":1}`,
+		`{"stream":"RELAY_ENVELOPES","seq":18446744073709551615}`,
+		`{"stream":"RELAY_ENVELOPES","seq":18446744073709551616}`,
+		`{"stream":"S","domain":"hub","seq":42}`,
+		`{"stream":"S","seq":42,"duplicate": true}`,
+		`{"stream":"S","seq":42,"duplicate":true}`,
+		`{"stream":"S","seq":042}`,
+		`{"stream":"S\"x","seq":1}`,
+		`{"stream":"","seq":1}`,
+		`{"stream":"S","seq":1,"batch":"b","count":2}`,
+		`{"error":{"code":503,"err_code":10077,"description":"maximum bytes exceeded"}}`,
+		`{"stream":"S","seq":1}x`,
+		``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ack, ok := parsePubAck(data)
+		if !ok {
+			return
+		}
+		var r pubAckReply
+		if err := json.Unmarshal(data, &r); err != nil {
+			t.Fatalf("parsePubAck took %q, encoding/json: %v", data, err)
+		}
+		if r.Error != nil || r.PubAck != *ack {
+			t.Fatalf("parsePubAck read %q as %+v, encoding/json as %+v (error %v)", data, *ack, r.PubAck, r.Error)
+		}
+	})
+}
+
+// The PubAcks nats-server sends are read by hand; the rest falls back.
+func TestParsePubAck(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		ok   bool
+		want jetstream.PubAck
+	}{
+		{`{"stream":"RELAY_ENVELOPES","seq":7}`, true, jetstream.PubAck{Stream: "RELAY_ENVELOPES", Sequence: 7}},
+		{`{"stream":"S","domain":"hub","seq":42}`, true, jetstream.PubAck{Stream: "S", Domain: "hub", Sequence: 42}},
+		{`{"stream":"S","seq":42,"duplicate": true}`, true, jetstream.PubAck{Stream: "S", Sequence: 42, Duplicate: true}},
+		{`{"stream":"S","seq":0}`, true, jetstream.PubAck{Stream: "S"}},
+		{`{"stream":"S","seq":042}`, false, jetstream.PubAck{}},
+		{`{"stream":"S","seq":18446744073709551616}`, false, jetstream.PubAck{}},
+		{`{"stream":"S","seq":1,"batch":"b","count":2}`, false, jetstream.PubAck{}},
+		{`{"stream":"S\u0041","seq":1}`, false, jetstream.PubAck{}},
+		{`{"error":{"code":503,"description":"x"}}`, false, jetstream.PubAck{}},
+		{``, false, jetstream.PubAck{}},
+	} {
+		ack, ok := parsePubAck([]byte(tc.in))
+		if ok != tc.ok || (ok && *ack != tc.want) {
+			t.Errorf("parsePubAck(%s) = %+v, %v; want %+v, %v", tc.in, ack, ok, tc.want, tc.ok)
+		}
 	}
 }
