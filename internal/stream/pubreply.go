@@ -93,7 +93,10 @@ func (p *replyBoxes) stop() {
 }
 
 // get returns an idle box (or subscribes a new one) and the channel closed
-// if the connection goes while the box waits.
+// if the connection goes while the box waits. A new box's inbox is a plain
+// one (nc.NewInbox), not one under the connection's request prefix
+// (NewRespInbox): the wildcard subscription nats.go keeps for requests
+// would match it and get a second copy of every PubAck.
 func (p *replyBoxes) get() (*replyBox, <-chan struct{}, error) {
 	p.mu.Lock()
 	gone := p.gone
@@ -105,7 +108,7 @@ func (p *replyBoxes) get() (*replyBox, <-chan struct{}, error) {
 		return b, gone, nil
 	}
 	p.mu.Unlock()
-	b := &replyBox{inbox: p.nc.NewRespInbox(), ch: make(chan *nats.Msg, 1), timer: time.NewTimer(time.Hour)}
+	b := &replyBox{inbox: p.nc.NewInbox(), ch: make(chan *nats.Msg, 1), timer: time.NewTimer(time.Hour)}
 	b.timer.Stop()
 	sub, err := p.nc.ChanSubscribe(b.inbox, b.ch)
 	if err != nil {

@@ -88,21 +88,31 @@ func TestPublishBoxedLatePubAckIsNotTakenByTheNext(t *testing.T) {
 	}
 }
 
-// Sequential publishes share one box: no subscription per publish.
+// Sequential publishes share one box: no subscription per publish. And
+// each PubAck reaches the connection once: a box's inbox is not under the
+// connection's request inbox prefix, whose wildcard subscription (made by
+// the first nc.Request, e.g. a JetStream API call) would get a second copy
+// of every PubAck and wake its dispatcher for nothing.
 func TestPublishBoxedReusesItsBox(t *testing.T) {
 	s := serverAt(t, server.RANDOM_PORT, "")
 	defer s.Shutdown()
-	answer(t, s, "reuse", pubAckJSON)
+	answer(t, s, "reuse", func(i int64) string { return pubAckJSON(i - 1) })
 	c := boxedConn(t, s, 5*time.Second)
-	before := c.nc.NumSubscriptions()
+	if _, err := c.nc.Request("reuse", nil, 5*time.Second); err != nil {
+		t.Fatal(err) // the request inbox's wildcard subscription now exists
+	}
+	subs, in := c.nc.NumSubscriptions(), c.nc.Stats().InMsgs
 	for i := int64(1); i <= 20; i++ {
 		ack, err := c.publishBoxed(context.Background(), &nats.Msg{Subject: "reuse"})
 		if err != nil || int64(ack.Sequence) != i {
 			t.Fatalf("publish %d: ack %+v, %v", i, ack, err)
 		}
 	}
-	if got := c.nc.NumSubscriptions() - before; got != 1 {
+	if got := c.nc.NumSubscriptions() - subs; got != 1 {
 		t.Fatalf("%d reply subscriptions for 20 sequential publishes, want 1", got)
+	}
+	if got := c.nc.Stats().InMsgs - in; got != 20 {
+		t.Fatalf("the connection received %d messages for 20 PubAcks, want 20", got)
 	}
 }
 
