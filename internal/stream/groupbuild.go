@@ -41,6 +41,14 @@ func NewGroupBuilder(projectID uint64, sizeHint int) *GroupBuilder {
 	return &GroupBuilder{project: projectID, buf: make([]byte, groupHeaderRoom, groupHeaderRoom+max(sizeHint, 0))}
 }
 
+// Reset empties b for a new group of projectID's subject, keeping its
+// buffer's capacity: a builder can be reused once the stream message it
+// built is no longer referenced — after PublishBuilt returned, as
+// PublishBuilt does not keep Bytes().
+func (b *GroupBuilder) Reset(projectID uint64) {
+	b.project, b.buf, b.n, b.first = projectID, b.buf[:groupHeaderRoom], 0, 0
+}
+
 // ProjectID is the project every member belongs to.
 func (b *GroupBuilder) ProjectID() uint64 { return b.project }
 

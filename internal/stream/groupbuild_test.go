@@ -42,6 +42,41 @@ func TestGroupBuilderMatchesAppendGroup(t *testing.T) {
 	}
 }
 
+// A reset builder (ingest reuses them) builds exactly what a new one would:
+// nothing of the group before it, larger or smaller, is left in its bytes.
+func TestGroupBuilderReset(t *testing.T) {
+	b := NewGroupBuilder(1, 0)
+	for i, n := range []int{32, 1, 3, 128, 2, 1} {
+		ms := groupOf(n)
+		project := uint64(100 + i)
+		for _, m := range ms {
+			m.ProjectID = project
+			m.Envelope = bytes.Repeat([]byte{byte('a' + i)}, 100*(i+1))
+		}
+		b.Reset(project)
+		if b.Len() != 0 || b.Size() != 0 || b.Bytes() != nil || b.ProjectID() != project {
+			t.Fatalf("group %d: after Reset: Len %d Size %d project %d", i, b.Len(), b.Size(), b.ProjectID())
+		}
+		if ok, err := b.Add(&Message{ProjectID: project - 1}, 0); ok || !errors.Is(err, ErrGroupProject) {
+			t.Fatalf("group %d: a member of the previous group's project: %v %v", i, ok, err)
+		}
+		for j, m := range ms {
+			if ok, err := b.Add(m, 0); err != nil || !ok {
+				t.Fatalf("group %d: add %d: %v %v", i, j, ok, err)
+			}
+		}
+		var want []byte
+		if n == 1 {
+			want, _ = ms[0].MarshalBinary()
+		} else {
+			want, _ = AppendGroup(nil, ms)
+		}
+		if got := b.Bytes(); !bytes.Equal(got, want) || b.Size() != len(want) || b.Len() != n {
+			t.Fatalf("group %d (%d members): %d bytes, Size %d, Len %d; want %d bytes", i, n, len(got), b.Size(), b.Len(), len(want))
+		}
+	}
+}
+
 func TestGroupBuilderBounds(t *testing.T) {
 	m := msgN(0)
 	one, _ := m.MarshalBinary()
