@@ -55,7 +55,8 @@ import (
 type GroupPublisher interface {
 	Publisher
 	// PublishBuilt publishes a built group (or lone message) as one
-	// stream message with Publish's promise.
+	// stream message with Publish's promise. It must keep nothing of b
+	// (nor of b.Bytes()) once it returned: the Grouper reuses builders.
 	PublishBuilt(ctx context.Context, b *stream.GroupBuilder, msgID string) error
 	// MaxPayload is the largest stream message a publish may carry.
 	MaxPayload() int64

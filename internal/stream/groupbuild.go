@@ -135,8 +135,11 @@ func (b *GroupBuilder) Bytes() []byte {
 // subject) as Publish does: nil only after the PubAck (every member then
 // survives a crash), msgID deduplicates retries, errors wrap the same
 // sentinels, and a failure promises none of the members (the message is
-// stored whole or not at all). b must not be changed or reused afterwards:
-// the library may still hold its bytes after an abandoned attempt.
+// stored whole or not at all). It keeps nothing of b once it returned —
+// each attempt's bytes are copied into the connection's buffer before it
+// waits (pubreply.go) — so b may then be Reset and reused (ingest does).
+// Not so in the benchmark's comparison mode libAsyncPublish: the library's
+// async publish keeps the message for its own retries.
 func (c *Conn) PublishBuilt(ctx context.Context, b *GroupBuilder, msgID string) error {
 	if b.n == 0 {
 		return errors.New("stream: publish: empty group")
