@@ -23,8 +23,8 @@ import (
 // another thread (see README, Performance: the one-connection latency).
 //
 // A box is reused only after it delivered the one reply its publish asked
-// for: a box whose wait ended otherwise (timeout, ctx) may still get that
-// reply later, so it is unsubscribed and dropped, never handed to another
+// for: a box whose wait ended otherwise (timeout, ctx, the connection
+// going) may still get that reply later, so it is unsubscribed and dropped, never handed to another
 // publish that would take the stale PubAck for its own.
 
 // replyBox is one reusable reply inbox.

@@ -434,10 +434,13 @@ func (c *Conn) dial(ctx context.Context, name string, level slog.Level) (*nats.C
 		return nil, nil, fmt.Errorf("connect to nats %q: %w: %w", redactURL(c.cfg.URL), ErrUnavailable, err)
 	}
 	js, err := jetstream.New(nc,
-		// The library's own cap is a backstop above pubSem: a publish abandoned
-		// by its ctx frees pubSem before its PubAck future is settled.
+		// Only for the library's async publish, which Publish uses solely in
+		// the benchmark's comparison mode (libAsyncPublish; Publish itself
+		// waits on a reply box, pubreply.go). Its cap is a backstop above
+		// pubSem: a publish abandoned by its ctx frees pubSem before its
+		// PubAck future is settled; the timeout settles a future whose
+		// PubAck never came.
 		jetstream.WithPublishAsyncMaxPending(2*c.cfg.MaxPending),
-		// Settles a future whose PubAck never came, so an attempt can be retried.
 		jetstream.WithPublishAsyncTimeout(c.cfg.PublishTimeout),
 	)
 	if err != nil {
