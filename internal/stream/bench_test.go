@@ -11,16 +11,18 @@ import (
 
 // BenchmarkPublish: many goroutines (like concurrent HTTP handlers) each
 // publishing 1 KiB envelopes and waiting for the PubAck, on an embedded
-// server with the default sync interval and with sync "always". "boxed" is
-// what Publish does (a reply box per publish, pubreply.go); "async" is the
-// library's async publish (one shared reply subscription and its
-// dispatcher) and "sync" its request/reply publish, for comparison.
+// server with the default sync interval and with sync "always". "inprocess"
+// is what Publish does with the embedded server (the store on the
+// publisher's goroutine, pubinproc.go); "boxed" what it does with an
+// external one (over the connection, a reply box per publish, pubreply.go);
+// "async" is the library's async publish (one shared reply subscription and
+// its dispatcher) and "sync" its request/reply publish, for comparison.
 // Reports msgs/s.
 //
 //	go test -run '^$' -bench BenchmarkPublish -benchtime 5s ./internal/stream/
 func BenchmarkPublish(b *testing.B) {
 	for _, sync := range []string{"default", "always", "native-always"} {
-		for _, mode := range []string{"boxed", "async", "sync"} {
+		for _, mode := range []string{"inprocess", "boxed", "async", "sync"} {
 			for _, par := range []int{1, 64} {
 				b.Run(fmt.Sprintf("sync=%s/mode=%s/conc=%d", sync, mode, par), func(b *testing.B) {
 					benchPublish(b, sync, mode, par)
@@ -43,6 +45,7 @@ func benchPublish(b *testing.B, sync, mode string, conc int) {
 		b.Fatal(err)
 	}
 	defer c.Close()
+	c.inProcess = mode == "inprocess"
 	c.syncPublish = mode == "sync"
 	c.libAsyncPublish = mode == "async"
 	m := msgN(0)

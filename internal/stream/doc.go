@@ -17,8 +17,9 @@
 // connection: a cache the processes of one deployment share).
 //
 // The promises, in the terms of shared/docs/durability.md:
-//   - Publish returns nil only after the PubAck: the message is in the
-//     stream.s block file (it survives the relay being killed); with Sync
+//   - Publish returns nil only after the PubAck (with the embedded server:
+//     after the store call that would have sent it): the message is in the
+//     stream's block file (it survives the relay being killed); with Sync
 //     "always" also fsynced (it survives a power loss).
 //   - The stream is a work queue: a message leaves it only when a worker
 //     acks it (Delivery.Ack, a double ack, or Delivery.AckNoWait, which does

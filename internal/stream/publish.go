@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -206,9 +207,10 @@ func (c *Conn) noteFull() {
 	}
 }
 
-// publishOnce sends msg once and waits for its PubAck, a publish error,
-// PublishTimeout, the connection going, or ctx — on a reply box of its own
-// (pubreply.go). The benchmark's comparison modes use the library's
+// publishOnce stores msg once in the embedded server's stream on this
+// goroutine (pubinproc.go), or, with an external server, sends it and waits
+// for its PubAck, a publish error, PublishTimeout, the connection going, or
+// ctx — on a reply box of its own (pubreply.go). The benchmark's comparison modes use the library's
 // request/reply publish or its async publish instead.
 func (c *Conn) publishOnce(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	select {
@@ -217,6 +219,14 @@ func (c *Conn) publishOnce(ctx context.Context, msg *nats.Msg) (*jetstream.PubAc
 		return nil, fmt.Errorf("waiting for a publish slot: %w: %w", ErrUnavailable, ctx.Err())
 	}
 	defer func() { <-c.pubSem }()
+	if c.inProcess {
+		ack, err := c.publishInProcess(msg)
+		if !errors.Is(err, server.ErrStoreInProcessReplicated) {
+			return ack, err
+		}
+		// The embedded server runs no cluster, so its streams are never
+		// replicated; should one be, its publishes take the connection.
+	}
 	switch {
 	case c.syncPublish:
 		return c.js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(0))

@@ -14,7 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// A publish waits for its PubAck on a reply box of its own: an inbox with a
+// A publish over the connection (to an external server; the embedded one is
+// stored in process, pubinproc.go) waits for its PubAck on a reply box of its
+// own: an inbox with a
 // channel subscription (nats.Conn.ChanSubscribe) whose one-slot channel
 // nats.go's read loop fills directly. The library's async publish delivers
 // the same PubAck to one shared wildcard subscription whose dispatcher

@@ -281,6 +281,9 @@ type Conn struct {
 	// libAsyncPublish switches publishOnce to the library's async publish
 	// (one shared reply subscription); only the benchmark sets it.
 	libAsyncPublish bool
+	// inProcess: publishes store in the embedded server's stream on the
+	// publisher's goroutine (pubinproc.go).
+	inProcess bool
 	// boxes are the publishes' reply inboxes (pubreply.go).
 	boxes *replyBoxes
 
@@ -365,6 +368,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 		}
 	}
 	if c.srv != nil {
+		c.inProcess = true
 		c.startStoreWatch(cfg.storeCheckEvery, trouble)
 	}
 	return c, nil

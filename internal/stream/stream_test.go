@@ -103,8 +103,10 @@ func TestFetchReturnsAvailableWithoutWaitingForMax(t *testing.T) {
 	}
 }
 
-func TestPublishDeduplicatesMsgID(t *testing.T) {
-	c := openTest(t, testConfig(t))
+func TestPublishDeduplicatesMsgID(t *testing.T) { forEachPublishPath(t, testPublishDeduplicatesMsgID) }
+
+func testPublishDeduplicatesMsgID(t *testing.T, inProcess bool) {
+	c := openPath(t, inProcess, testConfig(t))
 	ctx := ctxT(t, 10*time.Second)
 	m := msgN(1)
 	for range 3 {
@@ -133,7 +135,11 @@ func TestPublishDeduplicatesMsgID(t *testing.T) {
 // no responder; Publish keeps retrying with the same Nats-Msg-Id, and once
 // the stream is back the message is stored exactly once.
 func TestPublishRetriesUntilStreamIsBack(t *testing.T) {
-	c := openTest(t, testConfig(t))
+	forEachPublishPath(t, testPublishRetriesUntilStreamIsBack)
+}
+
+func testPublishRetriesUntilStreamIsBack(t *testing.T, inProcess bool) {
+	c := openPath(t, inProcess, testConfig(t))
 	ctx := ctxT(t, 20*time.Second)
 	if err := c.js.DeleteStream(ctx, c.cfg.Stream); err != nil {
 		t.Fatal(err)
@@ -165,7 +171,11 @@ func TestPublishRetriesUntilStreamIsBack(t *testing.T) {
 }
 
 func TestPublishUnavailableWhenCtxEnds(t *testing.T) {
-	c := openTest(t, testConfig(t))
+	forEachPublishPath(t, testPublishUnavailableWhenCtxEnds)
+}
+
+func testPublishUnavailableWhenCtxEnds(t *testing.T, inProcess bool) {
+	c := openPath(t, inProcess, testConfig(t))
 	if err := c.js.DeleteStream(ctxT(t, 5*time.Second), c.cfg.Stream); err != nil {
 		t.Fatal(err)
 	}
@@ -181,10 +191,12 @@ func TestPublishUnavailableWhenCtxEnds(t *testing.T) {
 	}
 }
 
-func TestPublishFull(t *testing.T) {
+func TestPublishFull(t *testing.T) { forEachPublishPath(t, testPublishFull) }
+
+func testPublishFull(t *testing.T, inProcess bool) {
 	cfg := testConfig(t)
 	cfg.MaxBytes = 16 << 10
-	c := openTest(t, cfg)
+	c := openPath(t, inProcess, cfg)
 	ctx := ctxT(t, 20*time.Second)
 	k, err := c.Consumer(ctx, "workers")
 	if err != nil {
@@ -223,8 +235,10 @@ func TestPublishFull(t *testing.T) {
 	}
 }
 
-func TestPublishTooLarge(t *testing.T) {
-	c := openTest(t, testConfig(t))
+func TestPublishTooLarge(t *testing.T) { forEachPublishPath(t, testPublishTooLarge) }
+
+func testPublishTooLarge(t *testing.T, inProcess bool) {
+	c := openPath(t, inProcess, testConfig(t))
 	if got, want := c.MaxPayload(), int64(embeddedMaxPayload-headerReserve); got != want {
 		t.Fatalf("MaxPayload = %d, want %d", got, want)
 	}

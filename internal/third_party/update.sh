@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds internal/third_party/nats-server: the nats-server module at
 # VERSION from the Go module proxy, without its tests and docs, with
-# nats-server.patch applied. go.mod replaces the module with this copy.
+# nats-server.patch applied (a file-store fix, and server/relay_store.go, the
+# relay's in-process store entry point). go.mod replaces the module with this copy.
 #
 #   internal/third_party/update.sh            # the version below
 #   VERSION=v2.15.3 internal/third_party/update.sh
