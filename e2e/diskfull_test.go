@@ -140,7 +140,7 @@ func TestDiskFullAnswers503AndRecovers(t *testing.T) {
 		}
 	}
 	if st := readyStatus(t, p); st == http.StatusOK {
-		t.Fatal("ready while the disk is full")
+		t.Fatalf("ready while the disk is full\n%s", p.logs())
 	}
 
 	// Space comes back: the relay recovers by itself.

@@ -16,9 +16,8 @@ import (
 
 // A publish over the connection (to an external server; the embedded one is
 // stored in process, pubinproc.go) waits for its PubAck on a reply box of its
-// own: an inbox with a
-// channel subscription (nats.Conn.ChanSubscribe) whose one-slot channel
-// nats.go's read loop fills directly. The library's async publish delivers
+// own: an inbox with a channel subscription (nats.Conn.ChanSubscribe) whose
+// one-slot channel nats.go's read loop fills directly. The library's async publish delivers
 // the same PubAck to one shared wildcard subscription whose dispatcher
 // goroutine then wakes the publisher; the box saves that hand-off, and at
 // one request at a time every hand-off is a goroutine woken, often on

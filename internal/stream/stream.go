@@ -719,6 +719,11 @@ func (c *Conn) ClientURL() string {
 // ErrFull). The answer is cached for a second so a storm of health checks
 // costs one request; concurrent callers share one in-flight check.
 func (c *Conn) Ready(ctx context.Context) error {
+	// A store known broken is said at once, not once the cached answer
+	// expired: publishes already fail with it (and fail fast, in process).
+	if err := c.downErr(); err != nil {
+		return fmt.Errorf("stream: ready: %w", err)
+	}
 	return c.ready.get(ctx, c.checkReady)
 }
 

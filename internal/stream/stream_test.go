@@ -603,6 +603,25 @@ func TestOpenWithSyncSettings(t *testing.T) {
 	}
 }
 
+// TestReadyFailsAtOnceWhenTheStoreGoesDown: a fresh "ready" in the cache
+// does not hide a store the watch found broken (storewatch.go): publishes
+// fail with it at once, so readiness must too.
+func TestReadyFailsAtOnceWhenTheStoreGoesDown(t *testing.T) {
+	c := openTest(t, testConfig(t))
+	ctx := ctxT(t, 10*time.Second)
+	if err := c.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.down.Store(&storeDown{err: fmt.Errorf("store cannot take writes: %w", ErrFull)})
+	if err := c.Ready(ctx); !errors.Is(err, ErrFull) {
+		t.Fatalf("Ready with the store down, a fresh answer cached: %v, want ErrFull", err)
+	}
+	c.down.Store(nil)
+	if err := c.Ready(ctx); err != nil {
+		t.Fatalf("Ready once the store is back: %v", err)
+	}
+}
+
 func TestReadyCachesAndFailsAfterClose(t *testing.T) {
 	cfg := testConfig(t)
 	c, err := Open(ctxT(t, 30*time.Second), cfg, testLog(t))
