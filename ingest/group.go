@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -20,8 +21,10 @@ import (
 // Policy, per project (a group is one project's subject):
 //
 //   - Fewer than GroupConfig.MaxInFlight publishes in flight for the
-//     project: the request publishes alone, at once, as a version-1
-//     message — a lone SDK pays no added latency and no group encoding.
+//     project: the request takes a slot, yields the processor once (so
+//     that requests already runnable join a group behind it), and
+//     publishes alone as a version-1 message — a lone SDK pays no added
+//     latency and no group encoding.
 //   - Otherwise it joins the newest group waiting for the project (or
 //     starts one): its Message is encoded into the group's buffer at once
 //     (stream.GroupBuilder), so nothing of the request is referenced after
@@ -206,6 +209,16 @@ func (g *Grouper) Publish(ctx context.Context, m *stream.Message, msgID string) 
 		// Nothing queued (the invariant): publish alone, now.
 		q.inflight++
 		sh.mu.Unlock()
+		// One yield before the store, holding the slot: under load the
+		// handlers already runnable on this processor then reach the
+		// Grouper while this publish is in flight and share the next
+		// store instead of each storing alone — with the embedded
+		// server the store is a call on this goroutine, over before most
+		// of them would arrive. With nothing else runnable (a lone SDK)
+		// it returns at once. Measured, ingest alone at 64 connections:
+		// 0.6 → 0.2 stores per envelope, CPU per envelope median 50.0 →
+		// 47.1 µs (five alternated 6 s runs each).
+		runtime.Gosched()
 		return g.publishAlone(ctx, sh, q, m, msgID)
 	}
 	if err := ctx.Err(); err != nil {
