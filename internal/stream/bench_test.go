@@ -85,17 +85,26 @@ func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
 
 // BenchmarkPublishLarge: concurrent publishes of 200 KB envelopes (the
 // cmd/relay-load/memory.sh load). B/op is the garbage each large envelope
-// costs on its way into the stream in this process — the encoding
-// (MarshalBinary, ~200 KB) and the embedded nats-server's two copies of
-// the payload (client.parse and the stream's copyBytes, ~400 KB).
+// costs on its way into the stream in this process: the encoding
+// (MarshalBinary, ~200 KB), and over the connection ("boxed", what an
+// external server gets; measured here against the embedded one) also the
+// embedded nats-server's two copies of the payload (client.parse and the
+// stream's copyBytes, ~400 KB), which the in-process store does not make.
 //
 //	go test -run '^$' -bench PublishLarge -benchmem ./internal/stream/
 func BenchmarkPublishLarge(b *testing.B) {
+	for _, mode := range []string{"inprocess", "boxed"} {
+		b.Run("mode="+mode, func(b *testing.B) { benchPublishLarge(b, mode == "inprocess") })
+	}
+}
+
+func benchPublishLarge(b *testing.B, inProcess bool) {
 	c, err := Open(context.Background(), Config{StoreDir: b.TempDir()}, testLog(b))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
+	c.inProcess = inProcess
 	m := msgN(0)
 	m.Envelope = bytes.Repeat([]byte("x"), 200_000)
 	var seq atomic.Int64
