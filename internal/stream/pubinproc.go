@@ -24,16 +24,7 @@ import (
 // error as the API error a PubAck would carry, a closed stream as no
 // responder (retried: JetStream may be restarting).
 func (c *Conn) publishInProcess(msg *nats.Msg) (*jetstream.PubAck, error) {
-	var hdr []byte
-	if id := msg.Header.Get(jetstream.MsgIDHeader); id != "" {
-		hdr = make([]byte, 0, len("NATS/1.0\r\nNats-Msg-Id: \r\n\r\n")+len(id))
-		hdr = append(hdr, "NATS/1.0\r\n"...)
-		hdr = append(hdr, jetstream.MsgIDHeader...)
-		hdr = append(hdr, ": "...)
-		hdr = append(hdr, id...)
-		hdr = append(hdr, "\r\n\r\n"...)
-	}
-	seq, dup, err := c.srv.StoreInProcess(c.cfg.Stream, msg.Subject, hdr, msg.Data)
+	seq, dup, err := c.srv.StoreInProcess(c.cfg.Stream, msg.Subject, headerBlock(msg.Header), msg.Data)
 	if errors.Is(err, server.ErrStoreInProcessReplicated) {
 		return nil, err
 	}
@@ -41,6 +32,32 @@ func (c *Conn) publishInProcess(msg *nats.Msg) (*jetstream.PubAck, error) {
 		return nil, inProcessError(err)
 	}
 	return &jetstream.PubAck{Stream: c.cfg.Stream, Sequence: seq, Duplicate: dup}, nil
+}
+
+// headerBlock is h in NATS's wire form ("NATS/1.0\r\nKey: value\r\n...\r\n"),
+// as a client's publish carries it; nil for no header. (Publish sets only
+// Nats-Msg-Id.)
+func headerBlock(h nats.Header) []byte {
+	if len(h) == 0 {
+		return nil
+	}
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	b := make([]byte, 0, n)
+	b = append(b, "NATS/1.0\r\n"...)
+	for k, vs := range h {
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...)
 }
 
 // inProcessError turns StoreInProcess's error into the error the same

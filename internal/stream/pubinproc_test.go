@@ -162,3 +162,31 @@ func TestInProcessErrorMatchesThePubAck(t *testing.T) {
 		})
 	}
 }
+
+// TestPublishInProcessHeaders: the headers of an in-process publish are
+// stored as a client's publish stores them (read back over the connection).
+func TestPublishInProcessHeaders(t *testing.T) {
+	c := openTest(t, testConfig(t))
+	for i, h := range []nats.Header{
+		nil,
+		{jetstream.MsgIDHeader: []string{"only-id"}},
+		{jetstream.MsgIDHeader: []string{"id-and-more"}, "X-Relay-Test": []string{"one", "two"}},
+	} {
+		ack, err := c.publishInProcess(&nats.Msg{Subject: c.Subject(1), Data: []byte{byte(i)}, Header: h})
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		m, err := c.stream.GetMsg(ctxT(t, 10e9), ack.Sequence)
+		if err != nil {
+			t.Fatalf("%d: get %d: %v", i, ack.Sequence, err)
+		}
+		if len(m.Header) != len(h) {
+			t.Fatalf("%d: stored header %v, published %v", i, m.Header, h)
+		}
+		for k, vs := range h {
+			if got := m.Header.Values(k); fmt.Sprint(got) != fmt.Sprint(vs) {
+				t.Fatalf("%d: header %s stored as %v, published %v", i, k, got, vs)
+			}
+		}
+	}
+}

@@ -210,8 +210,9 @@ func (c *Conn) noteFull() {
 // publishOnce stores msg once in the embedded server's stream on this
 // goroutine (pubinproc.go), or, with an external server, sends it and waits
 // for its PubAck, a publish error, PublishTimeout, the connection going, or
-// ctx — on a reply box of its own (pubreply.go). The benchmark's comparison modes use the library's
-// request/reply publish or its async publish instead.
+// ctx — on a reply box of its own (pubreply.go). The benchmark's comparison
+// modes use the library's request/reply publish or its async publish
+// instead.
 func (c *Conn) publishOnce(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	select {
 	case c.pubSem <- struct{}{}:
