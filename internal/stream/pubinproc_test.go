@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -76,7 +77,7 @@ func TestPublishInProcessSequencesAreExact(t *testing.T) {
 	if len(ledger) != workers*each {
 		t.Fatalf("%d acks, want %d", len(ledger), workers*each)
 	}
-	ctx := ctxT(t, 30e9)
+	ctx := ctxT(t, 30*time.Second)
 	seen := map[uint64]bool{}
 	for _, a := range ledger {
 		if seen[a.seq] {
@@ -176,7 +177,7 @@ func TestPublishInProcessHeaders(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%d: %v", i, err)
 		}
-		m, err := c.stream.GetMsg(ctxT(t, 10e9), ack.Sequence)
+		m, err := c.stream.GetMsg(ctxT(t, 10*time.Second), ack.Sequence)
 		if err != nil {
 			t.Fatalf("%d: get %d: %v", i, ack.Sequence, err)
 		}

@@ -17,16 +17,18 @@ import (
 // A publish over the connection (to an external server; the embedded one is
 // stored in process, pubinproc.go) waits for its PubAck on a reply box of its
 // own: an inbox with a channel subscription (nats.Conn.ChanSubscribe) whose
-// one-slot channel nats.go's read loop fills directly. The library's async publish delivers
-// the same PubAck to one shared wildcard subscription whose dispatcher
-// goroutine then wakes the publisher; the box saves that hand-off, and at
-// one request at a time every hand-off is a goroutine woken, often on
-// another thread (see README, Performance: the one-connection latency).
+// one-slot channel nats.go's read loop fills directly. The library's async
+// publish delivers the same PubAck to one shared wildcard subscription whose
+// dispatcher goroutine then wakes the publisher; the box saves that
+// hand-off, and at one request at a time every hand-off is a goroutine
+// woken, often on another thread (see README, Performance: the
+// one-connection latency).
 //
 // A box is reused only after it delivered the one reply its publish asked
 // for: a box whose wait ended otherwise (timeout, ctx, the connection
-// going) may still get that reply later, so it is unsubscribed and dropped, never handed to another
-// publish that would take the stale PubAck for its own.
+// going) may still get that reply later, so it is unsubscribed and dropped,
+// never handed to another publish that would take the stale PubAck for its
+// own.
 
 // replyBox is one reusable reply inbox.
 type replyBox struct {
