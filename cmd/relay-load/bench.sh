@@ -11,8 +11,11 @@
 # (and, when named, full-scrub, ingest-always, and any of them with -nogroup:
 # jetstream.publish_group_max: 1, every envelope published alone), each with a fresh config
 # directory, against one stand-in upstream (relay-load -serve-bare, which
-# counts what it receives). Then the one-connection latency of bare and of
-# the whole relay.
+# counts what it receives), and after full-default the one-connection
+# latency of the whole relay and of bare. All of that is one round; a run
+# is ROUNDS rounds (3), and the table gives medians over them (the ratios:
+# the median of each round's ratio to that round's baseline), then every
+# round's ratios.
 #
 # The table: accepted req/s; for the whole relay also delivered/s (what the
 # upstream received during the window) — the ratio uses the smaller of the
@@ -24,6 +27,7 @@
 #
 #   cmd/relay-load/bench.sh                       # the table, 64 connections, 10 s each
 #   CONNS=128 DURATION=20s cmd/relay-load/bench.sh full-default ingest-default
+#   ROUNDS=1 cmd/relay-load/bench.sh              # one round instead of three
 #   PROFILE=relay-cpu cmd/relay-load/bench.sh     # also a 8 s CPU profile of the whole
 #       relay under load (-tags pprof): relay-cpu.pprof and relay-cpu.top, of the
 #       first configuration run (full-default, or e.g. ingest-default when named first)
@@ -34,6 +38,7 @@ cd "$(dirname "$0")/../.."
 . cmd/relay-load/lib.sh bench
 conns=${CONNS:-64}
 duration=${DURATION:-10s}
+rounds=${ROUNDS:-3}
 load=("$work/relay-load" -bare=false -c "$conns" -d "$duration")
 
 declare -A configs=(
@@ -70,16 +75,13 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 rows="$work/rows.tsv"; : > "$rows"
 serve "$work/upstream.addr" -serve-bare; up_pid=$served; upstream="http://$(cat "$work/upstream.addr")"
 serve "$work/bare.addr" -serve-bare; bare_pid=$served
-echo "== bare" >&2
-"${load[@]}" -url "http://$(cat "$work/bare.addr")" -pid "$bare_pid" -row bare >> "$rows"
 serve "$work/forward.addr" -serve-forward "$upstream"; fw_pid=$served
-echo "== forwarder" >&2
-"${load[@]}" -url "http://$(cat "$work/forward.addr")" -pid "$fw_pid" -count-url "$upstream/_count" -row forwarder >> "$rows"
-stop "$fw_pid"
 
-# relay NAME: start the relay with configuration NAME; leaves $relay_pid, $relay_url.
+# relay NAME: start the relay with configuration NAME (a fresh directory each
+# time); leaves $relay_pid, $relay_url.
 relay() {
-  local name=$1 dir="$work/$1" port
+  local name=$1 dir port
+  dir=$(mktemp -d "$work/$1-XXXX")
   mkdir -p "$dir/.relay"
   printf '%s' "${configs[$name]}" > "$dir/.relay/config.yml"
   port=$(free_port)
@@ -91,48 +93,103 @@ relay() {
   echo "relay $name did not become ready; its log: $dir/relay.log" >&2; cat "$dir/relay.log" >&2; exit 1
 }
 
-for name in "${names[@]}"; do
-  echo "== $name" >&2
-  relay "$name"
-  count=()
-  [[ $name == ingest* ]] || count=(-count-url "$upstream/_count")
-  if [ -n "${PROFILE:-}" ] && [ "$name" = "${names[0]}" ]; then
-    # The profile covers 8 s of the measured window (after the 2 s warm-up).
-    (sleep 3; curl -sf -o "$PROFILE.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=8") & prof_pid=$!
-  fi
-  "${load[@]}" -url "$relay_url" -pid "$relay_pid" "${count[@]}" -row "$name" >> "$rows" || echo "$name	failed" >> "$rows"
-  if [ -n "${prof_pid:-}" ]; then
-    wait "$prof_pid" && go tool pprof -top -nodecount=40 "$work/relay" "$PROFILE.pprof" > "$PROFILE.top" 2>/dev/null \
-      && echo "CPU profile: $PROFILE.pprof, top: $PROFILE.top" >&2
-    prof_pid=
-  fi
-  if [ "$name" = full-default ]; then
-    echo "== one connection: full-default, bare" >&2
-    "$work/relay-load" -bare=false -c 1 -d 5s -url "$relay_url" -row full-default-c1 >> "$rows"
-    "$work/relay-load" -bare=false -c 1 -d 5s -url "http://$(cat "$work/bare.addr")" -row bare-c1 >> "$rows"
-  fi
-  stop "$relay_pid"
+# Rounds: every target once per round, in the same order, so that each
+# ratio compares rows measured within a minute of each other. This machine
+# drifts between slower and faster phases over minutes (every row, baselines
+# included, costs more CPU in a slow one); one round's ratio can catch the
+# baseline in one phase and the relay in another. The table gives the median
+# over the rounds of each round's ratio, and every round's figures below it.
+for round in $(seq "$rounds"); do
+  echo "== round $round/$rounds: bare" >&2
+  "${load[@]}" -url "http://$(cat "$work/bare.addr")" -pid "$bare_pid" -row "bare#$round" >> "$rows"
+  echo "== round $round/$rounds: forwarder" >&2
+  "${load[@]}" -url "http://$(cat "$work/forward.addr")" -pid "$fw_pid" -count-url "$upstream/_count" -row "forwarder#$round" >> "$rows"
+  for name in "${names[@]}"; do
+    echo "== round $round/$rounds: $name" >&2
+    relay "$name"
+    count=()
+    [[ $name == ingest* ]] || count=(-count-url "$upstream/_count")
+    if [ -n "${PROFILE:-}" ] && [ "$name" = "${names[0]}" ] && [ "$round" = 1 ]; then
+      # The profile covers 8 s of the measured window (after the 2 s warm-up).
+      (sleep 3; curl -sf -o "$PROFILE.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=8") & prof_pid=$!
+    fi
+    "${load[@]}" -url "$relay_url" -pid "$relay_pid" "${count[@]}" -row "$name#$round" >> "$rows" || echo "$name#$round	failed" >> "$rows"
+    if [ -n "${prof_pid:-}" ]; then
+      wait "$prof_pid" && go tool pprof -top -nodecount=40 "$work/relay" "$PROFILE.pprof" > "$PROFILE.top" 2>/dev/null \
+        && echo "CPU profile: $PROFILE.pprof, top: $PROFILE.top" >&2
+      prof_pid=
+    fi
+    if [ "$name" = full-default ]; then
+      echo "== round $round/$rounds: one connection: full-default, bare" >&2
+      "$work/relay-load" -bare=false -c 1 -d 5s -url "$relay_url" -row "full-default-c1#$round" >> "$rows"
+      "$work/relay-load" -bare=false -c 1 -d 5s -url "http://$(cat "$work/bare.addr")" -row "bare-c1#$round" >> "$rows"
+    fi
+    stop "$relay_pid"
+  done
 done
+stop "$fw_pid"
 
-# The table. Baselines: the forwarder for the whole relay, bare for ingest.
-awk -F'\t' -v conns="$conns" -v dur="$duration" '
+# The table. Baselines: the forwarder for the whole relay, bare for ingest,
+# each from the same round. Every figure of the first table is the median
+# over the rounds (the ratio: of the rounds' ratios).
+awk -F'\t' -v conns="$conns" -v dur="$duration" -v rounds="$rounds" '
+  function median(a, k,    i, j, t, m) {
+    m = 0
+    for (i = 1; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    if (k == 0) return -1
+    return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }
+  function eff(key) { return (del[key] > 0 && del[key] < rps[key]) ? del[key] : rps[key] }
   NF < 7 { failed[++nf] = $1; next }
-  { name[++n] = $1; rps[$1] = $2; del[$1] = $3; p50[$1] = $4; p99[$1] = $5; cpu[$1] = $6; errs[$1] = $7 }
+  {
+    split($1, p, "#"); t = p[1]; r = p[2] + 0
+    if (!(t in seen)) { seen[t] = 1; order[++n] = t }
+    k = t "#" r; rps[k] = $2; del[k] = $3; p50[k] = $4; p99[k] = $5; cpu[k] = $6; errs[t] += $7; have[k] = 1
+  }
   END {
-    printf "%d connections, %s per target, same run\n\n", conns, dur
+    printf "%d connections, %s per target, %d round(s) (every target once a round, in this order); medians over the rounds\n\n", conns, dur, rounds
     printf "| target | req/s | delivered/s | ratio | p50 | p99 | relay CPU µs/envelope | errors |\n|---|---|---|---|---|---|---|---|\n"
     for (i = 1; i <= n; i++) {
-      t = name[i]; if (t ~ /-c1$/) continue
-      eff = rps[t]; if (del[t] > 0 && del[t] < eff) eff = del[t]
+      t = order[i]; if (t ~ /-c1$/) continue
       base = (t ~ /^full/ || t == "forwarder") ? "forwarder" : "bare"
-      ratio = "1"
-      if (t != base && rps[base] > 0) {
-        beff = rps[base]; if (del[base] > 0 && del[base] < beff) beff = del[base]
-        ratio = sprintf("%.2f of %s", eff / beff, base)
+      delete A; delete D; delete R; delete P5; delete P9; delete C; na = nd = nr = nc = 0
+      for (r = 1; r <= rounds; r++) {
+        k = t "#" r; if (!(k in have)) continue
+        A[++na] = rps[k]; P5[na] = p50[k]; P9[na] = p99[k]
+        if (del[k] > 0) D[++nd] = del[k]
+        if (cpu[k] > 0) C[++nc] = cpu[k]
+        b = base "#" r
+        if (t != base && (b in have) && eff(b) > 0) { R[++nr] = eff(k) / eff(b); rr[t, r] = R[nr] }
       }
-      printf "| %s | %.0f | %s | %s | %.2f ms | %.2f ms | %s | %d |\n", t, rps[t], (del[t] > 0 ? sprintf("%.0f", del[t]) : "–"), ratio, p50[t]/1000, p99[t]/1000, (cpu[t] > 0 ? cpu[t] : "–"), errs[t]
+      if (na == 0) continue
+      ratio = (t == base) ? "1" : (nr > 0 ? sprintf("%.2f of %s", median(R, nr), base) : "–")
+      printf "| %s | %.0f | %s | %s | %.2f ms | %.2f ms | %s | %d |\n", t, median(A, na), (nd > 0 ? sprintf("%.0f", median(D, nd)) : "–"), ratio, median(P5, na)/1000, median(P9, na)/1000, (nc > 0 ? sprintf("%.1f", median(C, nc)) : "–"), errs[t]
     }
-    if (("full-default-c1" in p50) && ("bare-c1" in p50) && p50["bare-c1"] > 0)
-      printf "\none connection: relay p50 %.2f ms (p99 %.2f ms), bare p50 %.2f ms (p99 %.2f ms): %.1fx\n", p50["full-default-c1"]/1000, p99["full-default-c1"]/1000, p50["bare-c1"]/1000, p99["bare-c1"]/1000, p50["full-default-c1"]/p50["bare-c1"]
+    # One connection: the median of the rounds p50 ratios.
+    nr = 0; delete R
+    for (r = 1; r <= rounds; r++) {
+      a = "full-default-c1#" r; b = "bare-c1#" r
+      if ((a in have) && (b in have) && p50[b] > 0) { R[++nr] = p50[a] / p50[b]; c1[r] = sprintf("%.2f / %.2f ms, %.1fx", p50[a]/1000, p50[b]/1000, R[nr]) }
+    }
+    if (nr > 0) printf "\none connection, relay p50 / bare p50 (median over the rounds): %.1fx\n", median(R, nr)
+    {
+      printf "\nEach round (ratio to the same round'"'"'s baseline, relay CPU µs per envelope in brackets):\n\n| round | bare req/s | forwarder req/s |"
+      for (i = 1; i <= n; i++) { t = order[i]; if (t != "bare" && t != "forwarder" && t !~ /-c1$/) printf " %s |", t }
+      if (nr > 0) printf " one connection |"
+      printf "\n|---|---|---|"
+      for (i = 1; i <= n; i++) { t = order[i]; if (t != "bare" && t != "forwarder" && t !~ /-c1$/) printf "---|" }
+      if (nr > 0) printf "---|"
+      printf "\n"
+      for (r = 1; r <= rounds; r++) {
+        printf "| %d | %.0f | %.0f |", r, rps["bare#" r], rps["forwarder#" r]
+        for (i = 1; i <= n; i++) {
+          t = order[i]; if (t == "bare" || t == "forwarder" || t ~ /-c1$/) continue
+          k = t "#" r
+          printf " %s |", (((t, r) in rr) ? sprintf("%.2f (%.0f µs)", rr[t, r], cpu[k]) : "–")
+        }
+        if (nr > 0) printf " %s |", ((r in c1) ? c1[r] : "–")
+        printf "\n"
+      }
+    }
     for (i = 1; i <= nf; i++) printf "FAILED: %s\n", failed[i]
   }' "$rows"
