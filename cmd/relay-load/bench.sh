@@ -93,39 +93,47 @@ relay() {
   echo "relay $name did not become ready; its log: $dir/relay.log" >&2; cat "$dir/relay.log" >&2; exit 1
 }
 
-# Rounds: every target once per round, in the same order, so that each
-# ratio compares rows measured within a minute of each other. This machine
-# drifts between slower and faster phases over minutes (every row, baselines
-# included, costs more CPU in a slow one); one round's ratio can catch the
-# baseline in one phase and the relay in another. The table gives the median
-# over the rounds of each round's ratio, and every round's figures below it.
+# target NAME ROUND: one relay row (a fresh relay with configuration NAME),
+# and after full-default the one-connection rows.
+target() {
+  local name=$1 round=$2 count=()
+  echo "== round $round/$rounds: $name" >&2
+  relay "$name"
+  [[ $name == ingest* ]] || count=(-count-url "$upstream/_count")
+  if [ -n "${PROFILE:-}" ] && [ "$name" = "${names[0]}" ] && [ "$round" = 1 ]; then
+    # The profile covers 8 s of the measured window (after the 2 s warm-up).
+    (sleep 3; curl -sf -o "$PROFILE.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=8") & prof_pid=$!
+  fi
+  "${load[@]}" -url "$relay_url" -pid "$relay_pid" "${count[@]}" -row "$name#$round" >> "$rows" || echo "$name#$round	failed" >> "$rows"
+  if [ -n "${prof_pid:-}" ]; then
+    wait "$prof_pid" && go tool pprof -top -nodecount=40 "$work/relay" "$PROFILE.pprof" > "$PROFILE.top" 2>/dev/null \
+      && echo "CPU profile: $PROFILE.pprof, top: $PROFILE.top" >&2
+    prof_pid=
+  fi
+  if [ "$name" = full-default ]; then
+    echo "== round $round/$rounds: one connection: full-default, bare" >&2
+    "$work/relay-load" -bare=false -c 1 -d 5s -url "$relay_url" -row "full-default-c1#$round" >> "$rows"
+    "$work/relay-load" -bare=false -c 1 -d 5s -url "http://$(cat "$work/bare.addr")" -row "bare-c1#$round" >> "$rows"
+  fi
+  stop "$relay_pid"
+}
+
+# Rounds: every target once per round, so that each ratio compares rows
+# measured within a minute of each other. This machine drifts between
+# slower and faster phases over minutes (every row, baselines included,
+# costs more CPU in a slow one); one round's ratio can catch the baseline in
+# one phase and the relay in another. The table gives the median over the
+# rounds of each round's ratio, and every round's figures below it. A round:
+# bare, then the ingest-alone rows (measured against it), then the
+# forwarder, then the whole-relay rows (measured against that): each row
+# near its own baseline in time.
 for round in $(seq "$rounds"); do
   echo "== round $round/$rounds: bare" >&2
   "${load[@]}" -url "http://$(cat "$work/bare.addr")" -pid "$bare_pid" -row "bare#$round" >> "$rows"
+  for name in "${names[@]}"; do [[ $name != ingest* ]] || target "$name" "$round"; done
   echo "== round $round/$rounds: forwarder" >&2
   "${load[@]}" -url "http://$(cat "$work/forward.addr")" -pid "$fw_pid" -count-url "$upstream/_count" -row "forwarder#$round" >> "$rows"
-  for name in "${names[@]}"; do
-    echo "== round $round/$rounds: $name" >&2
-    relay "$name"
-    count=()
-    [[ $name == ingest* ]] || count=(-count-url "$upstream/_count")
-    if [ -n "${PROFILE:-}" ] && [ "$name" = "${names[0]}" ] && [ "$round" = 1 ]; then
-      # The profile covers 8 s of the measured window (after the 2 s warm-up).
-      (sleep 3; curl -sf -o "$PROFILE.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=8") & prof_pid=$!
-    fi
-    "${load[@]}" -url "$relay_url" -pid "$relay_pid" "${count[@]}" -row "$name#$round" >> "$rows" || echo "$name#$round	failed" >> "$rows"
-    if [ -n "${prof_pid:-}" ]; then
-      wait "$prof_pid" && go tool pprof -top -nodecount=40 "$work/relay" "$PROFILE.pprof" > "$PROFILE.top" 2>/dev/null \
-        && echo "CPU profile: $PROFILE.pprof, top: $PROFILE.top" >&2
-      prof_pid=
-    fi
-    if [ "$name" = full-default ]; then
-      echo "== round $round/$rounds: one connection: full-default, bare" >&2
-      "$work/relay-load" -bare=false -c 1 -d 5s -url "$relay_url" -row "full-default-c1#$round" >> "$rows"
-      "$work/relay-load" -bare=false -c 1 -d 5s -url "http://$(cat "$work/bare.addr")" -row "bare-c1#$round" >> "$rows"
-    fi
-    stop "$relay_pid"
-  done
+  for name in "${names[@]}"; do [[ $name == ingest* ]] || target "$name" "$round"; done
 done
 stop "$fw_pid"
 
@@ -147,7 +155,7 @@ awk -F'\t' -v conns="$conns" -v dur="$duration" -v rounds="$rounds" '
     k = t "#" r; rps[k] = $2; del[k] = $3; p50[k] = $4; p99[k] = $5; cpu[k] = $6; errs[t] += $7; have[k] = 1
   }
   END {
-    printf "%d connections, %s per target, %d round(s) (every target once a round, in this order); medians over the rounds\n\n", conns, dur, rounds
+    printf "%d connections, %s per target, %d round(s) (each: bare, ingest rows, forwarder, whole-relay rows); medians over the rounds\n\n", conns, dur, rounds
     printf "| target | req/s | delivered/s | ratio | p50 | p99 | relay CPU µs/envelope | errors |\n|---|---|---|---|---|---|---|---|\n"
     for (i = 1; i <= n; i++) {
       t = order[i]; if (t ~ /-c1$/) continue
