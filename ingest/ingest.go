@@ -405,7 +405,7 @@ func checkEnvelopeHeader(env *envelope.Envelope, h http.Header, publicKey string
 	if env.Header.DSN == "" {
 		return nil
 	}
-	dsn, err := parseDSNCached(env.Header.DSN)
+	dsn, err := envelope.ParseDSNCached(env.Header.DSN)
 	if err != nil {
 		return errInvalidEnvelope([]string{envelope.ErrInvalidHeader.Error(), err.Error()})
 	}
@@ -421,36 +421,6 @@ func checkEnvelopeHeader(env *envelope.Envelope, h http.Header, publicKey string
 		return errInvalidEnvelope([]string{"public key header mismatch between envelope and request"})
 	}
 	return nil
-}
-
-// dsnCache remembers parsed DSNs. An SDK sends the same dsn in every
-// envelope header, and parsing it (net/url) costs several allocations per
-// request; a map lookup costs none. Bounded: emptied when full.
-var dsnCache = struct {
-	sync.RWMutex
-	m map[string]envelope.DSN
-}{m: make(map[string]envelope.DSN)}
-
-const dsnCacheMax = 4096
-
-func parseDSNCached(s string) (envelope.DSN, error) {
-	dsnCache.RLock()
-	d, ok := dsnCache.m[s]
-	dsnCache.RUnlock()
-	if ok {
-		return d, nil
-	}
-	d, err := envelope.ParseDSN(s)
-	if err != nil {
-		return d, err
-	}
-	dsnCache.Lock()
-	if len(dsnCache.m) >= dsnCacheMax {
-		clear(dsnCache.m)
-	}
-	dsnCache.m[s] = d
-	dsnCache.Unlock()
-	return d, nil
 }
 
 // sameOrigin compares two origins as URLs (Relay compares parsed Urls:
@@ -548,7 +518,7 @@ func tunnelAuth(body []byte) (a authInfo, key string, projectID uint64, err erro
 	if meta.DSN == nil {
 		return a, "", 0, errors.New("missing field `dsn`")
 	}
-	dsn, err := parseDSNCached(*meta.DSN)
+	dsn, err := envelope.ParseDSNCached(*meta.DSN)
 	if err != nil {
 		return a, "", 0, err
 	}

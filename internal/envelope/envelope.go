@@ -253,11 +253,18 @@ func (e *Envelope) headerField(bit int, v []byte) string {
 		if null {
 			return ""
 		}
-		s, ok := jsonStringValue(v)
-		if !ok {
+		var s string
+		var d DSN
+		var err error
+		if raw, escaped, ok := rawString(v); !ok {
 			return fmt.Sprintf("invalid type: %s, expected a DSN string (dsn)", jsonKind(v[0]))
+		} else if !escaped {
+			s, d, err = parseDSNBytes(raw) // the common case: no string built on a cache hit
+		} else if s, ok = jsonStringValue(v); !ok {
+			return fmt.Sprintf("invalid type: %s, expected a DSN string (dsn)", jsonKind(v[0]))
+		} else {
+			d, err = ParseDSNCached(s)
 		}
-		d, err := ParseDSN(s)
 		if err != nil {
 			return err.Error()
 		}
