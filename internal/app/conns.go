@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 )
 
 // unusedConns tracks the server's connections that have not sent a byte
@@ -19,19 +20,31 @@ import (
 type unusedConns struct {
 	mu sync.Mutex
 	m  map[net.Conn]struct{}
+	n  atomic.Int64 // len(m), read without mu by track's fast path
 }
 
 func newUnusedConns() *unusedConns { return &unusedConns{m: make(map[net.Conn]struct{})} }
 
 // track is the server's ConnState hook.
 func (u *unusedConns) track(c net.Conn, s http.ConnState) {
+	if s != http.StateNew && u.n.Load() == 0 {
+		// Nothing is tracked — the usual case under load, where every
+		// kept-alive connection sent its first request long ago — so c is
+		// not either: skip the lock, taken twice per request otherwise
+		// (StateActive, StateIdle) by every connection of the server.
+		// c's own StateNew, if it was tracked, is counted before its
+		// serving goroutine starts, so this load sees it.
+		return
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if s == http.StateNew {
 		u.m[c] = struct{}{}
+		u.n.Store(int64(len(u.m)))
 		return
 	}
 	delete(u.m, c)
+	u.n.Store(int64(len(u.m)))
 }
 
 // closeAll closes every connection that has not sent a byte yet. Called
@@ -45,5 +58,6 @@ func (u *unusedConns) closeAll() int {
 		delete(u.m, c)
 		n++
 	}
+	u.n.Store(0)
 	return n
 }
