@@ -219,21 +219,21 @@ var (
 // readBody reads the request body, decoded, into the request's buffer, and
 // applies limit to the decoded size. The returned slice aliases *buf.
 func readBody(r *http.Request, enc contentEncoding, limit int64, buf *[]byte, ch charger) ([]byte, *apiError) {
-	var be *budgetError
 	if enc == encIdentity {
 		if r.ContentLength > limit {
 			return nil, errBodyTooLarge(limit)
 		}
 		b, err := readLimited(buf, r.Body, limit, r.ContentLength, ch)
-		switch {
-		case errors.As(err, &be):
-			return nil, errAdmission(be)
-		case err == errTooLarge:
-			return nil, errBodyTooLarge(limit)
-		case err != nil:
-			return nil, errBodyRead(err)
+		if err == nil {
+			return b, nil
 		}
-		return b, nil
+		if be, ok := budgetOf(err); ok {
+			return nil, errAdmission(be)
+		}
+		if err == errTooLarge {
+			return nil, errBodyTooLarge(limit)
+		}
+		return nil, errBodyRead(err)
 	}
 
 	src := &sourceReader{r: r.Body, max: limit + rawSlack}
@@ -259,9 +259,10 @@ func readBody(r *http.Request, enc contentEncoding, limit int64, buf *[]byte, ch
 			return b, nil
 		}
 	}
-	switch {
-	case errors.As(err, &be):
+	if be, ok := budgetOf(err); ok {
 		return nil, errAdmission(be)
+	}
+	switch {
 	case err == errTooLarge || src.err == errRawTooLarge:
 		return nil, errBodyTooLarge(limit)
 	case src.err != nil:
@@ -269,6 +270,16 @@ func readBody(r *http.Request, enc contentEncoding, limit int64, buf *[]byte, ch
 	default:
 		return nil, errCompression(enc, err)
 	}
+}
+
+// budgetOf returns the admission refusal err wraps, if any. Its own
+// variable, not one of readBody's: errors.As takes the address, which puts
+// the variable on the heap where it is declared — on every request when it
+// was declared at the top of readBody.
+func budgetOf(err error) (*budgetError, bool) {
+	var be *budgetError
+	ok := errors.As(err, &be)
+	return be, ok
 }
 
 // newDecoder returns a pooled decoder reading br, and the function that puts
