@@ -420,7 +420,7 @@ func unescapeKey(raw []byte) (string, bool) {
 
 // jsonStringValue decodes v, a validated JSON value, as a string. ok is false when v is not a
 // string. Unescaped strings cost one allocation; the caller may intern instead (see rawString).
-func jsonStringValue(v []byte) (s string, ok bool) {
+func jsonStringValue(v []byte) (string, bool) {
 	raw, escaped, ok := rawString(v)
 	if !ok {
 		return "", false
@@ -428,6 +428,10 @@ func jsonStringValue(v []byte) (s string, ok bool) {
 	if !escaped {
 		return string(raw), true
 	}
+	// Declared here, not as a named result: json.Unmarshal takes its
+	// address, which puts it on the heap where it is declared — for every
+	// string, escaped or not, when it was the function's result.
+	var s string
 	if err := json.Unmarshal(v, &s); err != nil {
 		return "", false
 	}
