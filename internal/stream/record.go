@@ -304,6 +304,11 @@ type seqRecord struct {
 	queuedN uint64 // entries ever queued
 	doneN   uint64 // of those, written (or made moot by a rewrite or close)
 	writing bool   // a group write is in progress (mu released)
+
+	// entry is queueLocked's scratch for one encoded entry (under mu): a
+	// local array was allocated on every publish and ack, as its slice
+	// reaches crc32.Checksum (assembly: escape analysis assumes the worst).
+	entry [recordEntrySize]byte
 }
 
 // startRecord writes set as a new record file and keeps appending to it.
@@ -474,7 +479,7 @@ func (r *seqRecord) undo(seq uint64) {
 // room is full the file is rewritten instead (the set already holds the
 // entry).
 func (r *seqRecord) queueLocked(lo, hi uint64) uint64 {
-	var e [recordEntrySize]byte
+	e := &r.entry
 	encodeEntry(e[:], lo, hi)
 	r.entries++
 	r.queuedN++
