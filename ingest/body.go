@@ -225,6 +225,10 @@ func readBody(r *http.Request, enc contentEncoding, limit int64, buf *[]byte, ch
 		}
 		b, err := readLimited(buf, r.Body, limit, r.ContentLength, ch)
 		if err == nil {
+			// Read to its end. Closed now, it spares net/http, once the
+			// handler returned, a copy of the rest into io.Discard (and the
+			// reader it allocates for it) to learn that nothing is left.
+			_ = r.Body.Close() // at EOF: nothing to fail
 			return b, nil
 		}
 		if be, ok := budgetOf(err); ok {
