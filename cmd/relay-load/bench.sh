@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's performance table in one command. Builds the relay and
-# relay-load, then drives, one after the other on the same machine in the
-# same run:
-#   bare          net/http reading the body and answering 200 (relay-load -serve-bare)
+# relay-load, then drives, on the same machine in the same run:
+#   bare          net/http reading the body and answering 200 (relay-load -serve-bare),
+#                 measured in turns with each ingest-alone row (relay-load -pair)
 #   forwarder     a naive forwarder: synchronous POST of each request to the
 #                 upstream, shared client, 256 idle conns (relay-load -serve-forward)
 #   full-default  the whole relay, default config, forwarding to the upstream
@@ -12,7 +12,7 @@
 # jetstream.publish_group_max: 1, every envelope published alone), each with a fresh config
 # directory, against one stand-in upstream (relay-load -serve-bare, which
 # counts what it receives), and after full-default the one-connection
-# latency of the whole relay and of bare. All of that is one round; a run
+# latency of the whole relay and of bare (also in turns). All of that is one round; a run
 # is ROUNDS rounds (3), and the table gives medians over them (the ratios:
 # the median of each round's ratio to that round's baseline), then every
 # round's ratios.
@@ -104,7 +104,16 @@ target() {
     # The profile covers 8 s of the measured window (after the 2 s warm-up).
     (sleep 3; curl -sf -o "$PROFILE.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=8") & prof_pid=$!
   fi
-  "${load[@]}" -url "$relay_url" -pid "$relay_pid" "${count[@]}" -row "$name#$round" >> "$rows" || echo "$name#$round	failed" >> "$rows"
+  if [[ $name == ingest* ]]; then
+    # Ingest alone and bare take turns in 1 s windows (ABBA…), never loaded
+    # at once, until each was measured for $duration: this machine's speed
+    # moves within seconds, and a ratio of two rows a minute apart measured
+    # that as much as the relay (relay-load's drivePair).
+    "${load[@]}" -url "$relay_url" -pid "$relay_pid" -pair "http://$(cat "$work/bare.addr")" -pair-pid "$bare_pid" \
+      -row "$name#$round" -pair-row "bare:$name#$round" >> "$rows" || echo "$name#$round	failed" >> "$rows"
+  else
+    "${load[@]}" -url "$relay_url" -pid "$relay_pid" "${count[@]}" -row "$name#$round" >> "$rows" || echo "$name#$round	failed" >> "$rows"
+  fi
   if [ -n "${prof_pid:-}" ]; then
     wait "$prof_pid" && go tool pprof -top -nodecount=40 "$work/relay" "$PROFILE.pprof" > "$PROFILE.top" 2>/dev/null \
       && echo "CPU profile: $PROFILE.pprof, top: $PROFILE.top" >&2
@@ -112,8 +121,8 @@ target() {
   fi
   if [ "$name" = full-default ]; then
     echo "== round $round/$rounds: one connection: full-default, bare" >&2
-    "$work/relay-load" -bare=false -c 1 -d 5s -url "$relay_url" -row "full-default-c1#$round" >> "$rows"
-    "$work/relay-load" -bare=false -c 1 -d 5s -url "http://$(cat "$work/bare.addr")" -row "bare-c1#$round" >> "$rows"
+    "$work/relay-load" -bare=false -c 1 -d 5s -url "$relay_url" -pair "http://$(cat "$work/bare.addr")" \
+      -row "full-default-c1#$round" -pair-row "bare-c1#$round" >> "$rows"
   fi
   stop "$relay_pid"
 }
@@ -124,12 +133,12 @@ target() {
 # costs more CPU in a slow one); one round's ratio can catch the baseline in
 # one phase and the relay in another. The table gives the median over the
 # rounds of each round's ratio, and every round's figures below it. A round:
-# bare, then the ingest-alone rows (measured against it), then the
-# forwarder, then the whole-relay rows (measured against that): each row
-# near its own baseline in time.
+# the ingest-alone rows (each in turns with bare), then the forwarder, then
+# the whole-relay rows (measured against it): each row near its own baseline
+# in time. (The whole relay is not measured in turns with the forwarder: it
+# forwards its backlog after its window, which would then fall in the
+# forwarder's.)
 for round in $(seq "$rounds"); do
-  echo "== round $round/$rounds: bare" >&2
-  "${load[@]}" -url "http://$(cat "$work/bare.addr")" -pid "$bare_pid" -row "bare#$round" >> "$rows"
   for name in "${names[@]}"; do [[ $name != ingest* ]] || target "$name" "$round"; done
   echo "== round $round/$rounds: forwarder" >&2
   "${load[@]}" -url "http://$(cat "$work/forward.addr")" -pid "$fw_pid" -count-url "$upstream/_count" -row "forwarder#$round" >> "$rows"
@@ -148,6 +157,7 @@ awk -F'\t' -v conns="$conns" -v dur="$duration" -v rounds="$rounds" '
     return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
   }
   function eff(key) { return (del[key] > 0 && del[key] < rps[key]) ? del[key] : rps[key] }
+  function isbase(t) { return t == "forwarder" || t ~ /^bare:/ }
   NF < 7 { failed[++nf] = $1; next }
   {
     split($1, p, "#"); t = p[1]; r = p[2] + 0
@@ -155,11 +165,12 @@ awk -F'\t' -v conns="$conns" -v dur="$duration" -v rounds="$rounds" '
     k = t "#" r; rps[k] = $2; del[k] = $3; p50[k] = $4; p99[k] = $5; cpu[k] = $6; errs[t] += $7; have[k] = 1
   }
   END {
-    printf "%d connections, %s per target, %d round(s) (each: bare, ingest rows, forwarder, whole-relay rows); medians over the rounds\n\n", conns, dur, rounds
+    printf "%d connections, %s per target, %d round(s) (each: ingest rows in turns with bare, forwarder, whole-relay rows); medians over the rounds\n\n", conns, dur, rounds
     printf "| target | req/s | delivered/s | ratio | p50 | p99 | relay CPU µs/envelope | errors |\n|---|---|---|---|---|---|---|---|\n"
     for (i = 1; i <= n; i++) {
       t = order[i]; if (t ~ /-c1$/) continue
-      base = (t ~ /^full/ || t == "forwarder") ? "forwarder" : "bare"
+      base = (t ~ /^full/ || t == "forwarder") ? "forwarder" : ("bare:" t)
+      if (t ~ /^bare:/) base = t
       delete A; delete D; delete R; delete P5; delete P9; delete C; na = nd = nr = nc = 0
       for (r = 1; r <= rounds; r++) {
         k = t "#" r; if (!(k in have)) continue
@@ -170,8 +181,9 @@ awk -F'\t' -v conns="$conns" -v dur="$duration" -v rounds="$rounds" '
         if (t != base && (b in have) && eff(b) > 0) { R[++nr] = eff(k) / eff(b); rr[t, r] = R[nr] }
       }
       if (na == 0) continue
-      ratio = (t == base) ? "1" : (nr > 0 ? sprintf("%.2f of %s", median(R, nr), base) : "–")
-      printf "| %s | %.0f | %s | %s | %.2f ms | %.2f ms | %s | %d |\n", t, median(A, na), (nd > 0 ? sprintf("%.0f", median(D, nd)) : "–"), ratio, median(P5, na)/1000, median(P9, na)/1000, (nc > 0 ? sprintf("%.1f", median(C, nc)) : "–"), errs[t]
+      ratio = (t == base) ? "1" : (nr > 0 ? sprintf("%.2f of %s", median(R, nr), (base ~ /^bare:/ ? "bare" : base)) : "–")
+      label = (t ~ /^bare:/) ? sprintf("bare (in turns with %s)", substr(t, 6)) : t
+      printf "| %s | %.0f | %s | %s | %.2f ms | %.2f ms | %s | %d |\n", label, median(A, na), (nd > 0 ? sprintf("%.0f", median(D, nd)) : "–"), ratio, median(P5, na)/1000, median(P9, na)/1000, (nc > 0 ? sprintf("%.1f", median(C, nc)) : "–"), errs[t]
     }
     # One connection: the median of the rounds p50 ratios.
     nr = 0; delete R
@@ -181,19 +193,25 @@ awk -F'\t' -v conns="$conns" -v dur="$duration" -v rounds="$rounds" '
     }
     if (nr > 0) printf "\none connection, relay p50 / bare p50 (median over the rounds): %.1fx\n", median(R, nr)
     {
-      printf "\nEach round (ratio to the same round'"'"'s baseline, relay CPU µs per envelope in brackets):\n\n| round | bare req/s | forwarder req/s |"
-      for (i = 1; i <= n; i++) { t = order[i]; if (t != "bare" && t != "forwarder" && t !~ /-c1$/) printf " %s |", t }
+      printf "\nEach round (ratio to the same round'"'"'s baseline, relay CPU µs per envelope in brackets):\n\n| round | forwarder req/s |"
+      for (i = 1; i <= n; i++) { t = order[i]; if (!isbase(t) && t !~ /-c1$/) printf " %s |", t }
       if (nr > 0) printf " one connection |"
-      printf "\n|---|---|---|"
-      for (i = 1; i <= n; i++) { t = order[i]; if (t != "bare" && t != "forwarder" && t !~ /-c1$/) printf "---|" }
+      printf "\n|---|---|"
+      for (i = 1; i <= n; i++) { t = order[i]; if (!isbase(t) && t !~ /-c1$/) printf "---|" }
       if (nr > 0) printf "---|"
       printf "\n"
       for (r = 1; r <= rounds; r++) {
-        printf "| %d | %.0f | %.0f |", r, rps["bare#" r], rps["forwarder#" r]
+        printf "| %d | %.0f |", r, rps["forwarder#" r]
         for (i = 1; i <= n; i++) {
-          t = order[i]; if (t == "bare" || t == "forwarder" || t ~ /-c1$/) continue
+          t = order[i]; if (isbase(t) || t ~ /-c1$/) continue
           k = t "#" r
-          printf " %s |", (((t, r) in rr) ? sprintf("%.2f (%.0f µs)", rr[t, r], cpu[k]) : "–")
+          cell = "–"
+          if ((t, r) in rr) {
+            cell = sprintf("%.2f (%.0f µs", rr[t, r], cpu[k])
+            if (("bare:" k) in have) cell = cell sprintf("; bare %.0f µs", cpu["bare:" k])
+            cell = cell ")"
+          }
+          printf " %s |", cell
         }
         if (nr > 0) printf " %s |", ((r in c1) ? c1[r] : "–")
         printf "\n"

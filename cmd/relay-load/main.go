@@ -8,7 +8,12 @@
 //
 // The bare server runs as a child process (this binary with -serve-bare), so
 // both targets are a separate process from the load generator and pay the
-// same loopback and scheduling costs.
+// same loopback and scheduling costs. The two are measured in turns, never
+// loaded at once: 1 s windows (-slice) in the order relay, bare, bare,
+// relay, relay, … until each was measured for -d — this machine's speed
+// moves within seconds, and the ratio must not depend on which target ran
+// in the faster second. -pair URL measures any other target in turns with
+// the relay instead of the bare server (bench.sh: its own bare server).
 //
 // Two baselines can also be served on their own, for bench.sh to drive like
 // any other target: -serve-bare (which doubles as a stand-in upstream and
@@ -40,9 +45,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -71,6 +74,10 @@ type options struct {
 	pid      int
 	countURL string
 	row      string
+	pair     string
+	pairPID  int
+	pairRow  string
+	slice    time.Duration
 }
 
 func run(args []string, out io.Writer) error {
@@ -83,7 +90,11 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.project, "project", "42", "project id in the envelope URL")
 	fs.StringVar(&o.key, "key", "0123456789abcdef0123456789abcdef", "DSN public key sent in X-Sentry-Auth")
 	fs.StringVar(&o.body, "body", "", "envelope file to send (default: a built-in ~1.5 KB error event; event_id made unique per request)")
-	fs.BoolVar(&o.bare, "bare", true, "also measure a bare net/http server answering 200, and print the ratio")
+	fs.BoolVar(&o.bare, "bare", true, "also measure a bare net/http server answering 200, interleaved with the relay (see -slice), and print the ratio")
+	fs.StringVar(&o.pair, "pair", "", "base URL of a second target to measure interleaved with -url instead of the bare server (bench.sh: the bare server it runs)")
+	fs.IntVar(&o.pairPID, "pair-pid", 0, "PID of the -pair target: report its CPU time per request too")
+	fs.StringVar(&o.pairRow, "pair-row", "bare", "with -row: the name of the second target's line")
+	fs.DurationVar(&o.slice, "slice", time.Second, "with two targets: the length of one measured window; the targets take turns, never loaded at once, until each was measured for -d")
 	fs.BoolVar(&o.serve, "serve-bare", false, "run the bare server on 127.0.0.1 and print its address (also usable as a stand-in upstream for the relay)")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "with -serve-bare: the address to listen on (memory.sh brings the upstream back on the port the relay was given)")
 	fs.DurationVar(&o.delay, "delay", 0, "with -serve-bare: answer each request only after this long (a slow upstream)")
@@ -100,41 +111,61 @@ func run(args []string, out io.Writer) error {
 	if o.forward != "" {
 		return serveForward(o.forward)
 	}
-	if o.conns < 1 || o.duration <= 0 {
-		return errors.New("-c must be ≥ 1 and -d > 0")
+	if o.conns < 1 || o.duration <= 0 || o.slice <= 0 {
+		return errors.New("-c must be ≥ 1, -d and -slice > 0")
 	}
 	bodies, err := makeBodies(o.body, 1024)
 	if err != nil {
 		return err
 	}
 
-	var bare *result
-	if o.bare {
-		addr, stop, err := startBare()
+	relayURL := strings.TrimRight(o.url, "/") + "/api/" + o.project + "/envelope/"
+	var relay, bare *result
+	switch {
+	case o.pair != "" || o.bare:
+		if o.countURL != "" {
+			// The relay forwards its backlog while the other target is
+			// loaded: the windows would no longer be the relay's alone.
+			return errors.New("-count-url measures one target alone: use it with -bare=false and without -pair")
+		}
+		pairURL, pairPID := strings.TrimRight(o.pair, "/"), o.pairPID
+		if o.pair == "" {
+			addr, pid, stop, err := startBare()
+			if err != nil {
+				return err
+			}
+			defer stop()
+			pairURL, pairPID = "http://"+addr, pid
+		}
+		res, err := drivePair(context.Background(), [2]string{relayURL, pairURL + "/api/" + o.project + "/envelope/"}, [2]int{o.pid, pairPID}, o, bodies)
 		if err != nil {
 			return err
 		}
-		bare, err = drive(context.Background(), "http://"+addr+"/api/"+o.project+"/envelope/", o, bodies)
-		stop()
+		relay, bare = res[0], res[1]
+	default:
+		r, err := drive(context.Background(), relayURL, o, bodies)
 		if err != nil {
-			return fmt.Errorf("bare server: %w", err)
+			return fmt.Errorf("relay: %w", err)
 		}
-	}
-	relay, err := drive(context.Background(), strings.TrimRight(o.url, "/")+"/api/"+o.project+"/envelope/", o, bodies)
-	if err != nil {
-		return fmt.Errorf("relay: %w", err)
+		relay = r
 	}
 	if o.row != "" {
 		// name, req/s, delivered/s, p50 µs, p99 µs, CPU µs per envelope, errors
-		fmt.Fprintf(out, "%s\t%.0f\t%.0f\t%d\t%d\t%.1f\t%d\n", o.row, relay.rps, relay.deliveredRPS,
-			relay.p50.Microseconds(), relay.p99.Microseconds(), relay.cpuPerEnvelope, relay.errors)
+		relay.row(out, o.row)
+		if bare != nil {
+			bare.row(out, o.pairRow)
+		}
 		return nil
 	}
 
 	fmt.Fprintf(out, "connections=%d duration=%s body≈%dB\n", o.conns, o.duration, len(bodies[0]))
 	fmt.Fprintf(out, "%-6s %10s %10s %10s %10s %8s\n", "target", "req/s", "p50", "p99", "max", "errors")
+	name := "bare"
+	if o.pair != "" {
+		name = "pair"
+	}
 	if bare != nil {
-		bare.print(out, "bare")
+		bare.print(out, name)
 	}
 	relay.print(out, "relay")
 	if relay.cpuPerEnvelope > 0 {
@@ -144,9 +175,12 @@ func run(args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "relay CPU: %.1f µs per %s\n", relay.cpuPerEnvelope, what)
 	}
+	if bare != nil && bare.cpuPerEnvelope > 0 {
+		fmt.Fprintf(out, "%s CPU: %.1f µs per answered request\n", name, bare.cpuPerEnvelope)
+	}
 	if bare != nil && bare.rps > 0 {
-		fmt.Fprintf(out, "ratio relay/bare throughput: %.2f   p50: %.2fx   p99: %.2fx\n",
-			relay.rps/bare.rps, float64(relay.p50)/float64(max(bare.p50, 1)), float64(relay.p99)/float64(max(bare.p99, 1)))
+		fmt.Fprintf(out, "ratio relay/%s throughput: %.2f   p50: %.2fx   p99: %.2fx\n",
+			name, relay.rps/bare.rps, float64(relay.p50)/float64(max(bare.p50, 1)), float64(relay.p99)/float64(max(bare.p99, 1)))
 	}
 	if relay.errors > 0 {
 		fmt.Fprintf(out, "relay non-200 answers by status: %v\n", relay.byStatus)
@@ -165,153 +199,16 @@ type result struct {
 	deliveredRPS   float64
 }
 
+// row prints r as bench.sh reads it: name, req/s, delivered/s, p50 µs,
+// p99 µs, CPU µs per envelope, errors.
+func (r *result) row(w io.Writer, name string) {
+	fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%d\t%d\t%.1f\t%d\n", name, r.rps, r.deliveredRPS,
+		r.p50.Microseconds(), r.p99.Microseconds(), r.cpuPerEnvelope, r.errors)
+}
+
 func (r *result) print(w io.Writer, name string) {
 	fmt.Fprintf(w, "%-6s %10.0f %10s %10s %10s %8d\n", name, r.rps, r.p50.Round(time.Microsecond),
 		r.p99.Round(time.Microsecond), r.max.Round(time.Microsecond), r.errors)
-}
-
-// drive runs o.conns loops, each with its own keep-alive connection and one
-// request in flight, for the warm-up and then the measured duration.
-func drive(ctx context.Context, url string, o options, bodies [][]byte) (*result, error) {
-	tr := &http.Transport{
-		MaxIdleConns:        o.conns,
-		MaxIdleConnsPerHost: o.conns,
-		MaxConnsPerHost:     o.conns,
-		DisableCompression:  true,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	auth := "Sentry sentry_key=" + o.key + ", sentry_version=7, sentry_client=relay-load/1.0"
-
-	// A quick probe so a wrong URL fails at once instead of after -d.
-	if st, err := send(ctx, client, url, auth, bodies[0]); err != nil {
-		return nil, err
-	} else if st != http.StatusOK {
-		return nil, fmt.Errorf("probe request answered %d", st)
-	}
-
-	var (
-		measuring atomic.Bool
-		stop      atomic.Bool
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		lats      []time.Duration
-		ok, bad   int64
-		byStatus  = map[int]int64{}
-		firstErr  error
-	)
-	for i := 0; i < o.conns; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			local := make([]time.Duration, 0, 1<<14)
-			var lok, lbad int64
-			lstatus := map[int]int64{}
-			var lerr error
-			for n := i; !stop.Load(); n += o.conns {
-				t0 := time.Now()
-				st, err := send(ctx, client, url, auth, bodies[n%len(bodies)])
-				d := time.Since(t0)
-				if !measuring.Load() {
-					continue
-				}
-				switch {
-				case err != nil:
-					lbad++
-					if lerr == nil {
-						lerr = err
-					}
-				case st != http.StatusOK:
-					lbad++
-					lstatus[st]++
-				default:
-					lok++
-					local = append(local, d)
-				}
-			}
-			mu.Lock()
-			lats = append(lats, local...)
-			ok += lok
-			bad += lbad
-			for k, v := range lstatus {
-				byStatus[k] += v
-			}
-			if firstErr == nil {
-				firstErr = lerr
-			}
-			mu.Unlock()
-		}(i)
-	}
-	time.Sleep(o.warmup)
-	var cpu0, count0 int64
-	if o.pid > 0 {
-		var err error
-		if cpu0, err = procCPU(o.pid); err != nil {
-			stop.Store(true)
-			wg.Wait()
-			return nil, err
-		}
-		if o.countURL != "" {
-			if count0, err = fetchCount(ctx, o.countURL); err != nil {
-				stop.Store(true)
-				wg.Wait()
-				return nil, err
-			}
-		}
-	}
-	measuring.Store(true)
-	start := time.Now()
-	time.Sleep(o.duration)
-	measuring.Store(false)
-	elapsed := time.Since(start)
-	var countEnd int64
-	if o.countURL != "" {
-		var err error
-		if countEnd, err = fetchCount(ctx, o.countURL); err != nil {
-			stop.Store(true)
-			wg.Wait()
-			return nil, err
-		}
-	}
-	stop.Store(true)
-	wg.Wait()
-	if ok == 0 {
-		return nil, fmt.Errorf("no request succeeded (first error: %v, statuses: %v)", firstErr, byStatus)
-	}
-	var cpuPer, deliveredRPS float64
-	if o.pid > 0 {
-		envelopes := ok
-		if o.countURL != "" {
-			// The relay keeps forwarding after the load stopped; its CPU
-			// for what it accepted counts until the upstream is quiet.
-			deliveredRPS = float64(countEnd-count0) / elapsed.Seconds()
-			n, err := settleCount(ctx, o.countURL, countEnd)
-			if err != nil {
-				return nil, err
-			}
-			envelopes = n - count0
-		}
-		cpu1, err := procCPU(o.pid)
-		if err != nil {
-			return nil, err
-		}
-		if envelopes > 0 {
-			cpuPer = float64(cpu1-cpu0) / float64(envelopes)
-		}
-	}
-	slices.Sort(lats)
-	return &result{
-		cpuPerEnvelope: cpuPer,
-		deliveredRPS:   deliveredRPS,
-		rps:            float64(ok) / elapsed.Seconds(),
-		p50:            lats[len(lats)/2],
-		p99:            lats[len(lats)*99/100],
-		max:            lats[len(lats)-1],
-		ok:             ok,
-		errors:         bad,
-		byStatus:       byStatus,
-	}, nil
 }
 
 func send(ctx context.Context, c *http.Client, url, auth string, body []byte) (int, error) {
@@ -398,21 +295,21 @@ func serveBare(addr string, delay time.Duration) error {
 	return nil
 }
 
-// startBare runs this binary as the bare server and returns its address and
-// a function that stops it by PID.
-func startBare() (string, func(), error) {
+// startBare runs this binary as the bare server and returns its address, its
+// PID and a function that stops it by PID.
+func startBare() (string, int, func(), error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.Command(exe, "-serve-bare")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -421,9 +318,9 @@ func startBare() (string, func(), error) {
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		stop()
-		return "", nil, fmt.Errorf("bare server did not start: %w", err)
+		return "", 0, nil, fmt.Errorf("bare server did not start: %w", err)
 	}
-	return strings.TrimSpace(line), stop, nil
+	return strings.TrimSpace(line), cmd.Process.Pid, stop, nil
 }
 
 // serveForward is the naive forwarder baseline: each request is read and

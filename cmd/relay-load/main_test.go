@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestParseProcStat(t *testing.T) {
@@ -75,5 +78,60 @@ func TestForwardHandler(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("forwarder with its upstream gone answered %d, want 502", resp.StatusCode)
+	}
+}
+
+// drivePair measures two targets in turns: never both loaded at once, each
+// for the whole duration, every request counted for the target it went to.
+func TestDrivePairTakesTurns(t *testing.T) {
+	var inflight [2]atomic.Int64
+	var served [2]atomic.Int64
+	var overlaps atomic.Int64
+	handler := func(i int) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inflight[i].Add(1)
+			defer inflight[i].Add(-1)
+			if inflight[1-i].Load() > 0 {
+				overlaps.Add(1)
+			}
+			_, _ = io.Copy(io.Discard, r.Body)
+			served[i].Add(1)
+			time.Sleep(200 * time.Microsecond) // long enough for an overlap to be seen
+		})
+	}
+	a := httptest.NewServer(handler(0))
+	defer a.Close()
+	b := httptest.NewServer(handler(1))
+	defer b.Close()
+
+	o := options{conns: 8, duration: 400 * time.Millisecond, warmup: 50 * time.Millisecond, slice: 100 * time.Millisecond,
+		key: "0123456789abcdef0123456789abcdef", pid: os.Getpid()}
+	bodies, err := makeBodies("", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := drivePair(context.Background(), [2]string{a.URL, b.URL}, [2]int{os.Getpid(), 0}, o, bodies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := overlaps.Load(); n > 0 {
+		t.Fatalf("%d requests reached one target while the other had one in flight", n)
+	}
+	for i, r := range res {
+		if r == nil || r.ok == 0 || r.errors != 0 {
+			t.Fatalf("target %d: result %+v", i, r)
+		}
+		// Counted requests were all served by this target (warm-up and
+		// window ends are served but not counted).
+		if r.ok > served[i].Load() {
+			t.Fatalf("target %d: %d counted, %d served", i, r.ok, served[i].Load())
+		}
+		// rps is over the measured windows only: about duration in all.
+		if got := float64(r.ok) / r.rps; got < 0.35 || got > 0.6 {
+			t.Fatalf("target %d measured for %.2f s, want ~0.4", i, got)
+		}
+	}
+	if res[0].cpuPerEnvelope <= 0 || res[1].cpuPerEnvelope != 0 {
+		t.Fatalf("CPU per request: %v (pid given), %v (none)", res[0].cpuPerEnvelope, res[1].cpuPerEnvelope)
 	}
 }
