@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
 # The README's performance table in one command. Builds the relay and
-# relay-load, then drives, on the same machine in the same run:
-#   bare          net/http reading the body and answering 200 (relay-load -serve-bare),
-#                 measured in turns with each ingest-alone row (relay-load -pair)
-#   forwarder     a naive forwarder: synchronous POST of each request to the
-#                 upstream, shared client, 256 idle conns (relay-load -serve-forward)
-#   full-default  the whole relay, default config, forwarding to the upstream
+# relay-load, then measures, on the same machine in the same run, each
+# relay configuration in turns with its baseline (relay-load -pair: 1 s
+# windows, ABBA…, never both loaded at once, until each was measured for
+# DURATION):
+#   full-default   the whole relay, default config, forwarding to a stand-in
+#                  upstream (relay-load -serve-bare, which counts what it receives)
+#   full-always    the whole relay with jetstream.sync: always
+#     against: the forwarder — a naive forwarder, a synchronous POST of each
+#     request to an upstream of its own, shared client, 256 idle conns
+#     (relay-load -serve-forward)
 #   ingest-default the relay with worker.enabled: false (acks after JetStream)
-#   full-always   the whole relay with jetstream.sync: always
+#     against: bare — net/http reading the body and answering 200
+#     (relay-load -serve-bare)
 # (and, when named, full-scrub, ingest-always, and any of them with -nogroup:
-# jetstream.publish_group_max: 1, every envelope published alone), each with a fresh config
-# directory, against one stand-in upstream (relay-load -serve-bare, which
-# counts what it receives), and after full-default the one-connection
-# latency of the whole relay and of bare (also in turns). All of that is one round; a run
-# is ROUNDS rounds (3), and the table gives medians over them (the ratios:
-# the median of each round's ratio to that round's baseline), then every
-# round's ratios.
+# jetstream.publish_group_max: 1, every envelope published alone), each with
+# a fresh config directory; after full-default the one-connection latency of
+# the whole relay and of bare, also in turns. All of that is one round; a
+# run is ROUNDS rounds (3), and the table gives medians over them (the
+# ratios: the median of each round's ratio), then every round's ratios.
 #
-# The table: accepted req/s; for the whole relay also delivered/s (what the
-# upstream received during the window) — the ratio uses the smaller of the
-# two, so a relay that only fills its stream does not look fast; p50/p99 of
-# the acknowledgement; the relay's CPU µs per envelope (utime+stime from
-# /proc over the run, divided by envelopes delivered, or acknowledged for
-# ingest alone). The ratios and the CPU figure are what to compare across
-# machines; req/s move with whatever else the machine does.
+# The table: accepted req/s; for the forwarding rows also delivered/s (what
+# the upstream received from the window's start until it went quiet after
+# it, over that time) — the ratio uses the smaller of the two, so a relay
+# that only fills its stream does not look fast; p50/p99 of the
+# acknowledgement; CPU µs per envelope of the measured process (utime+stime
+# from /proc over its windows, divided by envelopes delivered, or answered
+# for ingest alone and bare). The ratios and the CPU figure are what to
+# compare across machines; req/s move with whatever else the machine does.
 #
 #   cmd/relay-load/bench.sh                       # the table, 64 connections, 10 s each
 #   CONNS=128 DURATION=20s cmd/relay-load/bench.sh full-default ingest-default
@@ -75,7 +79,10 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 rows="$work/rows.tsv"; : > "$rows"
 serve "$work/upstream.addr" -serve-bare; up_pid=$served; upstream="http://$(cat "$work/upstream.addr")"
 serve "$work/bare.addr" -serve-bare; bare_pid=$served
-serve "$work/forward.addr" -serve-forward "$upstream"; fw_pid=$served
+# The forwarder has an upstream of its own: it and the whole relay take
+# turns, and each one's deliveries are counted apart.
+serve "$work/fw-upstream.addr" -serve-bare; fw_upstream="http://$(cat "$work/fw-upstream.addr")"
+serve "$work/forward.addr" -serve-forward "$fw_upstream"; fw_pid=$served
 
 # relay NAME: start the relay with configuration NAME (a fresh directory each
 # time); leaves $relay_pid, $relay_url.
@@ -96,23 +103,27 @@ relay() {
 # target NAME ROUND: one relay row (a fresh relay with configuration NAME),
 # and after full-default the one-connection rows.
 target() {
-  local name=$1 round=$2 count=()
+  local name=$1 round=$2
   echo "== round $round/$rounds: $name" >&2
   relay "$name"
-  [[ $name == ingest* ]] || count=(-count-url "$upstream/_count")
   if [ -n "${PROFILE:-}" ] && [ "$name" = "${names[0]}" ] && [ "$round" = 1 ]; then
-    # The profile covers 8 s of the measured window (after the 2 s warm-up).
-    (sleep 3; curl -sf -o "$PROFILE.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=8") & prof_pid=$!
+    # An 8 s profile of the relay process, after its warm-up: it covers the
+    # relay's windows (the baseline's turns cost the relay nothing).
+    (sleep 5; curl -sf -o "$PROFILE.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=8") & prof_pid=$!
   fi
+  # The relay and its baseline take turns in 1 s windows (ABBA…), never
+  # loaded at once, until each was measured for $duration: this machine's
+  # speed moves within seconds, and a ratio of two rows a minute apart
+  # measured that as much as the relay (relay-load's drivePair). A
+  # forwarding relay's window lasts until its upstream went quiet: its
+  # backlog is forwarded in its own turn.
   if [[ $name == ingest* ]]; then
-    # Ingest alone and bare take turns in 1 s windows (ABBA…), never loaded
-    # at once, until each was measured for $duration: this machine's speed
-    # moves within seconds, and a ratio of two rows a minute apart measured
-    # that as much as the relay (relay-load's drivePair).
     "${load[@]}" -url "$relay_url" -pid "$relay_pid" -pair "http://$(cat "$work/bare.addr")" -pair-pid "$bare_pid" \
       -row "$name#$round" -pair-row "bare:$name#$round" >> "$rows" || echo "$name#$round	failed" >> "$rows"
   else
-    "${load[@]}" -url "$relay_url" -pid "$relay_pid" "${count[@]}" -row "$name#$round" >> "$rows" || echo "$name#$round	failed" >> "$rows"
+    "${load[@]}" -url "$relay_url" -pid "$relay_pid" -count-url "$upstream/_count" \
+      -pair "http://$(cat "$work/forward.addr")" -pair-pid "$fw_pid" -pair-count-url "$fw_upstream/_count" \
+      -row "$name#$round" -pair-row "forwarder:$name#$round" >> "$rows" || echo "$name#$round	failed" >> "$rows"
   fi
   if [ -n "${prof_pid:-}" ]; then
     wait "$prof_pid" && go tool pprof -top -nodecount=40 "$work/relay" "$PROFILE.pprof" > "$PROFILE.top" 2>/dev/null \
@@ -127,22 +138,12 @@ target() {
   stop "$relay_pid"
 }
 
-# Rounds: every target once per round, so that each ratio compares rows
-# measured within a minute of each other. This machine drifts between
-# slower and faster phases over minutes (every row, baselines included,
-# costs more CPU in a slow one); one round's ratio can catch the baseline in
-# one phase and the relay in another. The table gives the median over the
-# rounds of each round's ratio, and every round's figures below it. A round:
-# the ingest-alone rows (each in turns with bare), then the forwarder, then
-# the whole-relay rows (measured against it): each row near its own baseline
-# in time. (The whole relay is not measured in turns with the forwarder: it
-# forwards its backlog after its window, which would then fall in the
-# forwarder's.)
+# Rounds: every configuration once per round, each in turns with its
+# baseline (bare for ingest alone, the forwarder for the whole relay). The
+# table gives the median over the rounds of each round's ratio, and every
+# round's figures below it.
 for round in $(seq "$rounds"); do
-  for name in "${names[@]}"; do [[ $name != ingest* ]] || target "$name" "$round"; done
-  echo "== round $round/$rounds: forwarder" >&2
-  "${load[@]}" -url "http://$(cat "$work/forward.addr")" -pid "$fw_pid" -count-url "$upstream/_count" -row "forwarder#$round" >> "$rows"
-  for name in "${names[@]}"; do [[ $name == ingest* ]] || target "$name" "$round"; done
+  for name in "${names[@]}"; do target "$name" "$round"; done
 done
 stop "$fw_pid"
 
@@ -157,7 +158,7 @@ awk -F'\t' -v conns="$conns" -v dur="$duration" -v rounds="$rounds" '
     return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
   }
   function eff(key) { return (del[key] > 0 && del[key] < rps[key]) ? del[key] : rps[key] }
-  function isbase(t) { return t == "forwarder" || t ~ /^bare:/ }
+  function isbase(t) { return t ~ /^(bare|forwarder):/ }
   NF < 7 { failed[++nf] = $1; next }
   {
     split($1, p, "#"); t = p[1]; r = p[2] + 0
@@ -165,12 +166,12 @@ awk -F'\t' -v conns="$conns" -v dur="$duration" -v rounds="$rounds" '
     k = t "#" r; rps[k] = $2; del[k] = $3; p50[k] = $4; p99[k] = $5; cpu[k] = $6; errs[t] += $7; have[k] = 1
   }
   END {
-    printf "%d connections, %s per target, %d round(s) (each: ingest rows in turns with bare, forwarder, whole-relay rows); medians over the rounds\n\n", conns, dur, rounds
-    printf "| target | req/s | delivered/s | ratio | p50 | p99 | relay CPU µs/envelope | errors |\n|---|---|---|---|---|---|---|---|\n"
+    printf "%d connections, %s per target, %d round(s) (each row in turns with its baseline); medians over the rounds\n\n", conns, dur, rounds
+    printf "| target | req/s | delivered/s | ratio | p50 | p99 | CPU µs/envelope | errors |\n|---|---|---|---|---|---|---|---|\n"
     for (i = 1; i <= n; i++) {
       t = order[i]; if (t ~ /-c1$/) continue
-      base = (t ~ /^full/ || t == "forwarder") ? "forwarder" : ("bare:" t)
-      if (t ~ /^bare:/) base = t
+      base = (t ~ /^full/) ? ("forwarder:" t) : ("bare:" t)
+      if (isbase(t)) base = t
       delete A; delete D; delete R; delete P5; delete P9; delete C; na = nd = nr = nc = 0
       for (r = 1; r <= rounds; r++) {
         k = t "#" r; if (!(k in have)) continue
@@ -181,8 +182,8 @@ awk -F'\t' -v conns="$conns" -v dur="$duration" -v rounds="$rounds" '
         if (t != base && (b in have) && eff(b) > 0) { R[++nr] = eff(k) / eff(b); rr[t, r] = R[nr] }
       }
       if (na == 0) continue
-      ratio = (t == base) ? "1" : (nr > 0 ? sprintf("%.2f of %s", median(R, nr), (base ~ /^bare:/ ? "bare" : base)) : "–")
-      label = (t ~ /^bare:/) ? sprintf("bare (in turns with %s)", substr(t, 6)) : t
+      ratio = (t == base) ? "1" : (nr > 0 ? sprintf("%.2f of %s", median(R, nr), substr(base, 1, index(base, ":") - 1)) : "–")
+      label = isbase(t) ? sprintf("%s (in turns with %s)", substr(t, 1, index(t, ":") - 1), substr(t, index(t, ":") + 1)) : t
       printf "| %s | %.0f | %s | %s | %.2f ms | %.2f ms | %s | %d |\n", label, median(A, na), (nd > 0 ? sprintf("%.0f", median(D, nd)) : "–"), ratio, median(P5, na)/1000, median(P9, na)/1000, (nc > 0 ? sprintf("%.1f", median(C, nc)) : "–"), errs[t]
     }
     # One connection: the median of the rounds p50 ratios.
@@ -193,15 +194,15 @@ awk -F'\t' -v conns="$conns" -v dur="$duration" -v rounds="$rounds" '
     }
     if (nr > 0) printf "\none connection, relay p50 / bare p50 (median over the rounds): %.1fx\n", median(R, nr)
     {
-      printf "\nEach round (ratio to the same round'"'"'s baseline, relay CPU µs per envelope in brackets):\n\n| round | forwarder req/s |"
+      printf "\nEach round (ratio to the same round'"'"'s baseline, relay CPU µs per envelope in brackets):\n\n| round |"
       for (i = 1; i <= n; i++) { t = order[i]; if (!isbase(t) && t !~ /-c1$/) printf " %s |", t }
       if (nr > 0) printf " one connection |"
-      printf "\n|---|---|"
+      printf "\n|---|"
       for (i = 1; i <= n; i++) { t = order[i]; if (!isbase(t) && t !~ /-c1$/) printf "---|" }
       if (nr > 0) printf "---|"
       printf "\n"
       for (r = 1; r <= rounds; r++) {
-        printf "| %d | %.0f |", r, rps["forwarder#" r]
+        printf "| %d |", r
         for (i = 1; i <= n; i++) {
           t = order[i]; if (isbase(t) || t ~ /-c1$/) continue
           k = t "#" r
@@ -209,6 +210,7 @@ awk -F'\t' -v conns="$conns" -v dur="$duration" -v rounds="$rounds" '
           if ((t, r) in rr) {
             cell = sprintf("%.2f (%.0f µs", rr[t, r], cpu[k])
             if (("bare:" k) in have) cell = cell sprintf("; bare %.0f µs", cpu["bare:" k])
+            if (("forwarder:" k) in have) cell = cell sprintf("; forwarder %.0f µs", cpu["forwarder:" k])
             cell = cell ")"
           }
           printf " %s |", cell

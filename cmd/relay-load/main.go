@@ -59,25 +59,26 @@ func main() {
 }
 
 type options struct {
-	url      string
-	conns    int
-	duration time.Duration
-	warmup   time.Duration
-	project  string
-	key      string
-	body     string
-	bare     bool
-	serve    bool
-	forward  string
-	addr     string
-	delay    time.Duration
-	pid      int
-	countURL string
-	row      string
-	pair     string
-	pairPID  int
-	pairRow  string
-	slice    time.Duration
+	url          string
+	conns        int
+	duration     time.Duration
+	warmup       time.Duration
+	project      string
+	key          string
+	body         string
+	bare         bool
+	serve        bool
+	forward      string
+	addr         string
+	delay        time.Duration
+	pid          int
+	countURL     string
+	row          string
+	pair         string
+	pairPID      int
+	pairRow      string
+	pairCountURL string
+	slice        time.Duration
 }
 
 func run(args []string, out io.Writer) error {
@@ -94,6 +95,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&o.pair, "pair", "", "base URL of a second target to measure interleaved with -url instead of the bare server (bench.sh: the bare server it runs)")
 	fs.IntVar(&o.pairPID, "pair-pid", 0, "PID of the -pair target: report its CPU time per request too")
 	fs.StringVar(&o.pairRow, "pair-row", "bare", "with -row: the name of the second target's line")
+	fs.StringVar(&o.pairCountURL, "pair-count-url", "", "with -pair: the -pair target's upstream counter, as -count-url is the relay's (each target needs its own upstream)")
 	fs.DurationVar(&o.slice, "slice", time.Second, "with two targets: the length of one measured window; the targets take turns, never loaded at once, until each was measured for -d")
 	fs.BoolVar(&o.serve, "serve-bare", false, "run the bare server on 127.0.0.1 and print its address (also usable as a stand-in upstream for the relay)")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "with -serve-bare: the address to listen on (memory.sh brings the upstream back on the port the relay was given)")
@@ -123,10 +125,8 @@ func run(args []string, out io.Writer) error {
 	var relay, bare *result
 	switch {
 	case o.pair != "" || o.bare:
-		if o.countURL != "" {
-			// The relay forwards its backlog while the other target is
-			// loaded: the windows would no longer be the relay's alone.
-			return errors.New("-count-url measures one target alone: use it with -bare=false and without -pair")
+		if o.countURL != "" && o.countURL == o.pairCountURL {
+			return errors.New("-count-url and -pair-count-url must be different upstreams: each target's deliveries are counted apart")
 		}
 		pairURL, pairPID := strings.TrimRight(o.pair, "/"), o.pairPID
 		if o.pair == "" {
@@ -137,7 +137,7 @@ func run(args []string, out io.Writer) error {
 			defer stop()
 			pairURL, pairPID = "http://"+addr, pid
 		}
-		res, err := drivePair(context.Background(), [2]string{relayURL, pairURL + "/api/" + o.project + "/envelope/"}, [2]int{o.pid, pairPID}, o, bodies)
+		res, err := drivePair(context.Background(), [2]string{relayURL, pairURL + "/api/" + o.project + "/envelope/"}, [2]int{o.pid, pairPID}, [2]string{o.countURL, o.pairCountURL}, o, bodies)
 		if err != nil {
 			return err
 		}
@@ -452,20 +452,20 @@ func fetchCount(ctx context.Context, url string) (int64, error) {
 	return n, nil
 }
 
-// settleCount polls the counter until it has not moved for half a second
-// (the relay has forwarded its backlog), at most a minute, and returns it.
-func settleCount(ctx context.Context, url string, last int64) (int64, error) {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		time.Sleep(500 * time.Millisecond)
+// settleCount polls the counter, which read last at since, until it has not
+// moved for quiet (the relay has forwarded its backlog), at most a minute,
+// and returns it and when it was last seen moving (since, if it did not).
+func settleCount(ctx context.Context, url string, last int64, since time.Time, quiet time.Duration) (int64, time.Time, error) {
+	moved := since
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && time.Since(moved) < quiet; {
+		time.Sleep(5 * time.Millisecond)
 		n, err := fetchCount(ctx, url)
 		if err != nil {
-			return 0, err
+			return 0, time.Time{}, err
 		}
-		if n == last {
-			return n, nil
+		if n != last {
+			last, moved = n, time.Now()
 		}
-		last = n
 	}
-	return last, nil
+	return last, moved, nil
 }

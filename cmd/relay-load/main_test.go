@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -110,7 +111,7 @@ func TestDrivePairTakesTurns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := drivePair(context.Background(), [2]string{a.URL, b.URL}, [2]int{os.Getpid(), 0}, o, bodies)
+	res, err := drivePair(context.Background(), [2]string{a.URL, b.URL}, [2]int{os.Getpid(), 0}, [2]string{}, o, bodies)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,5 +134,55 @@ func TestDrivePairTakesTurns(t *testing.T) {
 	}
 	if res[0].cpuPerEnvelope <= 0 || res[1].cpuPerEnvelope != 0 {
 		t.Fatalf("CPU per request: %v (pid given), %v (none)", res[0].cpuPerEnvelope, res[1].cpuPerEnvelope)
+	}
+}
+
+// A target that forwards (a count URL) is measured until its upstream went
+// quiet after each window: its backlog is forwarded in its own turn, never
+// in the other target's, and every envelope it accepted is counted
+// delivered.
+func TestDrivePairWaitsForTheBacklog(t *testing.T) {
+	var pending, delivered, spilled, accepted atomic.Int64
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet { // the upstream's counter
+			fmt.Fprintf(w, "%d\n", delivered.Load())
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		accepted.Add(1)
+		pending.Add(1)
+		time.AfterFunc(30*time.Millisecond, func() { delivered.Add(1); pending.Add(-1) })
+	}))
+	defer relay.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if pending.Load() > 0 {
+			spilled.Add(1)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer other.Close()
+
+	o := options{conns: 4, duration: 300 * time.Millisecond, warmup: 0, slice: 100 * time.Millisecond,
+		key: "0123456789abcdef0123456789abcdef"}
+	bodies, err := makeBodies("", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := drivePair(context.Background(), [2]string{relay.URL, other.URL}, [2]int{os.Getpid(), 0},
+		[2]string{relay.URL + "/_count", ""}, o, bodies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := spilled.Load(); n > 0 {
+		t.Fatalf("%d requests reached the other target while the relay still had envelopes to forward", n)
+	}
+	r := res[0]
+	// Delivered/s is over the windows and the drain after each: at most
+	// one envelope per 30 ms per connection can be in the backlog at once.
+	if r.deliveredRPS <= 0 || r.deliveredRPS > r.rps*1.05 {
+		t.Fatalf("delivered/s %.0f against accepted/s %.0f", r.deliveredRPS, r.rps)
+	}
+	if r.cpuPerEnvelope <= 0 {
+		t.Fatalf("CPU per delivered envelope %v", r.cpuPerEnvelope)
 	}
 }

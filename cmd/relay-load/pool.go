@@ -39,14 +39,20 @@ type pool struct {
 	firstErr error
 
 	// Owned by the driver.
-	measured time.Duration
-	cpu      int64 // µs of the target's CPU over the measured windows (pid > 0)
 	pid      int
+	countURL string        // the upstream's envelope counter, when the target forwards
+	quiet    time.Duration // with countURL: how long the counter must stand still after a window
+	measured time.Duration // the windows' load time
+	cpu      int64         // µs of the target's CPU over the windows (pid > 0)
+	// With countURL: envelopes the upstream received from each window's
+	// start until it went quiet after it, and that time.
+	delivered   int64
+	deliverTime time.Duration
 }
 
 // newPool probes url once (a wrong URL fails at once, not after -d) and
 // starts the loops, closed.
-func newPool(ctx context.Context, url string, pid int, o options, bodies [][]byte) (*pool, error) {
+func newPool(ctx context.Context, url string, pid int, countURL string, o options, bodies [][]byte) (*pool, error) {
 	p := &pool{
 		url:    url,
 		auth:   "Sentry sentry_key=" + o.key + ", sentry_version=7, sentry_client=relay-load/1.0",
@@ -62,6 +68,8 @@ func newPool(ctx context.Context, url string, pid int, o options, bodies [][]byt
 		opened:   make(chan struct{}),
 		byStatus: map[int]int64{},
 		pid:      pid,
+		countURL: countURL,
+		quiet:    300 * time.Millisecond,
 	}
 	p.client = &http.Client{Transport: p.tr, Timeout: 30 * time.Second}
 	if st, err := send(ctx, p.client, url, p.auth, bodies[0]); err != nil {
@@ -71,11 +79,29 @@ func newPool(ctx context.Context, url string, pid int, o options, bodies [][]byt
 		p.tr.CloseIdleConnections()
 		return nil, fmt.Errorf("probe request answered %d", st)
 	}
+	if err := p.settle(ctx); err != nil {
+		p.tr.CloseIdleConnections()
+		return nil, err
+	}
 	for i := 0; i < o.conns; i++ {
 		p.wg.Add(1)
 		go p.loop(ctx, i)
 	}
 	return p, nil
+}
+
+// settle waits, when the target forwards, until its upstream's counter stood
+// still for p.quiet: nothing of what it accepted is left to forward.
+func (p *pool) settle(ctx context.Context) error {
+	if p.countURL == "" {
+		return nil
+	}
+	n, err := fetchCount(ctx, p.countURL)
+	if err != nil {
+		return err
+	}
+	_, _, err = settleCount(ctx, p.countURL, n, time.Now(), p.quiet)
+	return err
 }
 
 func (p *pool) loop(ctx context.Context, i int) {
@@ -163,19 +189,28 @@ func (p *pool) close() {
 	}
 }
 
-// run sends unmeasured for d (a warm-up), then closes.
-func (p *pool) run(d time.Duration) {
+// run sends unmeasured for d (a warm-up), then closes and settles.
+func (p *pool) run(ctx context.Context, d time.Duration) error {
 	p.setOpen(true)
 	time.Sleep(d)
 	p.close()
+	return p.settle(ctx)
 }
 
-// window sends for d, measured, then closes: the target's CPU is read at the
-// window's start (nothing in flight) and end.
-func (p *pool) window(d time.Duration) error {
-	var cpu0 int64
+// window sends for d, measured, then closes. The target's CPU is read at the
+// window's start (nothing in flight) and at its end — or, when the target
+// forwards (countURL), once the upstream's counter stood still for p.quiet
+// after the load: a relay's work for what it accepted ends when its backlog
+// was forwarded, and that time counts to its delivery rate.
+func (p *pool) window(ctx context.Context, d time.Duration) error {
+	var cpu0, count0 int64
+	var err error
+	if p.countURL != "" {
+		if count0, err = fetchCount(ctx, p.countURL); err != nil {
+			return err
+		}
+	}
 	if p.pid > 0 {
-		var err error
 		if cpu0, err = procCPU(p.pid); err != nil {
 			return err
 		}
@@ -185,16 +220,35 @@ func (p *pool) window(d time.Duration) error {
 	p.setOpen(true)
 	time.Sleep(d)
 	p.measuring.Store(false)
-	p.measured += time.Since(start)
-	if p.pid > 0 {
+	stopped := time.Now()
+	p.measured += stopped.Sub(start)
+	readCPU := func() error {
+		if p.pid == 0 {
+			return nil
+		}
 		cpu1, err := procCPU(p.pid)
-		if err != nil {
+		p.cpu += cpu1 - cpu0
+		return err
+	}
+	if p.countURL == "" {
+		if err := readCPU(); err != nil {
 			return err
 		}
-		p.cpu += cpu1 - cpu0
+		p.close()
+		return nil
+	}
+	countStop, err := fetchCount(ctx, p.countURL)
+	if err != nil {
+		return err
 	}
 	p.close()
-	return nil
+	n, last, err := settleCount(ctx, p.countURL, countStop, stopped, p.quiet)
+	if err != nil {
+		return err
+	}
+	p.delivered += n - count0
+	p.deliverTime += last.Sub(start)
+	return readCPU()
 }
 
 // end stops the loops and releases the connections.
@@ -205,22 +259,29 @@ func (p *pool) end() {
 	p.tr.CloseIdleConnections()
 }
 
-// result summarises the measured windows; envelopes, when > 0, replaces the
-// answered requests as the divisor of the CPU figure.
-func (p *pool) result(envelopes int64) (*result, error) {
+// result summarises the measured windows. The CPU figure is per envelope
+// delivered when the target forwards (countURL), per answered request
+// otherwise.
+func (p *pool) result() (*result, error) {
 	if p.ok == 0 {
 		return nil, fmt.Errorf("no request succeeded (first error: %v, statuses: %v)", p.firstErr, p.byStatus)
 	}
-	if envelopes <= 0 {
-		envelopes = p.ok
+	envelopes := p.ok
+	var deliveredRPS float64
+	if p.countURL != "" {
+		envelopes = p.delivered
+		if p.deliverTime > 0 {
+			deliveredRPS = float64(p.delivered) / p.deliverTime.Seconds()
+		}
 	}
 	var cpuPer float64
-	if p.pid > 0 {
+	if p.pid > 0 && envelopes > 0 {
 		cpuPer = float64(p.cpu) / float64(envelopes)
 	}
 	slices.Sort(p.lats)
 	return &result{
 		cpuPerEnvelope: cpuPer,
+		deliveredRPS:   deliveredRPS,
 		rps:            float64(p.ok) / p.measured.Seconds(),
 		p50:            p.lats[len(p.lats)/2],
 		p99:            p.lats[len(p.lats)*99/100],
@@ -231,65 +292,24 @@ func (p *pool) result(envelopes int64) (*result, error) {
 	}, nil
 }
 
-// drive loads one target for the warm-up and then the measured duration.
-// With o.countURL the CPU is divided by the envelopes the upstream received,
-// counted until it went quiet (the relay keeps forwarding after the load
-// stopped; its CPU for what it accepted counts until then).
+// drive loads one target for the warm-up and then one measured window of
+// o.duration. With o.countURL the CPU is divided by the envelopes the
+// upstream received until it went quiet (the relay keeps forwarding after
+// the load stopped), and delivered/s is over that time.
 func drive(ctx context.Context, url string, o options, bodies [][]byte) (*result, error) {
-	p, err := newPool(ctx, url, o.pid, o, bodies)
+	p, err := newPool(ctx, url, o.pid, o.countURL, o, bodies)
 	if err != nil {
 		return nil, err
 	}
-	p.run(o.warmup)
-	var count0, countEnd, envelopes int64
-	if o.countURL != "" {
-		if count0, err = fetchCount(ctx, o.countURL); err != nil {
-			p.end()
-			return nil, err
-		}
+	p.quiet = 500 * time.Millisecond
+	if err = p.run(ctx, o.warmup); err == nil {
+		err = p.window(ctx, o.duration)
 	}
-	cpu0 := int64(0)
-	if o.pid > 0 {
-		if cpu0, err = procCPU(o.pid); err != nil {
-			p.end()
-			return nil, err
-		}
-	}
-	p.measuring.Store(true)
-	start := time.Now()
-	p.setOpen(true)
-	time.Sleep(o.duration)
-	p.measuring.Store(false)
-	p.measured = time.Since(start)
-	if o.countURL != "" {
-		if countEnd, err = fetchCount(ctx, o.countURL); err != nil {
-			p.end()
-			return nil, err
-		}
-	}
-	p.end()
-	var deliveredRPS float64
-	if o.countURL != "" {
-		deliveredRPS = float64(countEnd-count0) / p.measured.Seconds()
-		n, err := settleCount(ctx, o.countURL, countEnd)
-		if err != nil {
-			return nil, err
-		}
-		envelopes = n - count0
-	}
-	if o.pid > 0 {
-		cpu1, err := procCPU(o.pid)
-		if err != nil {
-			return nil, err
-		}
-		p.cpu = cpu1 - cpu0
-	}
-	r, err := p.result(envelopes)
+	p.end() // merges the loops' counts into p
 	if err != nil {
 		return nil, err
 	}
-	r.deliveredRPS = deliveredRPS
-	return r, nil
+	return p.result()
 }
 
 // drivePair loads two targets in turn, never both at once, in windows of
@@ -301,11 +321,11 @@ func drive(ctx context.Context, url string, o options, bodies [][]byte) (*result
 // target is warmed up alone first. A window's requests still in flight at
 // its end are answered but not counted (at 64 connections, ~3 ms of a 1 s
 // window, alike for both).
-func drivePair(ctx context.Context, urls [2]string, pids [2]int, o options, bodies [][]byte) ([2]*result, error) {
+func drivePair(ctx context.Context, urls [2]string, pids [2]int, countURLs [2]string, o options, bodies [][]byte) ([2]*result, error) {
 	var res [2]*result
 	var ps [2]*pool
 	for i := range ps {
-		p, err := newPool(ctx, urls[i], pids[i], o, bodies)
+		p, err := newPool(ctx, urls[i], pids[i], countURLs[i], o, bodies)
 		if err != nil {
 			if i == 1 {
 				ps[0].end()
@@ -325,7 +345,9 @@ func drivePair(ctx context.Context, urls [2]string, pids [2]int, o options, bodi
 	}
 	defer endAll()
 	for _, p := range ps {
-		p.run(o.warmup)
+		if err := p.run(ctx, o.warmup); err != nil {
+			return res, err
+		}
 	}
 	n := max(1, int(o.duration/o.slice))
 	w := o.duration / time.Duration(n)
@@ -335,14 +357,14 @@ func drivePair(ctx context.Context, urls [2]string, pids [2]int, o options, bodi
 			order = [2]int{1, 0}
 		}
 		for _, k := range order {
-			if err := ps[k].window(w); err != nil {
+			if err := ps[k].window(ctx, w); err != nil {
 				return res, err
 			}
 		}
 	}
 	endAll()
 	for i, p := range ps {
-		r, err := p.result(0)
+		r, err := p.result()
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", urls[i], err)
 		}
