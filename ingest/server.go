@@ -137,6 +137,7 @@ type Server struct {
 	budget    *byteBudget   // body bytes in flight (admission.go)
 
 	publishLogs logLimiter
+	deadlines   *publishDeadlines // what each publish waits under (PublishTimeout)
 
 	tunnel  *tunnel    // nil until EnableTunnel
 	forward *forwarder // nil until EnableForward (forward.go)
@@ -211,6 +212,8 @@ func New(cfg Config, pub Publisher, ready func(context.Context) error, log *slog
 		stop:          make(chan struct{}),
 		budget:        &byteBudget{size: cfg.MaxInFlightBytes},
 		now:           time.Now,
+		// Real time, not s.now: the contexts' deadlines are the runtime's.
+		deadlines: newPublishDeadlines(cfg.PublishTimeout, time.Now),
 	}
 	if p := cfg.MaxPublishPayload; p > 0 {
 		room := p - messageReserve
