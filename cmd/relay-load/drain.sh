@@ -11,6 +11,8 @@
 #   PROFILE=/tmp/drain cmd/relay-load/drain.sh # also a CPU profile (-tags pprof) of 8 s
 #                                              # of the drain: /tmp/drain.pprof, .top
 #   CONFIG=$'worker:\n  concurrency: 128\n' cmd/relay-load/drain.sh   # more config.yml lines
+#       (in sections other than spool and http, which this script writes: a
+#       section twice is a YAML error, and the run ends with the relay's log)
 #
 # Reports the envelopes in the spool, how long the relay took to notice the
 # upstream (outage probe backoff), the drain time from the first envelope
@@ -41,7 +43,7 @@ printf '%s' "${CONFIG:-}" >> "$work/cfg/.relay/config.yml"
 (cd "$work/cfg" && RELAY_PPROF_ADDR="127.0.0.1:$pprof_port" exec "$work/relay" run --mode proxy --upstream "$upstream" --port "$port") > "$work/relay.log" 2>&1 & relay_pid=$!
 pids+=("$relay_pid")
 relay_url="http://127.0.0.1:$port"
-for _ in $(seq 100); do curl -sf "$relay_url/api/relay/healthcheck/live/" > /dev/null && break; sleep 0.1; done
+wait_up "$relay_url" "$work/relay.log"
 
 echo "== fill: the default event until $n envelopes are stored (upstream down)" >&2
 while :; do

@@ -66,7 +66,7 @@ EOF
 (cd "$work/cfg" && RELAY_PPROF_ADDR="127.0.0.1:$pprof_port" exec "$work/relay" run --mode proxy --upstream "$upstream" --port "$port") > "$work/relay.log" 2>&1 & relay_pid=$!
 pids+=("$relay_pid")
 relay_url="http://127.0.0.1:$port"
-for _ in $(seq 100); do curl -sf "$relay_url/api/relay/healthcheck/live/" > /dev/null && break; sleep 0.1; done
+wait_up "$relay_url" "$work/relay.log"
 
 phase="$work/phase"; echo idle > "$phase"
 samples="$work/samples.tsv"
