@@ -127,9 +127,10 @@ func TestDrivePairTakesTurns(t *testing.T) {
 		if r.ok > served[i].Load() {
 			t.Fatalf("target %d: %d counted, %d served", i, r.ok, served[i].Load())
 		}
-		// rps is over the measured windows only: about duration in all.
-		if got := float64(r.ok) / r.rps; got < 0.35 || got > 0.6 {
-			t.Fatalf("target %d measured for %.2f s, want ~0.4", i, got)
+		// rps is over the measured windows only: duration in all, a little
+		// more when a sleep overran (the whole run takes ~0.9 s).
+		if got := float64(r.ok) / r.rps; got < 0.39 || got > 0.7 {
+			t.Fatalf("target %d measured for %.2f s, want 0.4 (its windows only)", i, got)
 		}
 	}
 	if res[0].cpuPerEnvelope <= 0 || res[1].cpuPerEnvelope != 0 {
