@@ -11,9 +11,13 @@
 //
 // Invariants:
 //   - The bucket is a cache, never on the durability path: a limit that is
-//     lost (a failed put, two processes recording the same key at the same
-//     instant and the later put winning) only means ingest stores envelopes
-//     the worker then holds until the limit passes, as without this package.
+//     lost (a failed write) only means ingest stores envelopes the worker
+//     then holds until the limit passes, as without this package.
+//   - A write merges with the bucket's value, not only with this process's
+//     view of it: Record reads the key and its revision, merges, and writes
+//     only if the revision is unchanged (retrying otherwise), so two
+//     processes recording different limits of one key at the same time
+//     both end up in the bucket — the later write no longer wins.
 //   - A value holds absolute expiry times: a process reading it later, or
 //     after a restart, sees the remaining time, never a fresh full period.
 //   - Expired limits are ignored on read and left out of every write.
@@ -22,6 +26,7 @@ package ratelimit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -37,7 +42,11 @@ import (
 // Bucket is the key-value store the limits are kept in; *stream.KV is the
 // real one.
 type Bucket interface {
-	Put(ctx context.Context, key string, value []byte) error
+	// GetRevision returns key's value and revision (nil, 0: none).
+	GetRevision(ctx context.Context, key string) ([]byte, uint64, error)
+	// Swap writes value if key's revision is still rev (0: no value), else
+	// returns an error matching stream.ErrKVConflict.
+	Swap(ctx context.Context, key string, value []byte, rev uint64) error
 	Watch(ctx context.Context, update func(key string, value []byte)) error
 }
 
@@ -55,7 +64,15 @@ const BucketTTL = 24 * time.Hour
 var (
 	decodeErrors = metrics.NewCounter(`relay_rate_limits_shared_errors_total{op="decode"}`)
 	putErrors    = metrics.NewCounter(`relay_rate_limits_shared_errors_total{op="put"}`)
+	// swapConflicts counts writes retried because another process wrote
+	// the key between Record's read and its write.
+	swapConflicts = metrics.NewCounter(`relay_rate_limits_shared_conflicts_total`)
 )
+
+// maxSwaps bounds Record's read-merge-write attempts: each conflict means
+// another process's write landed, so a few rounds settle any realistic
+// contention on one key.
+const maxSwaps = 8
 
 // Shared is the deployment's view of the upstream's rate limits, per public
 // key. Safe for concurrent use.
@@ -98,7 +115,9 @@ func (s *Shared) Limits(key string) upstream.RateLimits {
 }
 
 // Record merges limits into key's (per categories and scope the later
-// expiry wins) and writes the result to the bucket for every process.
+// expiry wins) and writes the result to the bucket for every process,
+// merged with what the bucket holds for key at that moment (see the
+// invariants above).
 func (s *Shared) Record(ctx context.Context, key string, limits upstream.RateLimits) error {
 	now := s.now()
 	s.mu.Lock()
@@ -109,15 +128,43 @@ func (s *Shared) Record(ctx context.Context, key string, limits upstream.RateLim
 	}
 	s.keys[key] = merged
 	s.mu.Unlock()
-	value, err := encode(merged)
-	if err == nil {
-		err = s.bucket.Put(ctx, key, value)
-	}
+	err := s.swap(ctx, key, merged, now)
 	if err != nil {
 		putErrors.Inc()
 		return fmt.Errorf("ratelimit: record %s: %w", key, err)
 	}
 	return nil
+}
+
+// swap writes limits merged with the bucket's value of key, retrying when
+// another process wrote the key in between.
+func (s *Shared) swap(ctx context.Context, key string, limits upstream.RateLimits, now time.Time) error {
+	for range maxSwaps {
+		cur, rev, err := s.bucket.GetRevision(ctx, key)
+		if err != nil {
+			return err
+		}
+		merged := limits
+		if cur != nil {
+			stored, err := decode(cur)
+			if err != nil {
+				// Replaced by a value that decodes: nothing in it could be kept.
+				decodeErrors.Inc()
+			} else {
+				merged = merged.Merge(stored.Active(now))
+			}
+		}
+		value, err := encode(merged)
+		if err != nil {
+			return err
+		}
+		err = s.bucket.Swap(ctx, key, value, rev)
+		if !errors.Is(err, stream.ErrKVConflict) {
+			return err
+		}
+		swapConflicts.Inc()
+	}
+	return fmt.Errorf("still conflicting after %d attempts: %w", maxSwaps, stream.ErrKVConflict)
 }
 
 // update applies one change seen by the watch.

@@ -144,3 +144,129 @@ func TestSharedIgnoresBadValues(t *testing.T) {
 		t.Fatalf("limits = %q; want the recorded one kept", got)
 	}
 }
+
+// deafBucket is a real bucket whose watch delivers nothing: a process whose
+// view of the bucket lags behind the other processes' writes.
+type deafBucket struct{ *stream.KV }
+
+func (deafBucket) Watch(context.Context, func(string, []byte)) error { return nil }
+
+// racingBucket writes intruder into the key right after the first read of
+// a Record, as another process would between its read and its write.
+type racingBucket struct {
+	*stream.KV
+	intruder []byte
+	done     bool
+}
+
+func (b *racingBucket) GetRevision(ctx context.Context, key string) ([]byte, uint64, error) {
+	v, rev, err := b.KV.GetRevision(ctx, key)
+	if err == nil && !b.done {
+		b.done = true
+		if err := b.KV.Put(ctx, key, b.intruder); err != nil {
+			return nil, 0, err
+		}
+	}
+	return v, rev, err
+}
+
+func bucketLimits(t *testing.T, ctx context.Context, kv *stream.KV, key string, now time.Time) string {
+	t.Helper()
+	v, _, err := kv.GetRevision(ctx, key)
+	if err != nil {
+		t.Fatalf("GetRevision: %v", err)
+	}
+	rl, err := decode(v)
+	if err != nil {
+		t.Fatalf("decode %q: %v", v, err)
+	}
+	return rl.Format(now)
+}
+
+// Two processes recording different limits of one key: the bucket ends with
+// both, also when the second process had not yet seen the first one's write
+// (its Record merges with the bucket, not only with its own view), and the
+// first process sees both through its watch.
+func TestRecordMergesWithTheBucket(t *testing.T) {
+	clk := newClock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := openConn(t, t.TempDir())
+	defer func() { _ = conn.Close() }()
+	kv, err := conn.KeyValue(ctx, BucketName, BucketTTL)
+	if err != nil {
+		t.Fatalf("KeyValue: %v", err)
+	}
+	a := openShared(t, ctx, conn, clk.now)
+	b, err := Open(ctx, deafBucket{kv}, clk.now, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	now := clk.now()
+	if err := a.Record(ctx, key, upstream.RateLimits{}.Add(upstream.RateLimit{Categories: []string{"error"},
+		Scope: upstream.ScopeKey, Until: now.Add(60 * time.Second)})); err != nil {
+		t.Fatalf("Record a: %v", err)
+	}
+	if got := b.Limits(key).Format(now); got != "" {
+		t.Fatalf("b saw %q; the test needs a process that has not seen a's write", got)
+	}
+	if err := b.Record(ctx, key, upstream.RateLimits{}.Add(upstream.RateLimit{Categories: []string{"transaction"},
+		Scope: upstream.ScopeKey, Until: now.Add(120 * time.Second)})); err != nil {
+		t.Fatalf("Record b: %v", err)
+	}
+	const want = "120:transaction:key, 60:error:key"
+	if got := bucketLimits(t, ctx, kv, key, now); got != want {
+		t.Fatalf("bucket holds %q; want %q (the later write must not drop the earlier one)", got, want)
+	}
+	waitFor(t, "a to see both limits", func() bool { return a.Limits(key).Format(now) == want })
+}
+
+// A write that lands between Record's read and its write makes the write
+// fail and Record read, merge and write again: nothing of either is lost.
+func TestRecordRetriesOnConflict(t *testing.T) {
+	clk := newClock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := openConn(t, t.TempDir())
+	defer func() { _ = conn.Close() }()
+	kv, err := conn.KeyValue(ctx, BucketName, BucketTTL)
+	if err != nil {
+		t.Fatalf("KeyValue: %v", err)
+	}
+	now := clk.now()
+	intruder, err := encode(upstream.RateLimits{}.Add(upstream.RateLimit{Categories: []string{"session"},
+		Scope: upstream.ScopeKey, Until: now.Add(30 * time.Second)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		key   string
+		first bool // the key has no value before the Record (Create, not Update)
+	}{{"no value yet", "fedcba9876543210fedcba9876543210", true}, {"a value already", key, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := tc.key
+			if !tc.first {
+				if err := kv.Put(ctx, key, intruder); err != nil {
+					t.Fatalf("Put: %v", err)
+				}
+			}
+			bucket := &racingBucket{KV: kv, intruder: intruder}
+			s, err := Open(ctx, bucket, clk.now, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			before := swapConflicts.Get()
+			if err := s.Record(ctx, key, upstream.RateLimits{}.Add(upstream.RateLimit{Categories: []string{"error"},
+				Scope: upstream.ScopeKey, Until: now.Add(60 * time.Second)})); err != nil {
+				t.Fatalf("Record: %v", err)
+			}
+			if got := swapConflicts.Get() - before; got != 1 {
+				t.Fatalf("conflicts counted: %d, want 1", got)
+			}
+			if got, want := bucketLimits(t, ctx, kv, key, now), "60:error:key, 30:session:key"; got != want {
+				t.Fatalf("bucket holds %q; want %q", got, want)
+			}
+		})
+	}
+}

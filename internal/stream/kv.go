@@ -52,6 +52,43 @@ func (k *KV) Get(ctx context.Context, key string) ([]byte, error) {
 	return e.Value(), nil
 }
 
+// ErrKVConflict is Swap's answer when the key's revision is no longer the
+// one given: another process wrote it meanwhile.
+var ErrKVConflict = errors.New("stream: kv: the key changed meanwhile")
+
+// GetRevision returns the value of key and its revision; nil and 0 (and no
+// error) when the bucket has none.
+func (k *KV) GetRevision(ctx context.Context, key string) ([]byte, uint64, error) {
+	e, err := k.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("stream: kv get %s: %w", key, err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+// Swap sets key to value only if its revision is still rev (0: the key has
+// no value), else returns an error matching ErrKVConflict: a read, merge
+// and write that no other process's write can slip between.
+func (k *KV) Swap(ctx context.Context, key string, value []byte, rev uint64) error {
+	var err error
+	if rev == 0 {
+		_, err = k.kv.Create(ctx, key, value)
+	} else {
+		_, err = k.kv.Update(ctx, key, value, rev)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return fmt.Errorf("stream: kv swap %s at revision %d: %w", key, rev, ErrKVConflict)
+	default:
+		return fmt.Errorf("stream: kv swap %s: %w", key, err)
+	}
+}
+
 // Put sets key to value.
 func (k *KV) Put(ctx context.Context, key string, value []byte) error {
 	if _, err := k.kv.Put(ctx, key, value); err != nil {
