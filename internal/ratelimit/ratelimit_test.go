@@ -35,13 +35,31 @@ func openConn(t *testing.T, dir string) *stream.Conn {
 	return c
 }
 
-func openShared(t *testing.T, ctx context.Context, c *stream.Conn, now func() time.Time) *Shared {
+// setup gives a test a clock, a 30 s context, a stream in a fresh directory
+// and the limits' bucket on it, all closed when the test ends.
+func setup(t *testing.T) (*clock, context.Context, *stream.Conn, *stream.KV) {
+	t.Helper()
+	clk := newClock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	conn := openConn(t, t.TempDir())
+	t.Cleanup(func() { _ = conn.Close() })
+	return clk, ctx, conn, openBucket(t, ctx, conn)
+}
+
+// openBucket binds to the limits' bucket on c (creating it the first time).
+func openBucket(t *testing.T, ctx context.Context, c *stream.Conn) *stream.KV {
 	t.Helper()
 	kv, err := c.KeyValue(ctx, BucketName, BucketTTL)
 	if err != nil {
 		t.Fatalf("KeyValue: %v", err)
 	}
-	s, err := Open(ctx, kv, now, slog.New(slog.DiscardHandler))
+	return kv
+}
+
+func openShared(t *testing.T, ctx context.Context, c *stream.Conn, now func() time.Time) *Shared {
+	t.Helper()
+	s, err := Open(ctx, openBucket(t, ctx, c), now, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -118,18 +136,10 @@ func TestSharedAcrossProcessesAndRestart(t *testing.T) {
 // A value that does not decode is ignored (and counted), not a crash, and
 // does not erase what the key had.
 func TestSharedIgnoresBadValues(t *testing.T) {
-	clk := newClock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn := openConn(t, t.TempDir())
-	defer func() { _ = conn.Close() }()
+	clk, ctx, conn, kv := setup(t)
 	s := openShared(t, ctx, conn, clk.now)
 	if err := s.Record(ctx, key, upstream.RateLimits{}.Add(upstream.RateLimit{Until: clk.now().Add(time.Minute)})); err != nil {
 		t.Fatalf("Record: %v", err)
-	}
-	kv, err := conn.KeyValue(ctx, BucketName, BucketTTL)
-	if err != nil {
-		t.Fatalf("KeyValue: %v", err)
 	}
 	// One at a time: the bucket keeps one value per key, so a value replaced
 	// before the watch read it is never seen (nor needs to be).
@@ -188,15 +198,7 @@ func bucketLimits(t *testing.T, ctx context.Context, kv *stream.KV, key string, 
 // (its Record merges with the bucket, not only with its own view), and the
 // first process sees both through its watch.
 func TestRecordMergesWithTheBucket(t *testing.T) {
-	clk := newClock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn := openConn(t, t.TempDir())
-	defer func() { _ = conn.Close() }()
-	kv, err := conn.KeyValue(ctx, BucketName, BucketTTL)
-	if err != nil {
-		t.Fatalf("KeyValue: %v", err)
-	}
+	clk, ctx, conn, kv := setup(t)
 	a := openShared(t, ctx, conn, clk.now)
 	b, err := Open(ctx, deafBucket{kv}, clk.now, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -224,15 +226,7 @@ func TestRecordMergesWithTheBucket(t *testing.T) {
 // A write that lands between Record's read and its write makes the write
 // fail and Record read, merge and write again: nothing of either is lost.
 func TestRecordRetriesOnConflict(t *testing.T) {
-	clk := newClock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn := openConn(t, t.TempDir())
-	defer func() { _ = conn.Close() }()
-	kv, err := conn.KeyValue(ctx, BucketName, BucketTTL)
-	if err != nil {
-		t.Fatalf("KeyValue: %v", err)
-	}
+	clk, ctx, _, kv := setup(t)
 	now := clk.now()
 	intruder, err := encode(upstream.RateLimits{}.Add(upstream.RateLimit{Categories: []string{"session"},
 		Scope: upstream.ScopeKey, Until: now.Add(30 * time.Second)}))
