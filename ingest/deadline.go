@@ -41,14 +41,13 @@ func newPublishDeadlines(timeout time.Duration, now func() time.Time) *publishDe
 // get returns a context that ends no earlier than timeout from now and no
 // later than timeout+slack from now.
 func (d *publishDeadlines) get() context.Context {
-	now := d.now()
-	min := now.Add(d.timeout)
+	earliest := d.now().Add(d.timeout)
 	for {
 		cur := d.cur.Load()
-		if cur != nil && !cur.at.Before(min) && cur.at.Sub(min) <= d.slack {
+		if cur != nil && !cur.at.Before(earliest) && cur.at.Sub(earliest) <= d.slack {
 			return cur.ctx
 		}
-		at := min.Add(d.slack)
+		at := earliest.Add(d.slack)
 		ctx, cancel := context.WithDeadline(context.Background(), at)
 		next := &sharedDeadline{at: at, ctx: ctx, cancel: cancel}
 		if d.cur.CompareAndSwap(cur, next) {

@@ -42,14 +42,8 @@ func (c *Conn) KeyValue(ctx context.Context, bucket string, ttl time.Duration) (
 
 // Get returns the value of key, nil (and no error) when the bucket has none.
 func (k *KV) Get(ctx context.Context, key string) ([]byte, error) {
-	e, err := k.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("stream: kv get %s: %w", key, err)
-	}
-	return e.Value(), nil
+	v, _, err := k.GetRevision(ctx, key)
+	return v, err
 }
 
 // ErrKVConflict is Swap's answer when the key's revision is no longer the
